@@ -1,0 +1,1 @@
+//! quarry-format: see SPEC.md.
