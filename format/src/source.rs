@@ -1,0 +1,113 @@
+//! Byte sources for [`QuarryFile`]: a read-only memory map, or aligned owned bytes.
+//! This is the only module that touches memmap2, and the only `unsafe` in Quarry.
+//!
+//! # The mapping contract (SIGBUS)
+//! A mapped file's bytes are borrowed as `&[u8]` for as long as the map lives. If another
+//! process truncated the file, reading the lost pages would raise SIGBUS; if it rewrote the file
+//! in place, the "immutable" bytes would change under the reader. Quarry upholds the contract
+//! by construction: `quarry-etl` writes a temporary file, fsyncs it and publishes it by
+//! `rename`, so a published file is never modified; a new version is a new inode, and the old
+//! one lives until its last map is dropped. `quarry-server` never writes data files and maps
+//! them read-only; Kubernetes mounts the data volume read-only.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Advice, Mmap};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::error::{FormatError, Result};
+use crate::reader::QuarryFile;
+
+/// A Quarry file mapped read-only. `Send + Sync + 'static`; wrap it in an `Arc` and hand out
+/// `bytes::Bytes::from_owner` slices without copying.
+#[derive(Debug)]
+pub struct MappedFile {
+    map: Mmap,
+    path: PathBuf,
+}
+
+impl MappedFile {
+    /// Maps `path` read-only.
+    ///
+    /// # Errors
+    /// `FormatError::Io` naming the path when it cannot be opened or mapped.
+    pub fn open(path: &Path) -> Result<MappedFile> {
+        let file = File::open(path)
+            .map_err(|e| FormatError::io(format!("opening {}", path.display()), e))?;
+        // SAFETY: the map is read-only and lives in this struct, which hands out only shared
+        // borrows. Immutability of the underlying file is the mapping contract in this module's
+        // docs, upheld by quarry-etl (publish by rename, never rewrite) and by quarry-server and
+        // Kubernetes (read-only access to the data directory).
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|e| FormatError::io(format!("mapping {}", path.display()), e))?;
+        Ok(MappedFile {
+            map,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Asks the kernel to read the whole file ahead (`madvise(MADV_WILLNEED)`).
+    ///
+    /// # Errors
+    /// The kernel's refusal, which a caller may log and ignore.
+    pub fn advise_willneed(&self) -> std::io::Result<()> {
+        if self.map.is_empty() {
+            return Ok(());
+        }
+        self.map.advise(Advice::WillNeed)
+    }
+}
+
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+/// Maps and opens the file at `path` (cheap validation only; call `verify` for the rest).
+///
+/// # Errors
+/// I/O errors naming the path, or the [`QuarryFile::open`] error.
+pub fn read_file(path: &Path) -> Result<QuarryFile<MappedFile>> {
+    QuarryFile::open(MappedFile::open(path)?)
+}
+
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C, align(64))]
+struct Block([u8; 64]);
+
+/// Owned bytes starting at a 64-byte-aligned address, for files read into memory (tests,
+/// small files). A plain `Vec<u8>` gives no alignment guarantee and `open` would refuse it.
+#[derive(Clone)]
+pub struct AlignedBuf {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub fn from_slice(bytes: &[u8]) -> AlignedBuf {
+        let mut blocks = vec![Block([0; 64]); bytes.len().div_ceil(64)];
+        blocks.as_mut_slice().as_mut_bytes()[..bytes.len()].copy_from_slice(bytes);
+        AlignedBuf {
+            blocks,
+            len: bytes.len(),
+        }
+    }
+}
+
+impl AsRef<[u8]> for AlignedBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.blocks.as_slice().as_bytes()[..self.len]
+    }
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} bytes)", self.len)
+    }
+}
