@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command (README, second command; .ci/run calls it). Works on a fresh machine with the
+# Rust toolchain and Python 3: installs the Python packages the tests use, then runs
+#   1. every crate's unit, integration and doc tests (format, query, etl, server, tests/ e2e),
+#   2. the end-to-end tests once more with the epoll driver forced (io_uring is blocked by the
+#      default seccomp profiles of containerd >= 2.0 and Docker >= 25: epoll is production),
+#   3. the Kubernetes manifest validation and policy tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Python packages for the differential oracle (DuckDB) and the Arrow check (pyarrow).
+if ! python3 -c 'import duckdb, pyarrow' 2>/dev/null; then
+  echo "== installing Python test dependencies (duckdb, pyarrow)"
+  python3 -m pip install --quiet --disable-pip-version-check duckdb pyarrow
+fi
+
+echo "== cargo test --workspace"
+cargo test --workspace --locked
+
+echo "== end-to-end tests again with the epoll driver forced"
+MONOIO_FORCE_LEGACY_DRIVER=1 QUARRY_FORCE_EPOLL=1 cargo test --locked -p quarry-tests
+
+if [ -x scripts/k8s-validate.sh ]; then
+  echo "== Kubernetes manifests"
+  scripts/k8s-validate.sh
+fi
+echo "== all tests passed"
