@@ -1,2 +1,89 @@
 #![forbid(unsafe_code)]
-//! The ETL job.
+//! quarry-etl: builds Quarry dataset files from CSV and JSON Lines on all cores.
+//!
+//! `main.rs` only calls [`main_with_args`]; tests call [`run`] or [`build::build`] in-process.
+//! See `build.rs` for the pipeline, `split.rs` for record-boundary splitting, `sort.rs` for
+//! keyed builds and spilling, `publish.rs` for the atomic publish.
+
+pub mod batch;
+pub mod build;
+pub mod cli;
+pub mod columns;
+pub mod error;
+pub mod infer;
+pub mod input;
+pub mod inspect;
+pub mod memory;
+pub mod parse;
+pub mod plan;
+pub mod progress;
+pub mod publish;
+pub mod schema_file;
+pub mod sort;
+pub mod spill;
+pub mod split;
+pub mod values;
+
+use anyhow::Result;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Runs a parsed command; returns what to print on stdout.
+pub fn run(cli: Cli) -> Result<String> {
+    match cli.command {
+        Command::Build(args) => {
+            let report = build::build(&args)?;
+            eprintln!("{}", report.summary());
+            Ok(String::new())
+        }
+        Command::Inspect(a) => inspect::inspect(&a.file, a.json),
+        Command::Verify(a) => inspect::verify(&a.file, a.json),
+        Command::Infer(a) => {
+            let inputs = input::resolve_inputs(&a.read)?;
+            let probes = inputs
+                .iter()
+                .map(|i| infer::probe(i, &a.read, true))
+                .collect::<Result<Vec<_>>>()?;
+            let (schema, _) = infer::resolve(&a.read, &inputs, &probes)?;
+            Ok(serde_json::to_string_pretty(
+                &schema_file::SchemaFile::from_schema(&schema),
+            )?)
+        }
+    }
+}
+
+/// The whole program: parse arguments, run, print, and return the exit code.
+pub fn main_with_args<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                error::EXIT_USAGE
+            } else {
+                error::EXIT_OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    match run(cli) {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            error::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            error::exit_code(&e)
+        }
+    }
+}

@@ -1,2 +1,55 @@
 #![forbid(unsafe_code)]
-//! The query engine.
+//! quarry-query: Quarry's query engine. No HTTP, no I/O.
+//!
+//! A request goes through three steps, each usable from a one-thread event loop:
+//! 1. [`parse_rows_query`] turns a PostgREST-style query string into a [`RowsQuery`]
+//!    (400s name the parameter at fault; 409 for a cursor from another version).
+//! 2. [`Scan::step`] examines rows in slices of at most `budget_rows`, then [`Scan::finish`]
+//!    gives the [`Page`] (row numbers, or group rows for aggregates).
+//! 3. [`Encoder::step`] writes the page as JSON, NDJSON or CSV in pieces of about `max_bytes`.
+//!
+//! See ARCHITECTURE (contract/arch-query.md) for the invariants.
+
+mod aggregate;
+mod arrow_out;
+mod cursor;
+mod encode;
+mod error;
+mod eval;
+mod key;
+mod like;
+mod literal;
+mod negotiate;
+mod output;
+mod plan;
+mod query;
+mod scan;
+
+pub use encode::Encoder;
+pub use error::{ErrorKind, QueryError};
+pub use key::{parse_key, row_json, KeyValue};
+pub use negotiate::{negotiate, OutputFormat};
+pub use output::OwnedValue;
+pub use query::{parse_rows_query, RowsQuery};
+pub use scan::{GroupRows, Page, Scan};
+
+/// Per-request bounds, set from the server's flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Page size when `limit=` is absent.
+    pub default_limit: usize,
+    /// Largest `limit=` accepted (larger -> 400).
+    pub max_limit: usize,
+    /// Rows a single request may examine (more -> 422 `too_much_work`).
+    pub max_scan_rows: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            default_limit: 100,
+            max_limit: 10_000,
+            max_scan_rows: 100_000_000,
+        }
+    }
+}

@@ -1,2 +1,24 @@
 #![forbid(unsafe_code)]
-//! The server.
+//! `quarry-server`: one core, one thread, one event loop serving Quarry dataset files over
+//! HTTP/1.1 (monoio + hyper). `main.rs` only parses flags, sets up logging and calls [`run`];
+//! tests call [`start`] to run the server in-process.
+
+mod body;
+mod catalog;
+pub mod config;
+mod dataset;
+mod error;
+mod handlers;
+mod loader;
+pub mod logging;
+mod metrics;
+pub mod routes;
+mod server;
+mod state;
+mod sync;
+
+pub use config::{Config, LogFormat, VerifyMode};
+pub use server::{run, start, ServerHandle};
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = handlers::OPENAPI_JSON;

@@ -1,1 +1,9 @@
-//! End-to-end tests.
+//! End-to-end tests: the real quarry-etl and quarry-server binaries over real sockets.
+//! One test binary with modules (cargo test -p quarry-tests).
+
+mod differential;
+mod endpoints;
+mod faults;
+mod fixtures;
+mod hostile;
+mod query_fuzz;

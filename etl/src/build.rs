@@ -1,0 +1,481 @@
+//! `quarry-etl build`: the pipeline.
+//!
+//! ```text
+//! reader thread ──chunks──> N parse workers ──batches──> collector (this thread)
+//!   (split at record          (csv / serde_json,           in input order: line numbers,
+//!    boundaries)               typing into columns)         bad rows, then either
+//!                                                           · no key: plan row groups, or
+//!                                                           · key: sort runs (rayon, N),
+//!                                                             spill, k-way merge, dedupe
+//!        ──plans──> N encode workers ──encoded row groups──> writer thread (in seq order)
+//!                   (gather, encode_row_group:                FileWriter::write_encoded,
+//!                    dictionaries, stats, checksums)          then fsync, verify, rename
+//! ```
+//! All channels are bounded (crossbeam), so memory in flight is bounded by the channel sizes
+//! and the chunk size. Every stage reorders by sequence number where it needs order, so the
+//! output does not depend on thread timing. A stage that fails drops its channels; the others
+//! then stop, and no file is published unless every stage succeeded.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use quarry_format::{DictionaryPolicy, Schema, WriteOptions};
+
+use crate::cli::{BuildArgs, InputFormat, OnBadRow};
+use crate::error::{bad_input, usage};
+use crate::infer::{self, Probe};
+use crate::input::{self, InputSpec};
+use crate::memory;
+use crate::parse::{Chunk, ParseCtx, Parsed};
+use crate::plan::{self, Plan, Planner, Stopped};
+use crate::progress::{Counters, Progress};
+use crate::publish::{self, ScratchDir, TempFile};
+use crate::schema_file::SchemaFile;
+use crate::sort::{SortStats, Sorter};
+
+/// Bad rows quoted in messages and the summary.
+pub const BAD_ROWS_SHOWN: usize = 10;
+const MIN_CHUNK: usize = 64 << 10;
+const MAX_CHUNK: usize = 4 << 20;
+
+/// What a build did.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub row_groups: usize,
+    pub bad_rows: u64,
+    pub bad_row_samples: Vec<String>,
+    pub duplicates_dropped: u64,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+    pub elapsed: Duration,
+    pub threads: usize,
+    pub memory_limit: u64,
+    pub spilled_runs: usize,
+    pub peak_rss: Option<u64>,
+    pub version: String,
+    pub schema: SchemaFile,
+}
+
+impl BuildReport {
+    pub fn summary(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let mut s = format!(
+            "built {}: {} rows in {} row groups, {} bad rows skipped, {} duplicates dropped; \
+             read {:.1} MB in {:.2} s ({:.1} MB/s) on {} threads; wrote {:.1} MB; \
+             {} spilled runs (memory limit {} MiB); peak RSS {}; version {}",
+            self.path.display(),
+            self.rows,
+            self.row_groups,
+            self.bad_rows,
+            self.duplicates_dropped,
+            self.input_bytes as f64 / 1e6,
+            secs,
+            self.input_bytes as f64 / 1e6 / secs,
+            self.threads,
+            self.output_bytes as f64 / 1e6,
+            self.spilled_runs,
+            self.memory_limit >> 20,
+            self.peak_rss.map_or("?".to_string(), |b| format!(
+                "{:.1} MiB",
+                b as f64 / 1048576.0
+            )),
+            self.version,
+        );
+        for b in &self.bad_row_samples {
+            s.push_str("\n  skipped: ");
+            s.push_str(b);
+        }
+        s
+    }
+}
+
+/// Worker threads by default: `available_parallelism`, which on Linux honours the affinity
+/// mask and the cgroup v2/v1 CPU quota (rounded down, at least 1).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn build(args: &BuildArgs) -> Result<BuildReport> {
+    let started = Instant::now();
+    publish::validate_name(&args.name)?;
+    let threads = args.threads.unwrap_or_else(default_threads);
+    if threads == 0 {
+        return Err(usage("--threads must be at least 1"));
+    }
+    if args.row_group_rows == 0 || args.row_group_rows > u32::MAX as usize {
+        return Err(usage("--row-group-rows must be between 1 and 2^32-1"));
+    }
+    let memory_limit = match &args.memory_limit {
+        Some(s) => memory::parse_size(s)?,
+        None => memory::default_limit(),
+    };
+    let inputs = input::resolve_inputs(&args.read)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    publish::clean_stale(&args.out);
+    if let Some(d) = &args.spill_dir {
+        publish::clean_stale(d);
+    }
+
+    let inferred = args.read.schema.is_none();
+    let mut probes = inputs
+        .iter()
+        .map(|i| infer::probe(i, &args.read, inferred))
+        .collect::<Result<Vec<Probe>>>()?;
+    let (schema, layouts) = infer::resolve(&args.read, &inputs, &probes)?;
+    if let Some(p) = &args.schema_out {
+        SchemaFile::from_schema(&schema).write(p)?;
+    }
+    let json_index = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.clone(), i))
+        .collect();
+    let ctx = ParseCtx {
+        schema: schema.clone(),
+        layouts,
+        keep_lines: schema.key().is_some(),
+        fail_fast: args.on_bad_row == OnBadRow::Fail,
+        ignore_extra_keys: args.read.ignore_extra_keys,
+        inferred,
+        json_index,
+        delimiters: inputs.iter().map(|i| i.delimiter).collect(),
+    };
+
+    // Chunks in flight: 2 per worker in each channel, plus the ones being parsed, each about 3x
+    // its size once typed. The chunk size keeps that at about 1/4 of the budget.
+    let chunk_size =
+        ((memory_limit as usize) / (4 * 3 * (4 * threads + 2))).clamp(MIN_CHUNK, MAX_CHUNK);
+    let in_flight = chunk_size * 3 * (4 * threads + 2);
+    let run_budget = (memory_limit as usize).saturating_sub(in_flight);
+
+    let (temp, file) = TempFile::create(&args.out, &args.name)?;
+    let scratch = ScratchDir::new(args.spill_dir.as_deref().unwrap_or(&args.out), &args.name);
+    let counters = Counters::default();
+    let progress = Progress::start(args.progress, input::total_size(&inputs), &counters);
+    let options = WriteOptions {
+        row_group_rows: args.row_group_rows,
+        created_by: format!("quarry-etl {}", env!("CARGO_PKG_VERSION")),
+        dictionary: DictionaryPolicy::Auto,
+    };
+    let stdin = probes.iter_mut().find_map(|p| p.stdin.take());
+    let setup = Setup {
+        args,
+        ctx: &ctx,
+        inputs: &inputs,
+        probes: &probes,
+        threads,
+        chunk_size,
+        run_budget,
+        counters: &counters,
+        scratch: &scratch,
+    };
+    let result = run_pipeline(&setup, stdin, file, &options);
+    progress.finish();
+    let (file, out) = result?;
+    let path = temp.publish(file, &args.out, &args.name)?;
+    let output_bytes = std::fs::metadata(&path)
+        .map(|m| m.len())
+        .unwrap_or(out.summary_bytes);
+    Ok(BuildReport {
+        path,
+        rows: out.rows,
+        row_groups: out.row_groups,
+        bad_rows: out.bad_rows,
+        bad_row_samples: out.bad_samples,
+        duplicates_dropped: out.sort.duplicates_dropped,
+        input_bytes: counters.bytes.load(Ordering::Relaxed),
+        output_bytes,
+        elapsed: started.elapsed(),
+        threads,
+        memory_limit,
+        spilled_runs: out.sort.spilled_runs,
+        peak_rss: memory::peak_rss(),
+        version: out.version,
+        schema: SchemaFile::from_schema(&schema),
+    })
+}
+
+struct Setup<'a> {
+    args: &'a BuildArgs,
+    ctx: &'a ParseCtx,
+    inputs: &'a [InputSpec],
+    probes: &'a [Probe],
+    threads: usize,
+    chunk_size: usize,
+    run_budget: usize,
+    counters: &'a Counters,
+    scratch: &'a ScratchDir,
+}
+
+struct Outcome {
+    rows: u64,
+    row_groups: usize,
+    bad_rows: u64,
+    bad_samples: Vec<String>,
+    sort: SortStats,
+    version: String,
+    summary_bytes: u64,
+}
+
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>, what: &str) -> Result<T> {
+    h.join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the {what} thread panicked")))
+}
+
+fn run_pipeline(
+    s: &Setup<'_>,
+    stdin: Option<(Vec<u8>, input::Body)>,
+    file: std::fs::File,
+    options: &WriteOptions,
+) -> Result<(std::fs::File, Outcome)> {
+    let t = s.threads;
+    let (chunk_tx, chunk_rx) = bounded::<Chunk>(2 * t);
+    let (parsed_tx, parsed_rx) = bounded::<Parsed>(2 * t);
+    let (plan_tx, plan_rx) = bounded::<Plan>(2 * t);
+    let (enc_tx, enc_rx) = bounded(2 * t);
+    let schema = &s.ctx.schema;
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("quarry-read".into())
+            .spawn_scoped(scope, move || read_loop(s, stdin, chunk_tx))
+            .context("spawning the reader thread")?;
+        let mut parsers = Vec::new();
+        for i in 0..t {
+            let (rx, tx) = (chunk_rx.clone(), parsed_tx.clone());
+            let ctx = s.ctx;
+            parsers.push(
+                std::thread::Builder::new()
+                    .name(format!("quarry-parse-{i}"))
+                    .spawn_scoped(scope, move || -> Result<()> {
+                        for chunk in rx {
+                            if tx.send(ctx.parse(chunk)).is_err() {
+                                return Err(anyhow::Error::new(Stopped));
+                            }
+                        }
+                        Ok(())
+                    })
+                    .context("spawning a parse thread")?,
+            );
+        }
+        drop((chunk_rx, parsed_tx));
+        let mut encoders = Vec::new();
+        for i in 0..t {
+            let (rx, tx) = (plan_rx.clone(), enc_tx.clone());
+            encoders.push(
+                std::thread::Builder::new()
+                    .name(format!("quarry-encode-{i}"))
+                    .spawn_scoped(scope, move || plan::encode_loop(schema, options, rx, tx))
+                    .context("spawning an encode thread")?,
+            );
+        }
+        drop((plan_rx, enc_tx));
+        let writer = std::thread::Builder::new()
+            .name("quarry-write".into())
+            .spawn_scoped(scope, move || {
+                plan::write_loop(file, schema.clone(), options.clone(), enc_rx)
+            })
+            .context("spawning the writer thread")?;
+
+        let collected = collect(s, parsed_rx, plan_tx);
+
+        // Join everything, then report the first real error in pipeline order.
+        let mut errors: Vec<anyhow::Error> = Vec::new();
+        let mut results: Vec<Result<()>> = vec![join(reader, "reader")];
+        for p in parsers {
+            results.push(join(p, "parse"));
+        }
+        let collected = match collected {
+            Ok(c) => Some(c),
+            Err(e) => {
+                results.push(Err(e));
+                None
+            }
+        };
+        for e in encoders {
+            results.push(join(e, "encode"));
+        }
+        let written = match join(writer, "writer") {
+            Ok(w) => Some(w),
+            Err(e) => {
+                results.push(Err(e));
+                None
+            }
+        };
+        errors.extend(results.into_iter().filter_map(Result::err));
+        if let Some(e) = errors
+            .iter()
+            .position(|e| !e.is::<Stopped>())
+            .map(|i| errors.swap_remove(i))
+        {
+            return Err(e);
+        }
+        if let Some(e) = errors.pop() {
+            return Err(e);
+        }
+        let (Some(mut c), Some((file, summary))) = (collected, written) else {
+            anyhow::bail!("the build pipeline stopped without an error");
+        };
+        c.row_groups = summary.row_groups;
+        c.version = summary.version.to_string();
+        c.summary_bytes = summary.bytes;
+        if summary.rows != c.rows {
+            anyhow::bail!(
+                "internal error: planned {} rows but wrote {}",
+                c.rows,
+                summary.rows
+            );
+        }
+        Ok((file, c))
+    })
+}
+
+/// Reader thread: every input in order, cut into chunks at record boundaries.
+fn read_loop(
+    s: &Setup<'_>,
+    mut stdin: Option<(Vec<u8>, input::Body)>,
+    tx: Sender<Chunk>,
+) -> Result<()> {
+    let mut seq = 0u64;
+    for (i, (spec, probe)) in s.inputs.iter().zip(s.probes).enumerate() {
+        let (mut body, carry) = match (&spec.path, stdin.take()) {
+            (None, Some((prefix, rest))) => {
+                let skip = probe.header_len.min(prefix.len());
+                (rest, prefix[skip..].to_vec())
+            }
+            (None, None) => anyhow::bail!("stdin was not probed"),
+            (Some(_), kept) => {
+                stdin = kept;
+                let mut body = input::open(spec, Arc::clone(&s.counters.bytes))?;
+                let skipped = std::io::copy(
+                    &mut (&mut body).take(probe.header_len as u64),
+                    &mut std::io::sink(),
+                )
+                .with_context(|| format!("reading {}", spec.display))?;
+                if skipped != probe.header_len as u64 {
+                    anyhow::bail!("{} changed while it was being read", spec.display);
+                }
+                (body, Vec::new())
+            }
+        };
+        let delimiter = (spec.format != InputFormat::Jsonl).then_some(spec.delimiter);
+        let mut splitter = crate::split::Splitter::new(&mut body, delimiter, s.chunk_size, carry);
+        let mut first = Some(probe.first_line);
+        while let Some(bytes) = splitter
+            .next_chunk()
+            .with_context(|| format!("reading {}", spec.display))?
+        {
+            if spec.path.is_none() {
+                s.counters
+                    .bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            let chunk = Chunk {
+                seq,
+                file: i as u32,
+                bytes,
+                first_line: first.take(),
+            };
+            seq += 1;
+            if tx.send(chunk).is_err() {
+                return Err(anyhow::Error::new(Stopped));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Collector: takes parsed chunks in input order, numbers lines, counts bad rows, and feeds
+/// the planner directly (no key) or through the sorter (key).
+fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result<Outcome> {
+    let args = s.args;
+    let schema: &Schema = &s.ctx.schema;
+    let names: Vec<String> = s.inputs.iter().map(|i| i.display.clone()).collect();
+    let mut planner = Planner::new(args.row_group_rows, plan_tx);
+    let mut sorter = match schema.key() {
+        Some(k) => Some(Sorter::new(schema, k, s.run_budget, s.threads, s.scratch)?),
+        None => None,
+    };
+    let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut line = 1u64;
+    let mut bad_rows = 0u64;
+    let mut bad_samples = Vec::new();
+    for parsed in rx {
+        pending.insert(parsed.seq, parsed);
+        while let Some(mut p) = pending.remove(&next) {
+            next += 1;
+            if let Some(first) = p.first_line {
+                line = first;
+            }
+            let base_line = line;
+            line += p.lines;
+            for b in &p.bad {
+                let msg = format!(
+                    "{}:{}: {}",
+                    names[p.file as usize],
+                    base_line + b.line_offset,
+                    b.message
+                );
+                bad_rows += 1;
+                if args.on_bad_row == OnBadRow::Fail {
+                    return Err(bad_input(format!(
+                        "bad row at {msg} (pass --on-bad-row skip to skip bad rows)"
+                    )));
+                }
+                if bad_samples.len() < BAD_ROWS_SHOWN {
+                    tracing::warn!("skipping bad row at {msg}");
+                    bad_samples.push(msg);
+                }
+                if bad_rows > args.max_bad_rows {
+                    return Err(bad_input(format!(
+                        "more than --max-bad-rows {} bad rows; the first ones:\n  {}",
+                        args.max_bad_rows,
+                        bad_samples.join("\n  ")
+                    )));
+                }
+            }
+            if let crate::batch::Origin::Chunk { base_line: b, .. } = &mut p.batch.origin {
+                *b = base_line;
+            }
+            s.counters
+                .rows
+                .fetch_add(p.batch.rows as u64, Ordering::Relaxed);
+            match &mut sorter {
+                Some(sorter) => sorter.push(p.batch)?,
+                None => {
+                    let rows = p.batch.rows;
+                    planner.push_range(&Arc::new(p.batch), 0..rows)?;
+                }
+            }
+        }
+    }
+    if !pending.is_empty() {
+        // A parse worker stopped early; its error is reported by the join.
+        return Err(anyhow::Error::new(Stopped));
+    }
+    let sort = match sorter {
+        Some(sorter) => sorter.finish(&mut planner, args.on_duplicate_key, &names)?,
+        None => SortStats::default(),
+    };
+    let rows = planner.total_rows;
+    planner.finish()?;
+    Ok(Outcome {
+        rows,
+        row_groups: 0,
+        bad_rows,
+        bad_samples,
+        sort,
+        version: String::new(),
+        summary_bytes: 0,
+    })
+}

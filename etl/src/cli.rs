@@ -1,0 +1,149 @@
+//! Command line (clap derive). Every option can also come from a `QUARRY_*` environment
+//! variable so that a Kubernetes Job can set them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  runtime or I/O error
+  2  usage error (bad options, invalid dataset name)
+  3  bad input data (bad rows past --max-bad-rows, duplicate keys, schema mismatch)
+  4  verification failed (corrupt file)";
+
+#[derive(Debug, Parser)]
+#[command(name = "quarry-etl", version, about = "Builds Quarry dataset files from CSV and JSON Lines on all cores", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build <DATA_DIR>/<DATASET>.qry from one or more inputs of one schema.
+    #[command(after_help = EXIT_CODES)]
+    Build(BuildArgs),
+    /// Print a file's schema, rows, row groups, encodings and sizes.
+    #[command(after_help = EXIT_CODES)]
+    Inspect(InspectArgs),
+    /// Check every checksum and structure of a file (exit 4 when corrupt).
+    #[command(after_help = EXIT_CODES)]
+    Verify(InspectArgs),
+    /// Print the schema that `build` would infer, in the --schema file format.
+    #[command(after_help = EXIT_CODES)]
+    Infer(InferArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    Csv,
+    Tsv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnBadRow {
+    /// Stop at the first bad row (exit 3).
+    Fail,
+    /// Skip bad rows, report the first few, fail past --max-bad-rows.
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnDuplicateKey {
+    /// Fail naming both records (exit 3).
+    Error,
+    /// Keep the record that comes first in input order.
+    First,
+    /// Keep the record that comes last in input order.
+    Last,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, log lines otherwise.
+    Auto,
+    Bar,
+    Log,
+    None,
+}
+
+/// How inputs are read; shared by `build` and `infer`.
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    /// Input files (.csv, .tsv, .jsonl, .ndjson, each optionally .gz); `-` reads stdin.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Input format; default from each input's extension (required for `-`).
+    #[arg(long, env = "QUARRY_INPUT_FORMAT", value_enum)]
+    pub input_format: Option<InputFormat>,
+    /// CSV/TSV inputs have no header row: columns are named c1, c2, ... (or taken from --schema).
+    #[arg(long, env = "QUARRY_NO_HEADER")]
+    pub no_header: bool,
+    /// CSV field delimiter (one ASCII character; default `,`, or tab for .tsv).
+    #[arg(long, env = "QUARRY_DELIMITER")]
+    pub delimiter: Option<char>,
+    /// JSON Lines: ignore keys that are not in the schema (default: such a record is a bad row).
+    #[arg(long, env = "QUARRY_IGNORE_EXTRA_KEYS")]
+    pub ignore_extra_keys: bool,
+    /// Schema file (JSON) instead of inference: {"fields":[{"name":..,"type":..,"nullable":..}],"key":..}.
+    #[arg(long, env = "QUARRY_SCHEMA", value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Key column (int64 or utf8, non-null, unique): rows are sorted by it.
+    #[arg(long, env = "QUARRY_KEY", value_name = "COL")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Data directory to publish into.
+    #[arg(long, env = "QUARRY_OUT", value_name = "DATA_DIR")]
+    pub out: PathBuf,
+    /// Dataset name: the file is <DATA_DIR>/<DATASET>.qry.
+    #[arg(long, env = "QUARRY_NAME", value_name = "DATASET")]
+    pub name: String,
+    /// Write the schema used (inferred or given) to this file, in the --schema format.
+    #[arg(long, env = "QUARRY_SCHEMA_OUT", value_name = "FILE")]
+    pub schema_out: Option<PathBuf>,
+    /// Worker threads (default: the CPUs this process may use, honouring cgroup quotas).
+    #[arg(long, env = "QUARRY_THREADS")]
+    pub threads: Option<usize>,
+    /// Rows per row group.
+    #[arg(long, env = "QUARRY_ROW_GROUP_ROWS", default_value_t = 65_536)]
+    pub row_group_rows: usize,
+    #[arg(long, env = "QUARRY_ON_BAD_ROW", value_enum, default_value_t = OnBadRow::Fail)]
+    pub on_bad_row: OnBadRow,
+    /// With --on-bad-row skip: fail once more than this many rows were skipped.
+    #[arg(long, env = "QUARRY_MAX_BAD_ROWS", default_value_t = 1000)]
+    pub max_bad_rows: u64,
+    #[arg(long, env = "QUARRY_ON_DUPLICATE_KEY", value_enum, default_value_t = OnDuplicateKey::Error)]
+    pub on_duplicate_key: OnDuplicateKey,
+    /// Memory budget, e.g. 512M, 2G (default: 25% of the smaller of MemAvailable and the cgroup
+    /// memory.max). Keyed builds spill sorted runs to disk past it.
+    #[arg(long, env = "QUARRY_MEMORY_LIMIT", value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+    /// Directory for spilled runs (default: DATA_DIR).
+    #[arg(long, env = "QUARRY_SPILL_DIR", value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+    #[arg(long, env = "QUARRY_PROGRESS", value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// A .qry file.
+    pub file: PathBuf,
+    /// Machine-readable JSON output.
+    #[arg(long, env = "QUARRY_JSON")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InferArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+}

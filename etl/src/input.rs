@@ -1,0 +1,181 @@
+//! Opening inputs: files or stdin (`-`), gzip detected by its magic bytes, UTF-8 BOM stripped,
+//! format from the extension (`.csv`, `.tsv`, `.jsonl`, `.ndjson`, each optionally `.gz`) or
+//! `--input-format`. Raw (compressed) bytes read are counted for progress.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use flate2::read::MultiGzDecoder;
+
+use crate::cli::{InputFormat, ReadArgs};
+use crate::error::usage;
+
+/// One input as given on the command line.
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    /// `None` for stdin.
+    pub path: Option<PathBuf>,
+    /// Name used in messages: the path, or `<stdin>`.
+    pub display: String,
+    pub format: InputFormat,
+    pub delimiter: u8,
+}
+
+impl InputSpec {
+    pub fn is_csv(&self) -> bool {
+        self.format != InputFormat::Jsonl
+    }
+}
+
+fn format_from_name(path: &Path) -> Option<InputFormat> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    let ext = name.rsplit_once('.')?.1;
+    match ext {
+        "csv" => Some(InputFormat::Csv),
+        "tsv" | "tab" => Some(InputFormat::Tsv),
+        "jsonl" | "ndjson" => Some(InputFormat::Jsonl),
+        _ => None,
+    }
+}
+
+/// Resolves every input's format and delimiter.
+pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
+    let delimiter = match args.delimiter {
+        None => None,
+        Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => Some(c as u8),
+        Some(c) => {
+            return Err(usage(format!(
+                "--delimiter {c:?} must be one ASCII character other than a quote or newline"
+            )))
+        }
+    };
+    let mut stdin_seen = false;
+    let mut out = Vec::with_capacity(args.inputs.len());
+    for p in &args.inputs {
+        let is_stdin = p.as_os_str() == "-";
+        if is_stdin {
+            if stdin_seen {
+                return Err(usage("`-` (stdin) may be given only once"));
+            }
+            stdin_seen = true;
+        }
+        let format = match args.input_format {
+            Some(f) => f,
+            None if is_stdin => {
+                return Err(usage(
+                    "reading stdin (`-`) needs --input-format csv|tsv|jsonl",
+                ))
+            }
+            None => format_from_name(p).ok_or_else(|| {
+                usage(format!(
+                    "cannot tell the format of {}: use a .csv, .tsv, .jsonl or .ndjson name \
+                     (optionally .gz), or pass --input-format",
+                    p.display()
+                ))
+            })?,
+        };
+        let default_delim = if format == InputFormat::Tsv {
+            b'\t'
+        } else {
+            b','
+        };
+        out.push(InputSpec {
+            path: if is_stdin { None } else { Some(p.clone()) },
+            display: if is_stdin {
+                "<stdin>".to_string()
+            } else {
+                p.display().to_string()
+            },
+            format,
+            delimiter: delimiter.unwrap_or(default_delim),
+        });
+    }
+    Ok(out)
+}
+
+/// Counts bytes read from the underlying (possibly compressed) source.
+struct Counting<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A decoded byte stream of one input: decompressed, BOM removed.
+pub type Body = Box<dyn Read + Send + Sync>;
+
+/// Opens an input; `counter` receives the raw bytes read.
+pub fn open(spec: &InputSpec, counter: Arc<AtomicU64>) -> Result<Body> {
+    let raw: Box<dyn Read + Send + Sync> = match &spec.path {
+        Some(p) => Box::new(File::open(p).with_context(|| format!("opening {}", p.display()))?),
+        None => Box::new(io::stdin()),
+    };
+    let mut reader = BufReader::with_capacity(
+        1 << 16,
+        Counting {
+            inner: raw,
+            counter,
+        },
+    );
+    let head = reader
+        .fill_buf()
+        .with_context(|| format!("reading {}", spec.display))?;
+    let gz = head.starts_with(&[0x1f, 0x8b]);
+    let mut body: Box<dyn BufRead + Send + Sync> = if gz {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            MultiGzDecoder::new(reader),
+        ))
+    } else {
+        Box::new(reader)
+    };
+    // Strip a UTF-8 byte order mark. fill_buf may return fewer than 3 bytes: loop until it
+    // cannot be a BOM any more.
+    let mut probe = Vec::with_capacity(3);
+    while probe.len() < 3 {
+        let buf = body
+            .fill_buf()
+            .with_context(|| format!("reading {}", spec.display))?;
+        if buf.is_empty() {
+            break;
+        }
+        let take = (3 - probe.len()).min(buf.len());
+        probe.extend_from_slice(&buf[..take]);
+        body.consume(take);
+        if !b"\xEF\xBB\xBF".starts_with(&probe) {
+            break;
+        }
+    }
+    if probe == b"\xEF\xBB\xBF" {
+        probe.clear();
+    }
+    Ok(Box::new(io::Cursor::new(probe).chain(body)))
+}
+
+/// Total size of the file inputs (for the progress bar); `None` when stdin is among them.
+pub fn total_size(inputs: &[InputSpec]) -> Option<u64> {
+    let mut total = 0;
+    for i in inputs {
+        total += std::fs::metadata(i.path.as_ref()?).ok()?.len();
+    }
+    Some(total)
+}
+
+/// Reads until `buf` holds `want` bytes or the stream ends; returns bytes added.
+pub fn read_up_to(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    let start = buf.len();
+    let limit = (want.saturating_sub(start)) as u64;
+    r.take(limit).read_to_end(buf)?;
+    Ok(buf.len() - start)
+}

@@ -1,0 +1,13 @@
+//! quarry-etl integration tests: one test binary, modules by behaviour.
+
+mod common;
+
+mod bad_rows;
+mod cli;
+mod csv_input;
+mod determinism;
+mod inference;
+mod jsonl_input;
+mod keys;
+mod publish;
+mod roundtrip;

@@ -1,0 +1,646 @@
+//! Group-by aggregation over selected rows, one slice of one row group at a time.
+//!
+//! Each group column contributes one u64 word to a group key (int bits, normalised float bits,
+//! bool, or a global id interned from the string), plus one word of null flags. Groups are
+//! numbered in first-seen order; aggregate states are columnar vectors indexed by group id.
+//!
+//! Fast path: when every group column has a small per-row-group domain (dictionary codes of a
+//! string chunk, or bools) a row's local composite code indexes a per-row-group table that maps
+//! to the global group id, so the hash map is consulted once per distinct local combination,
+//! not once per row. Otherwise each row looks its key up in an Fx-hashed map.
+//!
+//! int64 sums accumulate in i128 (no overflow below 2^64 rows); a final sum outside i64 is a
+//! 422 `sum_overflow` error rather than a silently rounded float. avg is always float64.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use quarry_format::{Bitmap, ColumnChunk, DataType, QuarryFile};
+
+use crate::error::{ErrorKind, QueryError};
+use crate::eval::cmp_f64;
+use crate::output::OwnedValue;
+use crate::query::{AggFunc, AggSpec};
+
+/// FxHash (rustc's): fast for short integer keys; the keys are not attacker-chosen strings
+/// (strings are interned to dense ids first).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// At most this many group columns (one null-flag word).
+pub(crate) const MAX_GROUP_COLUMNS: usize = 64;
+/// Largest per-row-group composite domain for the table fast path.
+const LOCAL_TABLE_MAX: usize = 1 << 16;
+const UNSET: u32 = u32::MAX;
+
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    strings: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as u32;
+        self.strings.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Count {
+        counts: Vec<u64>,
+    },
+    SumInt {
+        sums: Vec<i128>,
+        n: Vec<u64>,
+        avg: bool,
+    },
+    SumFloat {
+        sums: Vec<f64>,
+        n: Vec<u64>,
+        avg: bool,
+    },
+    /// int64, date, timestamp, bool (as 0/1).
+    MinMaxInt {
+        v: Vec<i64>,
+        has: Vec<bool>,
+        max: bool,
+    },
+    MinMaxFloat {
+        v: Vec<f64>,
+        has: Vec<bool>,
+        max: bool,
+    },
+    MinMaxStr {
+        v: Vec<Option<Box<str>>>,
+        max: bool,
+    },
+}
+
+impl State {
+    fn grow(&mut self, n: usize) {
+        match self {
+            State::Count { counts } => counts.resize(n, 0),
+            State::SumInt { sums, n: c, .. } => {
+                sums.resize(n, 0);
+                c.resize(n, 0);
+            }
+            State::SumFloat { sums, n: c, .. } => {
+                sums.resize(n, 0.0);
+                c.resize(n, 0);
+            }
+            State::MinMaxInt { v, has, .. } => {
+                v.resize(n, 0);
+                has.resize(n, false);
+            }
+            State::MinMaxFloat { v, has, .. } => {
+                v.resize(n, 0.0);
+                has.resize(n, false);
+            }
+            State::MinMaxStr { v, .. } => v.resize(n, None),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Aggregator {
+    group_cols: Vec<(usize, DataType)>,
+    aggs: Vec<(AggSpec, Option<DataType>)>,
+    states: Vec<State>,
+    map: HashMap<Vec<u64>, u32, FxBuild>,
+    /// Encoded key of each group, `key_width` words per group.
+    keys: Vec<u64>,
+    key_width: usize,
+    interners: Vec<Interner>,
+    ngroups: usize,
+    // Per-row-group caches (fast path).
+    cache_rg: Option<usize>,
+    /// Per group column: local dictionary code -> global interned id (UNSET until needed).
+    dict_ids: Vec<Vec<u32>>,
+    /// Local composite code -> group id, when the fast path applies to this row group.
+    local_table: Option<Vec<u32>>,
+    // Scratch, reused across slices.
+    gids: Vec<u32>,
+    composite: Vec<u32>,
+    key_buf: Vec<u64>,
+}
+
+fn validity_of<'a>(chunk: &ColumnChunk<'a>) -> Option<Bitmap<'a>> {
+    match chunk {
+        ColumnChunk::Bool(c) => c.validity(),
+        ColumnChunk::Int64(c) | ColumnChunk::Timestamp(c) => c.validity(),
+        ColumnChunk::Float64(c) => c.validity(),
+        ColumnChunk::Date(c) => c.validity(),
+        ColumnChunk::Utf8(c) => c.validity(),
+    }
+}
+
+/// Canonical float bits for grouping: one NaN, and -0 groups with 0.
+fn float_key(v: f64) -> u64 {
+    if v.is_nan() {
+        f64::NAN.to_bits()
+    } else if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
+}
+
+impl Aggregator {
+    pub(crate) fn new(
+        group_by: &[usize],
+        aggs: &[AggSpec],
+        fields: &[(String, DataType)],
+    ) -> Aggregator {
+        let group_cols: Vec<(usize, DataType)> =
+            group_by.iter().map(|&c| (c, fields[c].1)).collect();
+        let aggs: Vec<(AggSpec, Option<DataType>)> = aggs
+            .iter()
+            .map(|a| (a.clone(), a.column.map(|c| fields[c].1)))
+            .collect();
+        let states = aggs
+            .iter()
+            .map(|(a, t)| match (a.func, t) {
+                (AggFunc::Count, _) => State::Count { counts: Vec::new() },
+                (AggFunc::Sum | AggFunc::Avg, Some(DataType::Float64)) => State::SumFloat {
+                    sums: Vec::new(),
+                    n: Vec::new(),
+                    avg: a.func == AggFunc::Avg,
+                },
+                (AggFunc::Sum | AggFunc::Avg, _) => State::SumInt {
+                    sums: Vec::new(),
+                    n: Vec::new(),
+                    avg: a.func == AggFunc::Avg,
+                },
+                (f, Some(DataType::Float64)) => State::MinMaxFloat {
+                    v: Vec::new(),
+                    has: Vec::new(),
+                    max: f == AggFunc::Max,
+                },
+                (f, Some(DataType::Utf8)) => State::MinMaxStr {
+                    v: Vec::new(),
+                    max: f == AggFunc::Max,
+                },
+                (f, _) => State::MinMaxInt {
+                    v: Vec::new(),
+                    has: Vec::new(),
+                    max: f == AggFunc::Max,
+                },
+            })
+            .collect();
+        let key_width = group_cols.len() + 1;
+        let n = group_cols.len();
+        let mut agg = Aggregator {
+            group_cols,
+            aggs,
+            states,
+            map: HashMap::default(),
+            keys: Vec::new(),
+            key_width,
+            interners: (0..n).map(|_| Interner::default()).collect(),
+            ngroups: 0,
+            cache_rg: None,
+            dict_ids: vec![Vec::new(); n],
+            local_table: None,
+            gids: Vec::new(),
+            composite: Vec::new(),
+            key_buf: vec![0; key_width],
+        };
+        if n == 0 {
+            // No group columns: exactly one group, even over zero rows (SQL semantics).
+            agg.key_buf.iter_mut().for_each(|w| *w = 0);
+            agg.group_of_key();
+        }
+        agg
+    }
+
+    /// The group id of `self.key_buf`, creating the group on first sight.
+    fn group_of_key(&mut self) -> u32 {
+        if let Some(&g) = self.map.get(self.key_buf.as_slice()) {
+            return g;
+        }
+        let g = self.ngroups as u32;
+        self.map.insert(self.key_buf.clone(), g);
+        self.keys.extend_from_slice(&self.key_buf);
+        self.ngroups += 1;
+        for s in &mut self.states {
+            s.grow(self.ngroups);
+        }
+        g
+    }
+
+    fn enter_row_group<B: AsRef<[u8]>>(&mut self, file: &QuarryFile<B>, rg: usize) {
+        if self.cache_rg == Some(rg) {
+            return;
+        }
+        self.cache_rg = Some(rg);
+        self.local_table = None;
+        let mut domain: usize = 1;
+        let mut fast = !self.group_cols.is_empty();
+        for (j, &(col, _)) in self.group_cols.iter().enumerate() {
+            let chunk = file.chunk(rg, col);
+            let d = match chunk {
+                ColumnChunk::Utf8(c) if c.codes().is_some() => {
+                    self.dict_ids[j] = vec![UNSET; c.dictionary_len()];
+                    c.dictionary_len() + 1
+                }
+                ColumnChunk::Bool(_) => 3,
+                _ => {
+                    fast = false;
+                    1
+                }
+            };
+            domain = domain.saturating_mul(d);
+        }
+        if fast && domain <= LOCAL_TABLE_MAX {
+            self.local_table = Some(vec![UNSET; domain]);
+        }
+    }
+
+    /// Fills `self.key_buf` for row `i` of the current row group.
+    fn key_of_row(&mut self, chunks: &[ColumnChunk<'_>], i: usize) {
+        let mut nulls = 0u64;
+        for (j, chunk) in chunks.iter().enumerate() {
+            let word = match chunk {
+                ColumnChunk::Utf8(c) => match (c.codes(), c.get(i)) {
+                    (_, None) => None,
+                    (Some(codes), Some(s)) => {
+                        let code = codes.get(i).copied().unwrap_or(0) as usize;
+                        match self.dict_ids[j].get(code).copied() {
+                            Some(id) if id != UNSET => Some(u64::from(id)),
+                            Some(_) => {
+                                let id = self.interners[j].intern(s);
+                                self.dict_ids[j][code] = id;
+                                Some(u64::from(id))
+                            }
+                            None => Some(u64::from(self.interners[j].intern(s))),
+                        }
+                    }
+                    (None, Some(s)) => Some(u64::from(self.interners[j].intern(s))),
+                },
+                ColumnChunk::Bool(c) => c.get(i).map(u64::from),
+                ColumnChunk::Int64(c) | ColumnChunk::Timestamp(c) => c.get(i).map(|v| v as u64),
+                ColumnChunk::Date(c) => c.get(i).map(|v| i64::from(v) as u64),
+                ColumnChunk::Float64(c) => c.get(i).map(float_key),
+            };
+            match word {
+                Some(w) => self.key_buf[j] = w,
+                None => {
+                    self.key_buf[j] = 0;
+                    nulls |= 1 << j;
+                }
+            }
+        }
+        let last = self.key_width - 1;
+        self.key_buf[last] = nulls;
+    }
+
+    /// Assigns a group id to each selected row (`sel` = offsets in row group `rg`).
+    fn assign_groups<B: AsRef<[u8]>>(&mut self, file: &QuarryFile<B>, rg: usize, sel: &[u32]) {
+        let mut gids = std::mem::take(&mut self.gids);
+        gids.clear();
+        if self.group_cols.is_empty() {
+            gids.resize(sel.len(), 0);
+            self.gids = gids;
+            return;
+        }
+        self.enter_row_group(file, rg);
+        let chunks: Vec<ColumnChunk<'_>> = self
+            .group_cols
+            .iter()
+            .map(|&(c, _)| file.chunk(rg, c))
+            .collect();
+        if let Some(mut table) = self.local_table.take() {
+            // Column by column over the selection (tight loops), then one table lookup a row.
+            let mut composite = std::mem::take(&mut self.composite);
+            composite.clear();
+            composite.resize(sel.len(), 0);
+            for chunk in &chunks {
+                match chunk {
+                    ColumnChunk::Utf8(c) => {
+                        let d = c.dictionary_len() as u32 + 1;
+                        let codes = c.codes().unwrap_or(&[]);
+                        let local =
+                            |i: usize| codes.get(i).map_or(0, |&k| k.saturating_add(1).min(d - 1));
+                        match c.validity() {
+                            None => {
+                                for (acc, &off) in composite.iter_mut().zip(sel) {
+                                    *acc = *acc * d + local(off as usize);
+                                }
+                            }
+                            Some(v) => {
+                                for (acc, &off) in composite.iter_mut().zip(sel) {
+                                    let i = off as usize;
+                                    *acc = *acc * d + if v.get(i) { local(i) } else { 0 };
+                                }
+                            }
+                        }
+                    }
+                    ColumnChunk::Bool(c) => {
+                        for (acc, &off) in composite.iter_mut().zip(sel) {
+                            *acc = *acc * 3 + c.get(off as usize).map_or(0, |b| u32::from(b) + 1);
+                        }
+                    }
+                    // enter_row_group enables the table only for the two kinds above.
+                    _ => {}
+                }
+            }
+            for (&code, &off) in composite.iter().zip(sel) {
+                let g = match table.get(code as usize).copied() {
+                    Some(g) if g != UNSET => g,
+                    _ => {
+                        self.key_of_row(&chunks, off as usize);
+                        let g = self.group_of_key();
+                        if let Some(slot) = table.get_mut(code as usize) {
+                            *slot = g;
+                        }
+                        g
+                    }
+                };
+                gids.push(g);
+            }
+            self.composite = composite;
+            self.local_table = Some(table);
+        } else {
+            for &off in sel {
+                self.key_of_row(&chunks, off as usize);
+                gids.push(self.group_of_key());
+            }
+        }
+        self.gids = gids;
+    }
+
+    /// Folds the selected rows of row group `rg` into the aggregates.
+    pub(crate) fn update<B: AsRef<[u8]>>(&mut self, file: &QuarryFile<B>, rg: usize, sel: &[u32]) {
+        if sel.is_empty() {
+            return;
+        }
+        self.assign_groups(file, rg, sel);
+        let gids = std::mem::take(&mut self.gids);
+        for (state, (spec, _)) in self.states.iter_mut().zip(&self.aggs) {
+            let chunk = spec.column.map(|c| file.chunk(rg, c));
+            update_state(state, chunk.as_ref(), sel, &gids);
+        }
+        self.gids = gids;
+    }
+
+    pub(crate) fn num_groups(&self) -> usize {
+        self.ngroups
+    }
+
+    /// Output rows: group key values then aggregate values, in first-seen order.
+    pub(crate) fn finish(&self) -> Result<Vec<Vec<OwnedValue>>, QueryError> {
+        let mut rows = Vec::with_capacity(self.ngroups);
+        for g in 0..self.ngroups {
+            let key = &self.keys[g * self.key_width..(g + 1) * self.key_width];
+            let nulls = key[self.key_width - 1];
+            let mut row = Vec::with_capacity(self.group_cols.len() + self.aggs.len());
+            for (j, &(_, t)) in self.group_cols.iter().enumerate() {
+                let w = key[j];
+                row.push(if nulls & (1 << j) != 0 {
+                    OwnedValue::Null
+                } else {
+                    match t {
+                        DataType::Bool => OwnedValue::Bool(w != 0),
+                        DataType::Int64 => OwnedValue::Int64(w as i64),
+                        DataType::Timestamp => OwnedValue::Timestamp(w as i64),
+                        DataType::Date => OwnedValue::Date(w as i64 as i32),
+                        DataType::Float64 => OwnedValue::Float64(f64::from_bits(w)),
+                        DataType::Utf8 => OwnedValue::Utf8(
+                            self.interners[j]
+                                .strings
+                                .get(w as usize)
+                                .map(|s| s.to_string())
+                                .unwrap_or_default(),
+                        ),
+                    }
+                });
+            }
+            for (state, (spec, t)) in self.states.iter().zip(&self.aggs) {
+                row.push(final_value(state, g, *t, spec)?);
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+}
+
+fn final_value(
+    state: &State,
+    g: usize,
+    t: Option<DataType>,
+    spec: &AggSpec,
+) -> Result<OwnedValue, QueryError> {
+    Ok(match state {
+        State::Count { counts } => OwnedValue::Int64(counts[g] as i64),
+        State::SumInt { sums, n, avg } => {
+            if n[g] == 0 {
+                OwnedValue::Null
+            } else if *avg {
+                OwnedValue::Float64(sums[g] as f64 / n[g] as f64)
+            } else {
+                match i64::try_from(sums[g]) {
+                    Ok(v) => OwnedValue::Int64(v),
+                    Err(_) => {
+                        return Err(QueryError::new(
+                            ErrorKind::TooMuchWork,
+                            "sum_overflow",
+                            format!(
+                                "{} is {} in one group, outside the int64 range; use avg() or \
+                                 narrow the filters",
+                                spec.name, sums[g]
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        State::SumFloat { sums, n, avg } => {
+            if n[g] == 0 {
+                OwnedValue::Null
+            } else if *avg {
+                OwnedValue::Float64(sums[g] / n[g] as f64)
+            } else {
+                OwnedValue::Float64(sums[g])
+            }
+        }
+        State::MinMaxInt { v, has, .. } => {
+            if !has[g] {
+                OwnedValue::Null
+            } else {
+                match t {
+                    Some(DataType::Bool) => OwnedValue::Bool(v[g] != 0),
+                    Some(DataType::Date) => OwnedValue::Date(v[g] as i32),
+                    Some(DataType::Timestamp) => OwnedValue::Timestamp(v[g]),
+                    _ => OwnedValue::Int64(v[g]),
+                }
+            }
+        }
+        State::MinMaxFloat { v, has, .. } => {
+            if has[g] {
+                OwnedValue::Float64(v[g])
+            } else {
+                OwnedValue::Null
+            }
+        }
+        State::MinMaxStr { v, .. } => match &v[g] {
+            Some(s) => OwnedValue::Utf8(s.to_string()),
+            None => OwnedValue::Null,
+        },
+    })
+}
+
+/// Calls `f(group, offset)` for each selected row that is valid in `validity`.
+#[inline]
+fn for_valid(
+    validity: Option<Bitmap<'_>>,
+    sel: &[u32],
+    gids: &[u32],
+    mut f: impl FnMut(usize, usize),
+) {
+    match validity {
+        None => {
+            for (&off, &g) in sel.iter().zip(gids) {
+                f(g as usize, off as usize);
+            }
+        }
+        Some(bm) => {
+            for (&off, &g) in sel.iter().zip(gids) {
+                if bm.get(off as usize) {
+                    f(g as usize, off as usize);
+                }
+            }
+        }
+    }
+}
+
+fn min_max_int(v: &mut [i64], has: &mut [bool], max: bool, g: usize, x: i64) {
+    if !has[g] || (max && x > v[g]) || (!max && x < v[g]) {
+        v[g] = x;
+        has[g] = true;
+    }
+}
+
+fn update_state(state: &mut State, chunk: Option<&ColumnChunk<'_>>, sel: &[u32], gids: &[u32]) {
+    let Some(chunk) = chunk else {
+        // count(): rows per group.
+        if let State::Count { counts } = state {
+            for &g in gids {
+                counts[g as usize] += 1;
+            }
+        }
+        return;
+    };
+    let validity = validity_of(chunk);
+    match (state, chunk) {
+        (State::Count { counts }, _) => for_valid(validity, sel, gids, |g, _| counts[g] += 1),
+        (State::SumInt { sums, n, .. }, ColumnChunk::Int64(c)) => {
+            let vals = c.values();
+            for_valid(validity, sel, gids, |g, i| {
+                if let Some(&x) = vals.get(i) {
+                    sums[g] += i128::from(x);
+                    n[g] += 1;
+                }
+            });
+        }
+        (State::SumFloat { sums, n, .. }, ColumnChunk::Float64(c)) => {
+            let vals = c.values();
+            for_valid(validity, sel, gids, |g, i| {
+                if let Some(&x) = vals.get(i) {
+                    sums[g] += x;
+                    n[g] += 1;
+                }
+            });
+        }
+        (State::MinMaxInt { v, has, max }, ColumnChunk::Int64(c) | ColumnChunk::Timestamp(c)) => {
+            let vals = c.values();
+            let max = *max;
+            for_valid(validity, sel, gids, |g, i| {
+                if let Some(&x) = vals.get(i) {
+                    min_max_int(v, has, max, g, x);
+                }
+            });
+        }
+        (State::MinMaxInt { v, has, max }, ColumnChunk::Date(c)) => {
+            let vals = c.values();
+            let max = *max;
+            for_valid(validity, sel, gids, |g, i| {
+                if let Some(&x) = vals.get(i) {
+                    min_max_int(v, has, max, g, i64::from(x));
+                }
+            });
+        }
+        (State::MinMaxInt { v, has, max }, ColumnChunk::Bool(c)) => {
+            let max = *max;
+            for_valid(validity, sel, gids, |g, i| {
+                if let Some(x) = c.get(i) {
+                    min_max_int(v, has, max, g, i64::from(x));
+                }
+            });
+        }
+        (State::MinMaxFloat { v, has, max }, ColumnChunk::Float64(c)) => {
+            let vals = c.values();
+            let max = *max;
+            for_valid(validity, sel, gids, |g, i| {
+                if let Some(&x) = vals.get(i) {
+                    let ord = cmp_f64(x, v[g]);
+                    if !has[g] || (max && ord.is_gt()) || (!max && ord.is_lt()) {
+                        v[g] = x;
+                        has[g] = true;
+                    }
+                }
+            });
+        }
+        (State::MinMaxStr { v, max }, ColumnChunk::Utf8(c)) => {
+            let max = *max;
+            for (&off, &g) in sel.iter().zip(gids) {
+                if let Some(s) = c.get(off as usize) {
+                    let slot = &mut v[g as usize];
+                    let better = match slot {
+                        None => true,
+                        Some(cur) => {
+                            if max {
+                                s > &**cur
+                            } else {
+                                s < &**cur
+                            }
+                        }
+                    };
+                    if better {
+                        *slot = Some(s.into());
+                    }
+                }
+            }
+        }
+        // A chunk whose type differs from the schema (corrupt file): contributes nothing.
+        _ => {}
+    }
+}

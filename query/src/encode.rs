@@ -1,0 +1,287 @@
+//! Resumable encoding of a page as JSON, NDJSON or CSV, in pieces of about `max_bytes`.
+//!
+//! JSON: `{"rows":[{...},...],"next":"<cursor>"|null[,"total":N]}`. NDJSON: one object a line
+//! (the cursor goes in the Link header only). CSV: a header line, then one line per row
+//! (CRLF-free: `\n` line ends), nulls as empty fields.
+
+use bytes::Bytes;
+use quarry_format::{ColumnChunk, QuarryFile, Value};
+
+use crate::arrow_out::ArrowStream;
+use crate::negotiate::OutputFormat;
+use crate::output::{write_csv_str, write_csv_value, write_json_str, write_json_value};
+use crate::query::{Projection, RowsQuery};
+use crate::scan::Page;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Header,
+    Rows,
+    Footer,
+    Done,
+}
+
+/// Streams one page.
+#[derive(Debug)]
+pub struct Encoder {
+    page: Page,
+    format: OutputFormat,
+    /// Output column indexes into the dataset (row queries).
+    columns: Vec<usize>,
+    /// Pre-escaped `"name":` per output column (JSON) or the CSV header line.
+    json_names: Vec<Vec<u8>>,
+    csv_header: Vec<u8>,
+    phase: Phase,
+    next_row: usize,
+    /// Arrow output: names and types, then the IPC writer once the header is out.
+    names: Vec<String>,
+    types: Vec<quarry_format::DataType>,
+    arrow: Option<ArrowStream>,
+}
+
+impl Encoder {
+    pub fn new(query: &RowsQuery, page: Page, format: OutputFormat) -> Encoder {
+        let names = query.output_columns();
+        let json_names = names
+            .iter()
+            .map(|n| {
+                let mut v = Vec::with_capacity(n.len() + 3);
+                write_json_str(&mut v, n);
+                v.push(b':');
+                v
+            })
+            .collect();
+        let mut csv_header = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                csv_header.push(b',');
+            }
+            write_csv_str(&mut csv_header, n);
+        }
+        csv_header.push(b'\n');
+        let columns = match &query.projection {
+            Projection::Columns(c) => c.clone(),
+            Projection::Aggregate { .. } => Vec::new(),
+        };
+        Encoder {
+            page,
+            format,
+            columns,
+            json_names,
+            csv_header,
+            phase: Phase::Header,
+            next_row: 0,
+            types: query.output_types(),
+            names,
+            arrow: None,
+        }
+    }
+
+    /// The `next` cursor, known before the body (for a `Link: rel="next"` header).
+    pub fn next_cursor(&self) -> Option<&str> {
+        self.page.next_cursor.as_deref()
+    }
+
+    /// The exact total when `Prefer: count=exact` was given.
+    pub fn total(&self) -> Option<u64> {
+        self.page.total
+    }
+
+    /// Rows examined by the scan that produced the page.
+    pub fn rows_examined(&self) -> u64 {
+        self.page.rows_examined
+    }
+
+    fn num_rows(&self) -> usize {
+        match &self.page.groups {
+            Some(g) => g.len(),
+            None => self.page.rows.len(),
+        }
+    }
+
+    fn write_row(&self, out: &mut Vec<u8>, values: &mut dyn Iterator<Item = Value<'_>>) {
+        match self.format {
+            OutputFormat::Json | OutputFormat::Ndjson => {
+                out.push(b'{');
+                for (i, v) in values.enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&self.json_names[i]);
+                    write_json_value(out, v);
+                }
+                out.push(b'}');
+            }
+            OutputFormat::Csv | OutputFormat::ArrowStream => {
+                for (i, v) in values.enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_csv_value(out, v);
+                }
+                out.push(b'\n');
+            }
+        }
+    }
+
+    fn step_arrow<B: AsRef<[u8]>>(
+        &mut self,
+        file: &QuarryFile<B>,
+        max_bytes: usize,
+    ) -> Option<Bytes> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Header {
+            let stream = ArrowStream::new(
+                &self.names,
+                &self.types,
+                self.page.next_cursor.as_deref(),
+                self.page.total,
+            );
+            let Some(mut stream) = stream else {
+                self.phase = Phase::Done;
+                return None;
+            };
+            out = stream.take();
+            self.arrow = Some(stream);
+            self.phase = Phase::Rows;
+        }
+        let n = self.num_rows();
+        if self.phase == Phase::Rows && out.len() < max_bytes {
+            if self.next_row < n {
+                // About `max_bytes` of values per batch (8 bytes a cell as the estimate).
+                let per_row = 8 * self.types.len().max(1) + 8;
+                let k = (max_bytes / per_row)
+                    .clamp(1, 65_536)
+                    .min(n - self.next_row);
+                let first = self.next_row;
+                let (page, columns) = (&self.page, &self.columns);
+                let stream = self.arrow.as_mut()?;
+                let mut cached: Option<(usize, Vec<ColumnChunk<'_>>)> = None;
+                let ok = stream.write_batch(k, |i, push| {
+                    if let Some(groups) = &page.groups {
+                        if let Some(row) = groups.row(first + i) {
+                            for (c, v) in row.iter().enumerate() {
+                                push(c, v.as_value());
+                            }
+                        }
+                    } else if let Some(&row) = page.rows.get(first + i) {
+                        let (rg, off) = file.locate(row);
+                        if cached.as_ref().is_none_or(|(c, _)| *c != rg) {
+                            cached =
+                                Some((rg, columns.iter().map(|&c| file.chunk(rg, c)).collect()));
+                        }
+                        if let Some((_, chunks)) = &cached {
+                            for (c, chunk) in chunks.iter().enumerate() {
+                                push(c, chunk.get(off));
+                            }
+                        }
+                    }
+                });
+                if !ok {
+                    self.phase = Phase::Done;
+                    return None;
+                }
+                self.next_row += k;
+                out.extend_from_slice(&stream.take());
+            }
+            if self.next_row >= n {
+                self.phase = Phase::Footer;
+            }
+        }
+        if self.phase == Phase::Footer && out.len() < max_bytes.max(1) {
+            let stream = self.arrow.as_mut()?;
+            if !stream.finish() {
+                self.phase = Phase::Done;
+                return None;
+            }
+            out.extend_from_slice(&stream.take());
+            self.phase = Phase::Done;
+        }
+        if out.is_empty() && self.phase == Phase::Done {
+            return None;
+        }
+        Some(Bytes::from(out))
+    }
+
+    /// The next piece of the body (at least one row when rows remain, stopping once
+    /// `max_bytes` is reached), or `None` when the body is complete.
+    pub fn step<B: AsRef<[u8]>>(
+        &mut self,
+        query: &RowsQuery,
+        file: &QuarryFile<B>,
+        max_bytes: usize,
+    ) -> Option<Bytes> {
+        let _ = query;
+        if self.phase == Phase::Done {
+            return None;
+        }
+        if self.format == OutputFormat::ArrowStream {
+            return self.step_arrow(file, max_bytes);
+        }
+        let mut out = Vec::with_capacity(max_bytes.clamp(64, 1 << 20));
+        if self.phase == Phase::Header {
+            match self.format {
+                OutputFormat::Json => out.extend_from_slice(b"{\"rows\":["),
+                OutputFormat::Ndjson => {}
+                OutputFormat::Csv | OutputFormat::ArrowStream => {
+                    out.extend_from_slice(&self.csv_header)
+                }
+            }
+            self.phase = Phase::Rows;
+        }
+        if self.phase == Phase::Rows {
+            let n = self.num_rows();
+            // Chunks of the current row group, reused while consecutive rows share it.
+            let mut cached: Option<(usize, Vec<ColumnChunk<'_>>)> = None;
+            while self.next_row < n && out.len() < max_bytes {
+                let i = self.next_row;
+                if self.format == OutputFormat::Json && i > 0 {
+                    out.push(b',');
+                }
+                if let Some(groups) = &self.page.groups {
+                    if let Some(row) = groups.row(i) {
+                        self.write_row(&mut out, &mut row.iter().map(|v| v.as_value()));
+                    }
+                } else {
+                    let row = self.page.rows[i];
+                    let (rg, off) = file.locate(row);
+                    if cached.as_ref().is_none_or(|(c, _)| *c != rg) {
+                        cached = Some((
+                            rg,
+                            self.columns.iter().map(|&c| file.chunk(rg, c)).collect(),
+                        ));
+                    }
+                    if let Some((_, chunks)) = &cached {
+                        self.write_row(&mut out, &mut chunks.iter().map(|c| c.get(off)));
+                    }
+                }
+                if self.format == OutputFormat::Ndjson {
+                    out.push(b'\n');
+                }
+                self.next_row += 1;
+            }
+            if self.next_row >= n {
+                self.phase = Phase::Footer;
+            }
+        }
+        if self.phase == Phase::Footer && out.len() < max_bytes.max(1) {
+            if self.format == OutputFormat::Json {
+                out.extend_from_slice(b"],\"next\":");
+                match &self.page.next_cursor {
+                    Some(c) => write_json_str(&mut out, c),
+                    None => out.extend_from_slice(b"null"),
+                }
+                if let Some(t) = self.page.total {
+                    out.extend_from_slice(b",\"total\":");
+                    out.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
+                }
+                out.extend_from_slice(b"}");
+            }
+            self.phase = Phase::Done;
+        }
+        if out.is_empty() && self.phase == Phase::Done {
+            return None;
+        }
+        Some(Bytes::from(out))
+    }
+}

@@ -1,0 +1,620 @@
+//! The resumable scan: visits candidate row ranges slice by slice, prunes row groups with zone
+//! maps, evaluates filters vectorised, and feeds matches to one of three sinks: the first
+//! `limit + 1` rows in row order, a bounded top-k heap for `order=`, or the aggregator.
+//!
+//! Invariants:
+//! - `step` never examines more than `budget_rows` rows (at least one slice makes progress),
+//!   and never more than `Limits::max_scan_rows` in total (then 422, unless a full page of
+//!   rows in row order is already in hand, in which case the page ends there with a cursor).
+//! - Pages in row order hold rows strictly after the cursor row; with `order=`, rows strictly
+//!   after the cursor's (value, row) in the output order; ties are broken by row number, so
+//!   following `next` visits every matching row exactly once.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::ops::Range;
+
+use quarry_format::{QuarryFile, Value};
+
+use crate::aggregate::Aggregator;
+use crate::cursor::Cursor;
+use crate::error::{ErrorKind, QueryError};
+use crate::eval::{and_filter, cmp_f64, zone, Compiled, Zone};
+use crate::output::OwnedValue;
+use crate::plan::{candidate_ranges, clip_from};
+use crate::query::{OrderBy, OrderTarget, Projection, RowsQuery};
+
+/// Rows per evaluated slice: keeps the mask in L1/L2 and bounds over-reading for small limits.
+const SLICE_ROWS: u64 = 8192;
+/// Budget charged for skipping a row group by its zone map.
+const PRUNE_COST: u64 = 64;
+
+/// Aggregate result rows (group keys then aggregates), in output order.
+#[derive(Debug, Clone, Default)]
+pub struct GroupRows {
+    pub(crate) rows: Vec<Vec<OwnedValue>>,
+}
+
+impl GroupRows {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    /// Row `i`'s values: group columns first, then aggregates, as in `output_columns()`.
+    pub fn row(&self, i: usize) -> Option<&[OwnedValue]> {
+        self.rows.get(i).map(Vec::as_slice)
+    }
+}
+
+/// A finished page: row numbers to encode (row queries) or group rows (aggregates).
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub rows: Vec<u64>,
+    pub next_cursor: Option<String>,
+    pub total: Option<u64>,
+    pub rows_examined: u64,
+    /// Some for aggregate queries (then `rows` is empty).
+    pub groups: Option<GroupRows>,
+}
+
+/// A sort key borrowed from the file or owned (kept in the heap across steps).
+#[derive(Clone, Debug)]
+enum Key<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+}
+
+impl<'a> Key<'a> {
+    fn of(v: Value<'a>) -> Key<'a> {
+        match v {
+            Value::Null => Key::Null,
+            Value::Bool(b) => Key::Bool(b),
+            Value::Int64(i) | Value::Timestamp(i) => Key::Int(i),
+            Value::Date(d) => Key::Int(i64::from(d)),
+            Value::Float64(f) => Key::Float(f),
+            Value::Utf8(s) => Key::Str(Cow::Borrowed(s)),
+        }
+    }
+    fn of_owned(v: &'a OwnedValue) -> Key<'a> {
+        Key::of(v.as_value())
+    }
+    fn into_owned(self) -> Key<'static> {
+        match self {
+            Key::Null => Key::Null,
+            Key::Bool(b) => Key::Bool(b),
+            Key::Int(i) => Key::Int(i),
+            Key::Float(f) => Key::Float(f),
+            Key::Str(s) => Key::Str(Cow::Owned(s.into_owned())),
+        }
+    }
+}
+
+/// Compares two non-null keys of the same column.
+fn cmp_values(a: &Key<'_>, b: &Key<'_>) -> Ordering {
+    match (a, b) {
+        (Key::Bool(x), Key::Bool(y)) => x.cmp(y),
+        (Key::Int(x), Key::Int(y)) => x.cmp(y),
+        (Key::Float(x), Key::Float(y)) => cmp_f64(*x, *y),
+        (Key::Str(x), Key::Str(y)) => x.as_ref().cmp(y.as_ref()),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Output order of (key, tiebreak) pairs under `order`; the tiebreak (row number or group
+/// index) always ascends.
+fn cmp_ordered(
+    a: &Key<'_>,
+    ta: u64,
+    b: &Key<'_>,
+    tb: u64,
+    desc: bool,
+    nulls_first: bool,
+) -> Ordering {
+    let o = match (matches!(a, Key::Null), matches!(b, Key::Null)) {
+        (true, true) => Ordering::Equal,
+        (true, false) => {
+            if nulls_first {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
+        (false, true) => {
+            if nulls_first {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
+        (false, false) => {
+            let o = cmp_values(a, b);
+            if desc {
+                o.reverse()
+            } else {
+                o
+            }
+        }
+    };
+    o.then(ta.cmp(&tb))
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: Key<'static>,
+    row: u64,
+    desc: bool,
+    nulls_first: bool,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_ordered(
+            &self.key,
+            self.row,
+            &other.key,
+            other.row,
+            self.desc,
+            self.nulls_first,
+        )
+    }
+}
+
+#[derive(Debug)]
+enum Sink {
+    /// Row order: rows collected so far (at most limit + 1).
+    Rows {
+        rows: Vec<u64>,
+    },
+    /// order=col: the best `limit + 1` rows, worst on top.
+    TopK {
+        column: usize,
+        order: OrderBy,
+        heap: BinaryHeap<Entry>,
+        after: Option<(Key<'static>, u64)>,
+    },
+    Aggregate(Box<Aggregator>),
+}
+
+/// A resumable scan of one query over one file version.
+#[derive(Debug)]
+pub struct Scan {
+    filters: Vec<(usize, Compiled)>,
+    ranges: Vec<Range<u64>>,
+    range_idx: usize,
+    pos: u64,
+    /// Rows before this are counted (for `total`) but not collected (cursor in row order).
+    collect_from: u64,
+    rows_examined: u64,
+    max_scan_rows: u64,
+    total: u64,
+    count_exact: bool,
+    limit: usize,
+    sink: Sink,
+    done: bool,
+    /// Set when the row budget ran out after a full page was in hand (row order).
+    truncated: bool,
+    error: Option<QueryError>,
+    result: Option<Page>,
+    // Zone-map verdicts for the current row group.
+    zone_rg: Option<usize>,
+    zone_skip: bool,
+    active: Vec<bool>,
+    mask: Vec<bool>,
+    sel: Vec<u32>,
+}
+
+impl Scan {
+    /// Plans the scan: key-index ranges, cursor position, the sink.
+    pub fn new<B: AsRef<[u8]>>(query: &RowsQuery, file: &QuarryFile<B>) -> Scan {
+        let filters: Vec<(usize, Compiled)> = query
+            .filters
+            .iter()
+            .map(|f| (f.column, Compiled::new(&f.pred, query.fields[f.column].1)))
+            .collect();
+        let mut ranges = candidate_ranges(&query.filters, file);
+        let mut collect_from = 0;
+        let mut error = None;
+        let n = file.num_rows();
+        let bad_position = |r: u64| {
+            QueryError::bad(
+                "bad_cursor",
+                "cursor",
+                format!("malformed cursor: row {r} is past the end of the dataset ({n} rows)"),
+            )
+        };
+        let sink = match &query.projection {
+            Projection::Aggregate { group_by, aggs } => {
+                Sink::Aggregate(Box::new(Aggregator::new(group_by, aggs, &query.fields)))
+            }
+            Projection::Columns(_) => match query.order {
+                Some(order) => {
+                    let column = match order.target {
+                        OrderTarget::Column(c) => c,
+                        OrderTarget::Aggregate(_) => 0, // rejected by the parser
+                    };
+                    let after = match query.cursor {
+                        Some(Cursor::Ordered(r)) if r < n => {
+                            Some((Key::of(file.value(r, column)).into_owned(), r))
+                        }
+                        Some(Cursor::Ordered(r)) => {
+                            error = Some(bad_position(r));
+                            None
+                        }
+                        _ => None,
+                    };
+                    Sink::TopK {
+                        column,
+                        order,
+                        heap: BinaryHeap::new(),
+                        after,
+                    }
+                }
+                None => {
+                    if let Some(Cursor::Row(r)) = query.cursor {
+                        if r >= n {
+                            error = Some(bad_position(r));
+                        }
+                        collect_from = r.saturating_add(1);
+                        if !query.count_exact {
+                            clip_from(&mut ranges, collect_from);
+                        }
+                    }
+                    Sink::Rows { rows: Vec::new() }
+                }
+            },
+        };
+        // Nothing to collect and nothing to count: skip the scan entirely.
+        let nothing_to_do =
+            query.limit == 0 && !query.count_exact && !matches!(sink, Sink::Aggregate(_));
+        let pos = ranges.first().map_or(0, |r| r.start);
+        Scan {
+            filters,
+            ranges,
+            range_idx: 0,
+            pos,
+            collect_from,
+            rows_examined: 0,
+            max_scan_rows: query.max_scan_rows,
+            total: 0,
+            count_exact: query.count_exact,
+            limit: query.limit,
+            sink,
+            done: nothing_to_do,
+            truncated: false,
+            error,
+            result: None,
+            zone_rg: None,
+            zone_skip: false,
+            active: Vec::new(),
+            mask: Vec::new(),
+            sel: Vec::new(),
+        }
+    }
+
+    pub fn rows_examined(&self) -> u64 {
+        self.rows_examined
+    }
+
+    /// Can the scan stop now with what it has (row order, page full, no count)?
+    fn page_full(&self) -> bool {
+        match &self.sink {
+            Sink::Rows { rows } => !self.count_exact && rows.len() > self.limit,
+            _ => false,
+        }
+    }
+
+    /// Examines up to `budget_rows` more rows. Returns `Ok(true)` when the scan is complete
+    /// (then call [`finish`](Self::finish)).
+    ///
+    /// # Errors
+    /// 422 `too_much_work` past `max_scan_rows`; 400 for a cursor that points past the data;
+    /// 422 `sum_overflow` when an int64 sum leaves the int64 range.
+    pub fn step<B: AsRef<[u8]>>(
+        &mut self,
+        query: &RowsQuery,
+        file: &QuarryFile<B>,
+        budget_rows: u64,
+    ) -> Result<bool, QueryError> {
+        if let Some(e) = self.error.take() {
+            self.done = true;
+            return Err(e);
+        }
+        if self.result.is_some() {
+            return Ok(true);
+        }
+        let mut budget = budget_rows.max(1);
+        let groups = file.row_groups();
+        while !self.done && budget > 0 {
+            let Some(range) = self.ranges.get(self.range_idx).cloned() else {
+                self.done = true;
+                break;
+            };
+            if self.pos < range.start {
+                self.pos = range.start;
+            }
+            if self.pos >= range.end {
+                self.range_idx += 1;
+                continue;
+            }
+            let (rg, _) = file.locate(self.pos);
+            let Some(meta) = groups.get(rg) else {
+                self.done = true;
+                break;
+            };
+            let rg_end = meta.first_row + meta.num_rows;
+            if self.zone_rg != Some(rg) {
+                self.enter_row_group(file, rg, meta.num_rows);
+            }
+            if self.zone_skip || rg_end <= self.pos {
+                self.pos = range.end.min(rg_end.max(self.pos + 1));
+                budget = budget.saturating_sub(PRUNE_COST);
+                continue;
+            }
+            let allowance = self.max_scan_rows.saturating_sub(self.rows_examined);
+            if allowance == 0 {
+                if matches!(&self.sink, Sink::Rows { rows } if !self.count_exact && rows.len() >= self.limit)
+                {
+                    self.truncated = true;
+                    self.done = true;
+                    break;
+                }
+                self.done = true;
+                return Err(QueryError::new(
+                    ErrorKind::TooMuchWork,
+                    "too_much_work",
+                    format!(
+                        "this query would examine more than {} rows (the server's \
+                         --max-scan-rows); add filters on the key column, narrow the ranges, \
+                         or lower the limit",
+                        self.max_scan_rows
+                    ),
+                ));
+            }
+            let end = range
+                .end
+                .min(rg_end)
+                .min(self.pos + SLICE_ROWS)
+                .min(self.pos + budget)
+                .min(self.pos + allowance);
+            self.eval_slice(file, rg, meta.first_row, self.pos, end);
+            let len = end - self.pos;
+            self.rows_examined += len;
+            budget = budget.saturating_sub(len);
+            self.feed(file, rg, meta.first_row);
+            self.pos = end;
+            if self.page_full() {
+                self.done = true;
+            }
+        }
+        if !self.done {
+            return Ok(false);
+        }
+        self.result = Some(self.make_page(query)?);
+        Ok(true)
+    }
+
+    fn enter_row_group<B: AsRef<[u8]>>(&mut self, file: &QuarryFile<B>, rg: usize, rows: u64) {
+        self.zone_rg = Some(rg);
+        self.zone_skip = false;
+        self.active.clear();
+        for (col, pred) in &self.filters {
+            match zone(pred, file.chunk_meta(rg, *col), rows) {
+                Zone::None => {
+                    self.zone_skip = true;
+                    self.active.push(false);
+                }
+                Zone::All => self.active.push(false),
+                Zone::Some => self.active.push(true),
+            }
+        }
+    }
+
+    /// Evaluates the active filters on rows `start..end` (global) of row group `rg`; leaves
+    /// the matching offsets (within the row group) in `self.sel`.
+    fn eval_slice<B: AsRef<[u8]>>(
+        &mut self,
+        file: &QuarryFile<B>,
+        rg: usize,
+        first_row: u64,
+        start: u64,
+        end: u64,
+    ) {
+        let off = (start - first_row) as usize;
+        let len = (end - start) as usize;
+        self.mask.clear();
+        self.mask.resize(len, true);
+        for ((col, pred), &active) in self.filters.iter().zip(&self.active) {
+            if active {
+                and_filter(&file.chunk(rg, *col), pred, off, &mut self.mask);
+            }
+        }
+        self.sel.clear();
+        self.sel.extend(
+            self.mask
+                .iter()
+                .enumerate()
+                .filter(|(_, &m)| m)
+                .map(|(i, _)| (off + i) as u32),
+        );
+    }
+
+    fn feed<B: AsRef<[u8]>>(&mut self, file: &QuarryFile<B>, rg: usize, first_row: u64) {
+        self.total += self.sel.len() as u64;
+        match &mut self.sink {
+            Sink::Rows { rows } => {
+                for &off in &self.sel {
+                    if rows.len() > self.limit {
+                        break;
+                    }
+                    let row = first_row + u64::from(off);
+                    if row >= self.collect_from {
+                        rows.push(row);
+                    }
+                }
+            }
+            Sink::TopK {
+                column,
+                order,
+                heap,
+                after,
+            } => {
+                let cap = self.limit + 1;
+                let chunk = file.chunk(rg, *column);
+                for &off in &self.sel {
+                    let row = first_row + u64::from(off);
+                    let key = Key::of(chunk.get(off as usize));
+                    let ord = |k: &Key<'_>, r: u64, k2: &Key<'_>, r2: u64| {
+                        cmp_ordered(k, r, k2, r2, order.desc, order.nulls_first)
+                    };
+                    if let Some((ak, ar)) = after {
+                        if ord(&key, row, ak, *ar) != Ordering::Greater {
+                            continue;
+                        }
+                    }
+                    if heap.len() >= cap {
+                        match heap.peek() {
+                            Some(top) if ord(&key, row, &top.key, top.row) == Ordering::Less => {
+                                heap.pop();
+                            }
+                            _ => continue,
+                        }
+                    }
+                    heap.push(Entry {
+                        key: key.into_owned(),
+                        row,
+                        desc: order.desc,
+                        nulls_first: order.nulls_first,
+                    });
+                }
+            }
+            Sink::Aggregate(agg) => agg.update(file, rg, &self.sel),
+        }
+    }
+
+    fn make_page(&mut self, query: &RowsQuery) -> Result<Page, QueryError> {
+        let total = self.count_exact;
+        let sink = std::mem::replace(&mut self.sink, Sink::Rows { rows: Vec::new() });
+        let mut page = Page {
+            rows: Vec::new(),
+            next_cursor: None,
+            total: None,
+            rows_examined: self.rows_examined,
+            groups: None,
+        };
+        match sink {
+            Sink::Rows { mut rows } => {
+                if rows.len() > self.limit || (self.truncated && self.limit > 0) {
+                    rows.truncate(self.limit);
+                    page.next_cursor = rows
+                        .last()
+                        .map(|&r| Cursor::Row(r).encode(query.version, None));
+                }
+                page.rows = rows;
+                page.total = total.then_some(self.total);
+            }
+            Sink::TopK { heap, order, .. } => {
+                let mut rows: Vec<Entry> = heap.into_sorted_vec();
+                if rows.len() > self.limit {
+                    rows.truncate(self.limit);
+                    page.next_cursor = rows
+                        .last()
+                        .map(|e| Cursor::Ordered(e.row).encode(query.version, Some(&order)));
+                }
+                page.rows = rows.into_iter().map(|e| e.row).collect();
+                page.total = total.then_some(self.total);
+            }
+            Sink::Aggregate(agg) => {
+                let mut groups = agg.finish()?;
+                let ngroups = agg.num_groups();
+                sort_groups(&mut groups, query);
+                let skip = match query.cursor {
+                    Some(Cursor::Offset(o)) => usize::try_from(o).unwrap_or(usize::MAX),
+                    _ => 0,
+                };
+                let rest: Vec<Vec<OwnedValue>> = groups.into_iter().skip(skip).collect();
+                let more = rest.len() > self.limit;
+                let page_rows: Vec<Vec<OwnedValue>> = rest.into_iter().take(self.limit).collect();
+                if more && self.limit > 0 {
+                    let next = skip.saturating_add(page_rows.len()) as u64;
+                    page.next_cursor =
+                        Some(Cursor::Offset(next).encode(query.version, query.order.as_ref()));
+                }
+                page.groups = Some(GroupRows { rows: page_rows });
+                page.total = total.then_some(ngroups as u64);
+            }
+        }
+        Ok(page)
+    }
+
+    /// The finished page. Call after `step` returned `Ok(true)`; earlier it returns what the
+    /// scan has so far as an empty page.
+    pub fn finish(mut self) -> Page {
+        self.result.take().unwrap_or(Page {
+            rows: Vec::new(),
+            next_cursor: None,
+            total: None,
+            rows_examined: self.rows_examined,
+            groups: None,
+        })
+    }
+}
+
+/// Groups in output order: by the group columns ascending (nulls last), or by `order=` with
+/// ties broken by that default order. Deterministic for a given dataset version.
+fn sort_groups(groups: &mut [Vec<OwnedValue>], query: &RowsQuery) {
+    let Projection::Aggregate { group_by, .. } = &query.projection else {
+        return;
+    };
+    let ngroup = group_by.len();
+    let default_cmp = |a: &Vec<OwnedValue>, b: &Vec<OwnedValue>| {
+        for j in 0..ngroup {
+            let o = cmp_ordered(
+                &Key::of_owned(&a[j]),
+                0,
+                &Key::of_owned(&b[j]),
+                0,
+                false,
+                false,
+            );
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    };
+    groups.sort_by(default_cmp);
+    if let Some(order) = query.order {
+        let idx = match order.target {
+            OrderTarget::Column(c) => group_by.iter().position(|&g| g == c).unwrap_or(0),
+            OrderTarget::Aggregate(a) => ngroup + a,
+        };
+        // Stable: ties keep the default order.
+        groups.sort_by(|a, b| {
+            cmp_ordered(
+                &Key::of_owned(&a[idx]),
+                0,
+                &Key::of_owned(&b[idx]),
+                0,
+                order.desc,
+                order.nulls_first,
+            )
+        });
+    }
+}

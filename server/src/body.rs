@@ -1,0 +1,147 @@
+//! The response body: empty, one `Bytes` (often a slice of a mapped file), or a stream of
+//! `Bytes` frames produced on demand (bounded memory: one frame at a time).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
+
+use crate::metrics::RequestGuard;
+
+/// Produces the next frame of a streamed body; `None` when done. Each call does a bounded amount
+/// of work (one encoder step), so hyper's write loop interleaves it with other connections.
+pub trait FrameSource {
+    fn next_frame(&mut self) -> Option<Bytes>;
+}
+
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    /// Known pieces (slices of a mapping), sent one frame each; `u64` = bytes left.
+    Pieces(VecDeque<Bytes>, u64),
+    Stream(Box<dyn FrameSource>),
+}
+
+/// Response body; holds the request's metrics guard so latency and in-flight cover the whole
+/// body, and a dataset handle (inside the source) so its map lives until the last byte is sent.
+pub struct Body {
+    kind: Kind,
+    guard: Option<RequestGuard>,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Empty => "empty",
+            Kind::Full(_) => "full",
+            Kind::Pieces(..) => "pieces",
+            Kind::Stream(_) => "stream",
+        };
+        f.debug_struct("Body").field("kind", &kind).finish()
+    }
+}
+
+impl Body {
+    pub fn empty() -> Body {
+        Body {
+            kind: Kind::Empty,
+            guard: None,
+        }
+    }
+
+    pub fn full(bytes: impl Into<Bytes>) -> Body {
+        Body {
+            kind: Kind::Full(Some(bytes.into())),
+            guard: None,
+        }
+    }
+
+    /// A body of several `Bytes` with a known total length (Content-Length, no chunking).
+    pub fn pieces(pieces: Vec<Bytes>) -> Body {
+        let len = pieces.iter().map(|b| b.len() as u64).sum();
+        Body {
+            kind: Kind::Pieces(pieces.into(), len),
+            guard: None,
+        }
+    }
+
+    pub fn stream(source: Box<dyn FrameSource>) -> Body {
+        Body {
+            kind: Kind::Stream(source),
+            guard: None,
+        }
+    }
+
+    pub(crate) fn set_guard(&mut self, guard: RequestGuard) {
+        self.guard = Some(guard);
+    }
+
+    /// Drops the payload (HEAD, 304) but keeps the guard.
+    pub(crate) fn clear(&mut self) {
+        self.kind = Kind::Empty;
+    }
+
+    fn account(&mut self, n: usize) {
+        if let Some(g) = &mut self.guard {
+            g.add_bytes(n);
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        let next = match &mut this.kind {
+            Kind::Empty => None,
+            Kind::Full(b) => b.take(),
+            Kind::Pieces(p, left) => {
+                let next = p.pop_front();
+                if let Some(b) = &next {
+                    *left -= b.len() as u64;
+                }
+                next
+            }
+            Kind::Stream(s) => s.next_frame(),
+        };
+        match next {
+            Some(b) => {
+                this.account(b.len());
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            None => {
+                if let Some(g) = &mut this.guard {
+                    g.body_done();
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(b) => b.is_none(),
+            Kind::Pieces(p, _) => p.is_empty(),
+            Kind::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Pieces(_, left) => SizeHint::with_exact(*left),
+            Kind::Stream(_) => SizeHint::default(),
+        }
+    }
+}

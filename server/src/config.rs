@@ -1,0 +1,168 @@
+//! Command-line and environment configuration (SERVER_API.md: every flag also from
+//! `QUARRY_<FLAG>`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// How much of each dataset file is checked before the server reports ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerifyMode {
+    /// Every chunk checksum (sliced, the loop keeps answering).
+    Full,
+    /// Header, footer and offsets only (`QuarryFile::open`).
+    Cheap,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, text otherwise.
+    Auto,
+    Json,
+    Text,
+}
+
+/// The server's configuration. Tests build it with `Config::parse_from`.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "quarry-server",
+    version,
+    about = "Serves Quarry dataset files over HTTP"
+)]
+pub struct Config {
+    /// Directory of dataset files: DIR/<name>.qry (other files and dot-files are ignored).
+    #[arg(long, env = "QUARRY_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "QUARRY_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// full: every chunk checksum before ready; cheap: structure only.
+    #[arg(long, env = "QUARRY_VERIFY", value_enum, default_value = "full")]
+    pub verify: VerifyMode,
+    /// Touch every page of each dataset before ready.
+    #[arg(long, env = "QUARRY_WARM")]
+    pub warm: bool,
+    /// Independent single-threaded event loops on one port (SO_REUSEPORT).
+    #[arg(long, env = "QUARRY_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
+    /// Pin loop i to core i.
+    #[arg(long, env = "QUARRY_PIN_CORES")]
+    pub pin_cores: bool,
+    /// After SIGTERM: keep serving this long (readiness already 503) before closing the listener.
+    #[arg(long, env = "QUARRY_DRAIN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+    /// After the drain delay: time allowed for in-flight requests to finish.
+    #[arg(long, env = "QUARRY_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Poll the data directory for new, replaced or removed datasets this often (0s: never; SIGHUP still reloads).
+    #[arg(long, env = "QUARRY_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub reload_interval: Duration,
+    /// Rows returned when the request has no `limit`.
+    #[arg(long, env = "QUARRY_DEFAULT_LIMIT", default_value_t = 100)]
+    pub default_limit: usize,
+    /// Largest accepted `limit`.
+    #[arg(long, env = "QUARRY_MAX_LIMIT", default_value_t = 10_000)]
+    pub max_limit: usize,
+    /// Rows one request may examine before it is ended with 422.
+    #[arg(long, env = "QUARRY_MAX_SCAN_ROWS", default_value_t = 100_000_000)]
+    pub max_scan_rows: u64,
+    /// Open connections per loop; more are accepted and closed at once.
+    #[arg(long, env = "QUARRY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Time allowed to receive a request head (slowloris bound).
+    #[arg(long, env = "QUARRY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Close keep-alive connections idle this long.
+    #[arg(long, env = "QUARRY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Longest request target; longer gets 414.
+    #[arg(long, env = "QUARRY_MAX_URI_BYTES", default_value_t = 8192)]
+    pub max_uri_bytes: usize,
+    /// Largest request head; larger gets 431.
+    #[arg(long, env = "QUARRY_MAX_HEADER_BYTES", default_value_t = 16384)]
+    pub max_header_bytes: usize,
+    /// Cache-Control header on dataset responses ("" for none).
+    #[arg(
+        long,
+        env = "QUARRY_CACHE_CONTROL",
+        default_value = "public, max-age=60"
+    )]
+    pub cache_control: String,
+    /// auto: JSON when stdout is not a terminal.
+    #[arg(long, env = "QUARRY_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+    /// Use epoll even where io_uring is allowed (same as MONOIO_FORCE_LEGACY_DRIVER=1).
+    #[arg(long, env = "QUARRY_FORCE_EPOLL")]
+    pub force_epoll: bool,
+    /// Load shedding: requests in flight per loop above which new requests get 503 + Retry-After.
+    #[arg(long, env = "QUARRY_SHED_IN_FLIGHT", default_value_t = 1024)]
+    pub shed_in_flight: usize,
+    /// Load shedding: event-loop lag above which new requests get 503 + Retry-After (0s: off).
+    #[arg(long, env = "QUARRY_SHED_LAG", default_value = "250ms", value_parser = parse_duration)]
+    pub shed_lag: Duration,
+    /// Install handlers for SIGTERM/SIGINT/SIGHUP (off only for in-process tests).
+    #[arg(skip = true)]
+    pub handle_signals: bool,
+}
+
+impl Config {
+    /// Whether epoll is forced by flag or by monoio's own environment variable.
+    pub fn epoll_forced(&self) -> bool {
+        self.force_epoll
+            || std::env::var("MONOIO_FORCE_LEGACY_DRIVER").is_ok_and(|v| v == "1" || v == "true")
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn flags_have_contract_defaults() {
+        let c = Config::parse_from(["quarry-server", "--data-dir", "/d"]);
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.verify, VerifyMode::Full);
+        assert_eq!(c.threads, 1);
+        assert_eq!(c.drain_delay, Duration::from_secs(5));
+        assert_eq!(c.max_uri_bytes, 8192);
+        assert!(c.handle_signals);
+    }
+}

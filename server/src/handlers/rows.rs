@@ -1,0 +1,189 @@
+//! `/v1/datasets/{name}/rows/{key}` (point lookup) and `/v1/datasets/{name}/rows` (scans).
+//!
+//! A scan runs in two phases on the loop: `Scan::step` over at most `SCAN_STEP_ROWS` rows per
+//! turn, yielding between steps, until the page is known (so the `Link` header and the total
+//! can go in the head); then the body streams one `Encoder::step` of at most `FRAME_BYTES` per
+//! frame, so a large page never sits in memory whole.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use quarry_query::{
+    negotiate, parse_key, parse_rows_query, row_json, Encoder, Limits, RowsQuery, Scan,
+};
+
+use super::{cacheable, etag, full, ApiResult};
+use crate::body::{Body, FrameSource};
+use crate::dataset::Dataset;
+use crate::error::ApiError;
+use crate::state::LoopCtx;
+use crate::sync::yield_now;
+
+/// Rows examined per loop turn (one default row group).
+const SCAN_STEP_ROWS: u64 = 65_536;
+/// Encoded bytes per body frame.
+const FRAME_BYTES: usize = 64 << 10;
+
+pub fn one(ctx: &LoopCtx, req: &Request<Incoming>, ds: &Arc<Dataset>, raw_key: &str) -> ApiResult {
+    let key = parse_key(raw_key, ds.file.schema())?;
+    let row = ds
+        .file
+        .find_key(key.as_key_ref())
+        .ok_or_else(|| ApiError::KeyNotFound {
+            dataset: ds.name.clone(),
+        })?;
+    let mut body = row_json(&ds.file, row);
+    body.push(b'\n');
+    let tag = etag(&[&ds.version_hex], req, &[]);
+    Ok(cacheable(
+        ctx,
+        req,
+        tag,
+        "",
+        full(StatusCode::OK, "application/json", body),
+    ))
+}
+
+fn limits(ctx: &LoopCtx) -> Limits {
+    Limits {
+        default_limit: ctx.config.default_limit,
+        max_limit: ctx.config.max_limit,
+        max_scan_rows: ctx.config.max_scan_rows,
+    }
+}
+
+/// `Prefer: count=exact` (RFC 7240 preferences, comma- or semicolon-separated).
+fn prefers_exact_count(req: &Request<Incoming>) -> bool {
+    req.headers().get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split([',', ';'])
+                .any(|p| p.trim().eq_ignore_ascii_case("count=exact"))
+        })
+    })
+}
+
+pub async fn scan(
+    ctx: &Rc<LoopCtx>,
+    req: &Request<Incoming>,
+    ds: Arc<Dataset>,
+) -> ApiResult {
+    let accept = match req.headers().get(header::ACCEPT) {
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::BadRequest {
+            code: "bad_header",
+            message: "Accept header is not visible ASCII".to_string(),
+            param: Some("Accept".to_string()),
+        })?),
+        None => None,
+    };
+    let format = negotiate(accept)?;
+    let raw_query = req.uri().query().unwrap_or("");
+    let mut query = parse_rows_query(raw_query, ds.file.schema(), ds.file.version(), &limits(ctx))?;
+    let count = prefers_exact_count(req);
+    query.count_exact(count);
+
+    let tag = etag(
+        &[&ds.version_hex],
+        req,
+        &[header::ACCEPT, header::HeaderName::from_static("prefer")],
+    );
+    if super::not_modified(req.headers(), &tag) {
+        return Ok(cacheable(
+            ctx,
+            req,
+            tag,
+            "Accept, Prefer",
+            Response::new(Body::empty()),
+        ));
+    }
+
+    let mut scan = Scan::new(&query, &ds.file);
+    loop {
+        let done = scan.step(&query, &ds.file, SCAN_STEP_ROWS);
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => {
+                ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+                return Err(e.into());
+            }
+        };
+        if done {
+            break;
+        }
+        yield_now().await;
+    }
+    ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+    let page = scan.finish();
+    let total = page.total;
+    let encoder = Encoder::new(&query, page, format);
+
+    let mut resp = Response::new(Body::empty());
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Some(cursor) = encoder.next_cursor() {
+        let link = next_link(req, &ds.name, cursor);
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            h.insert(header::LINK, v);
+        }
+    }
+    if let Some(total) = total {
+        // PostgREST's form: first-last/total; we only know the total.
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("*/{total}")).unwrap_or(HeaderValue::from_static("*/*")),
+        );
+        h.insert(
+            "preference-applied",
+            HeaderValue::from_static("count=exact"),
+        );
+    }
+    *resp.body_mut() = Body::stream(Box::new(EncodeFrames { ds, query, encoder }));
+    Ok(cacheable(ctx, req, tag, "Accept, Prefer", resp))
+}
+
+/// `</v1/datasets/{name}/rows?{query without cursor}&cursor=...>; rel="next"`.
+fn next_link(req: &Request<Incoming>, name: &str, cursor: &str) -> String {
+    let mut q: Vec<&str> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("cursor="))
+        .collect();
+    let cursor_piece = format!("cursor={cursor}");
+    q.push(&cursor_piece);
+    let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("</v1/datasets/{name}/rows?{}>; rel=\"next\"", q.join("&"))
+}
+
+/// Streams the encoded page; holds the dataset version the scan ran on.
+struct EncodeFrames {
+    ds: Arc<Dataset>,
+    query: RowsQuery,
+    encoder: Encoder,
+}
+
+impl FrameSource for EncodeFrames {
+    fn next_frame(&mut self) -> Option<Bytes> {
+        self.encoder.step(&self.query, &self.ds.file, FRAME_BYTES)
+    }
+}
+
+impl From<quarry_query::QueryError> for ApiError {
+    fn from(e: quarry_query::QueryError) -> ApiError {
+        let status =
+            http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
+        ApiError::Query {
+            status,
+            code: e.code,
+            message: e.message,
+            param: e.param,
+        }
+    }
+}

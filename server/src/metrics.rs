@@ -1,0 +1,290 @@
+//! Prometheus metrics (prometheus-client), shared by every loop of the process, and the
+//! per-request guard that records them.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatus {
+    pub route: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DatasetLabel {
+    pub dataset: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DatasetVersionLabel {
+    pub dataset: String,
+    pub version: String,
+}
+
+type HistogramFamily = Family<RouteLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 us .. ~1.6 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// Every metric the server exports. One instance per process (`Arc`), updated by all loops.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RouteStatus, Counter>,
+    pub latency: HistogramFamily,
+    pub in_flight: Gauge,
+    pub connections: Gauge,
+    pub connections_rejected: Counter,
+    pub bytes_sent: Counter,
+    pub rows_examined: Counter,
+    pub shed: Counter,
+    /// Longest gap between two turns of any loop over the last second, in seconds.
+    pub loop_lag: Gauge<f64, AtomicU64>,
+    pub dataset_rows: Family<DatasetLabel, Gauge>,
+    pub dataset_bytes: Family<DatasetLabel, Gauge>,
+    pub dataset_version: Family<DatasetVersionLabel, Gauge>,
+    pub dataset_last_reload: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
+    pub dataset_reload_failures: Family<DatasetLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("quarry");
+        let m = Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            in_flight: Gauge::default(),
+            connections: Gauge::default(),
+            connections_rejected: Counter::default(),
+            bytes_sent: Counter::default(),
+            rows_examined: Counter::default(),
+            shed: Counter::default(),
+            loop_lag: Gauge::default(),
+            dataset_rows: Family::default(),
+            dataset_bytes: Family::default(),
+            dataset_version: Family::default(),
+            dataset_last_reload: Family::default(),
+            dataset_reload_failures: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request head to last body byte handed to the socket",
+            m.latency.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being answered",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "http_connections_open",
+            "Open client connections",
+            m.connections.clone(),
+        );
+        registry.register(
+            "http_connections_rejected",
+            "Connections closed at once because --max-connections was reached",
+            m.connections_rejected.clone(),
+        );
+        registry.register(
+            "http_response_body_bytes",
+            "Response body bytes sent",
+            m.bytes_sent.clone(),
+        );
+        registry.register(
+            "rows_examined",
+            "Rows examined by scans",
+            m.rows_examined.clone(),
+        );
+        registry.register(
+            "http_requests_shed",
+            "Requests answered 503 by load shedding",
+            m.shed.clone(),
+        );
+        registry.register(
+            "event_loop_lag_seconds",
+            "Longest gap between event-loop turns over the last second",
+            m.loop_lag.clone(),
+        );
+        registry.register(
+            "dataset_rows",
+            "Rows in the served version",
+            m.dataset_rows.clone(),
+        );
+        registry.register(
+            "dataset_bytes",
+            "File size of the served version",
+            m.dataset_bytes.clone(),
+        );
+        registry.register(
+            "dataset_version",
+            "1 for the version being served (content hash in the label)",
+            m.dataset_version.clone(),
+        );
+        registry.register(
+            "dataset_last_reload_timestamp_seconds",
+            "Unix time the served version went live",
+            m.dataset_last_reload.clone(),
+        );
+        registry.register(
+            "dataset_reload_failures",
+            "Files that failed to map, open or verify",
+            m.dataset_reload_failures.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// OpenMetrics text of every metric plus process CPU time.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        if let Some(cpu) = process_cpu_seconds() {
+            out.push_str("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n");
+            out.push_str("# TYPE process_cpu_seconds_total counter\n");
+            out.push_str(&format!("process_cpu_seconds_total {cpu}\n"));
+        }
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
+        out
+    }
+}
+
+/// utime + stime of this process from /proc/self/stat, in seconds (USER_HZ is 100 on Linux).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// Per-connection activity, used for the idle keep-alive timeout.
+#[derive(Debug)]
+pub struct ConnActivity {
+    pub in_flight: Cell<u32>,
+    pub last_active: Cell<Instant>,
+}
+
+impl ConnActivity {
+    pub fn new() -> Rc<ConnActivity> {
+        Rc::new(ConnActivity {
+            in_flight: Cell::new(0),
+            last_active: Cell::new(Instant::now()),
+        })
+    }
+}
+
+/// Lives as long as one request's response (it sits in the body): counts in-flight work and
+/// records status, latency and bytes when dropped.
+#[derive(Debug)]
+pub struct RequestGuard {
+    metrics: std::sync::Arc<Metrics>,
+    loop_in_flight: Rc<Cell<usize>>,
+    conn: Rc<ConnActivity>,
+    route: &'static str,
+    status: u16,
+    start: Instant,
+    bytes: u64,
+    done: bool,
+}
+
+impl RequestGuard {
+    pub fn new(
+        metrics: std::sync::Arc<Metrics>,
+        loop_in_flight: Rc<Cell<usize>>,
+        conn: Rc<ConnActivity>,
+    ) -> RequestGuard {
+        metrics.in_flight.inc();
+        loop_in_flight.set(loop_in_flight.get() + 1);
+        conn.in_flight.set(conn.in_flight.get() + 1);
+        RequestGuard {
+            metrics,
+            loop_in_flight,
+            conn,
+            route: "unknown",
+            status: 0,
+            start: Instant::now(),
+            bytes: 0,
+            done: false,
+        }
+    }
+
+    pub fn set_route(&mut self, route: &'static str) {
+        self.route = route;
+    }
+
+    pub fn set_status(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    pub fn add_bytes(&mut self, n: usize) {
+        self.bytes += n as u64;
+    }
+
+    /// The last body frame was produced: record now rather than when hyper drops the body.
+    pub fn body_done(&mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let m = &self.metrics;
+        m.in_flight.dec();
+        self.loop_in_flight
+            .set(self.loop_in_flight.get().saturating_sub(1));
+        self.conn
+            .in_flight
+            .set(self.conn.in_flight.get().saturating_sub(1));
+        self.conn.last_active.set(Instant::now());
+        m.requests
+            .get_or_create(&RouteStatus {
+                route: self.route,
+                status: self.status,
+            })
+            .inc();
+        m.latency
+            .get_or_create(&RouteLabel { route: self.route })
+            .observe(self.start.elapsed().as_secs_f64());
+        m.bytes_sent.inc_by(self.bytes);
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

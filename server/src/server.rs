@@ -1,0 +1,399 @@
+//! Threads, runtimes, the accept loop, connections, signals and the drain sequence.
+//!
+//! Each of `--threads N` loops is an independent single-threaded monoio runtime with its own
+//! listener on the same port (SO_REUSEPORT, monoio's default), its own catalog and its own
+//! control socketpairs. Signals reach every loop through signal-hook writing a byte into those
+//! socketpairs; `ServerHandle` writes the same bytes for in-process tests.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use hyper::server::conn::http1;
+use monoio::io::{AsyncReadRent, IntoPollIo};
+use monoio::net::{ListenerOpts, TcpListener, TcpStream, UnixStream};
+use monoio_compat::hyper::{MonoioIo, MonoioTimer};
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::metrics::{ConnActivity, Metrics};
+use crate::state::{LoopCtx, Phase};
+
+/// A running server: its address and the means to stop it (in-process tests, `run`).
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    threads: Vec<JoinHandle<anyhow::Result<()>>>,
+    term: Vec<StdUnixStream>,
+    hup: Vec<StdUnixStream>,
+    metrics: Arc<Metrics>,
+}
+
+impl ServerHandle {
+    /// The bound address (the real port when `--listen` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Same as SIGTERM: drain, then stop.
+    pub fn shutdown(&self) {
+        for w in &self.term {
+            let _ = (&*w).write(&[1]);
+        }
+    }
+
+    /// Same as SIGHUP: rescan the data directory now.
+    pub fn reload(&self) {
+        for w in &self.hup {
+            let _ = (&*w).write(&[1]);
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Waits for every loop to finish; the first error wins.
+    pub fn join(self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        for t in self.threads {
+            let r = match t.join() {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("an event-loop thread panicked")),
+            };
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
+/// The two control channels of one loop: read ends go to the loop, write ends to signal-hook
+/// and to the handle.
+struct Control {
+    term_rx: StdUnixStream,
+    hup_rx: StdUnixStream,
+}
+
+fn control_pair(
+    config: &Config,
+    term_writers: &mut Vec<StdUnixStream>,
+    hup_writers: &mut Vec<StdUnixStream>,
+) -> anyhow::Result<Control> {
+    let (term_rx, term_tx) = StdUnixStream::pair().context("creating the control socketpair")?;
+    let (hup_rx, hup_tx) = StdUnixStream::pair().context("creating the control socketpair")?;
+    if config.handle_signals {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::low_level::pipe;
+        pipe::register(SIGTERM, term_tx.try_clone()?).context("installing the SIGTERM handler")?;
+        pipe::register(SIGINT, term_tx.try_clone()?).context("installing the SIGINT handler")?;
+        pipe::register(SIGHUP, hup_tx.try_clone()?).context("installing the SIGHUP handler")?;
+    }
+    // All four ends non-blocking: the epoll driver reads the receiving ends with plain read(2).
+    for end in [&term_rx, &hup_rx, &term_tx, &hup_tx] {
+        end.set_nonblocking(true)?;
+    }
+    term_writers.push(term_tx);
+    hup_writers.push(hup_tx);
+    Ok(Control { term_rx, hup_rx })
+}
+
+/// Binds, starts every loop and returns once the first listener is bound (data loads after).
+pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    let meta = std::fs::metadata(&config.data_dir).with_context(|| {
+        format!(
+            "data directory {} cannot be read (--data-dir / QUARRY_DATA_DIR)",
+            config.data_dir.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        bail!(
+            "--data-dir {} is not a directory",
+            config.data_dir.display()
+        );
+    }
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
+    let mut term = Vec::new();
+    let mut hup = Vec::new();
+    let mut threads = Vec::new();
+    let mut addr = config.listen;
+    if addr.port() == 0 && config.threads > 1 {
+        // Every loop must bind the same concrete port; let the kernel pick a free one first.
+        // (bind(0) with SO_REUSEPORT may hand out a port another reuseport socket holds.)
+        let probe = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        addr = probe.local_addr()?;
+    }
+    for index in 0..usize::from(config.threads) {
+        let control = control_pair(&config, &mut term, &mut hup)?;
+        let (tx, rx) = mpsc::channel();
+        let config = config.clone();
+        let metrics = metrics.clone();
+        let bind_to = addr;
+        let thread = std::thread::Builder::new()
+            .name(format!("quarry-loop-{index}"))
+            .spawn(move || loop_thread(index, config, metrics, bind_to, control, tx))
+            .context("spawning an event-loop thread")?;
+        match rx.recv() {
+            Ok(Ok(bound)) => addr = bound,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let r = thread.join();
+                bail!("event-loop thread {index} ended before binding: {r:?}");
+            }
+        }
+        threads.push(thread);
+    }
+    info!(%addr, threads = config.threads, "listening");
+    Ok(ServerHandle {
+        addr,
+        threads,
+        term,
+        hup,
+        metrics,
+    })
+}
+
+fn loop_thread(
+    index: usize,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    bind_to: SocketAddr,
+    control: Control,
+    bound: mpsc::Sender<anyhow::Result<SocketAddr>>,
+) -> anyhow::Result<()> {
+    if config.pin_cores {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        if let Err(e) = monoio::utils::bind_to_cpu_set([index % cores]) {
+            warn!(loop_index = index, error = ?e, "could not pin the loop to a core");
+        }
+    }
+    let force_epoll = config.epoll_forced();
+    let fut = async move {
+        // SO_REUSEPORT only when several loops share the port: with one loop, a second server
+        // started on the same port by mistake fails loudly instead of silently taking half the
+        // connections.
+        let opts = ListenerOpts::new()
+            .reuse_port(config.threads > 1)
+            .backlog(4096);
+        let listener = match TcpListener::bind_with_config(bind_to, &opts) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = bound.send(Err(
+                    anyhow::Error::new(e).context(format!("binding {bind_to}"))
+                ));
+                return Ok(());
+            }
+        };
+        let addr = listener.local_addr()?;
+        let _ = bound.send(Ok(addr));
+        let driver = if monoio::utils::is_legacy() {
+            "epoll"
+        } else {
+            "io_uring"
+        };
+        info!(loop_index = index, driver, "event loop started");
+        run_loop(LoopCtx::new(index, config, metrics), listener, control).await
+    };
+    if force_epoll {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .context("building the epoll runtime")?;
+        rt.block_on(fut)
+    } else {
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .context("building the runtime")?;
+        rt.block_on(fut)
+    }
+}
+
+async fn run_loop(ctx: Rc<LoopCtx>, listener: TcpListener, control: Control) -> anyhow::Result<()> {
+    let term = UnixStream::from_std(control.term_rx).context("registering the control socket")?;
+    let hup = UnixStream::from_std(control.hup_rx).context("registering the control socket")?;
+    monoio::spawn(lag_monitor(ctx.clone()));
+    monoio::spawn(accept_loop(ctx.clone(), listener));
+    monoio::spawn(crate::loader::run(ctx.clone(), hup));
+
+    wait_for_byte(term).await;
+    ctx.phase.set(Phase::Draining);
+    let cfg = &ctx.config;
+    info!(loop_index = ctx.index, drain_delay = ?cfg.drain_delay, "termination requested: readiness is now 503, draining");
+    monoio::time::sleep(cfg.drain_delay).await;
+    ctx.stop_accept.set();
+    let _ = monoio::time::timeout(Duration::from_secs(1), ctx.listener_closed.wait()).await;
+    ctx.close_conns.set();
+    if ctx.connections.get() == 0 {
+        ctx.conns_done.set();
+    }
+    info!(
+        loop_index = ctx.index,
+        open_connections = ctx.connections.get(),
+        "stopped accepting; finishing in-flight requests"
+    );
+    if monoio::time::timeout(cfg.shutdown_timeout, ctx.conns_done.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            loop_index = ctx.index,
+            open_connections = ctx.connections.get(),
+            "shutdown timeout reached with connections still open; closing them"
+        );
+    }
+    info!(loop_index = ctx.index, "event loop stopped");
+    Ok(())
+}
+
+/// Completes when a byte arrives (or the other end is gone).
+async fn wait_for_byte(mut s: UnixStream) -> UnixStream {
+    let buf = vec![0u8; 16];
+    let (r, _) = s.read(buf).await;
+    if let Err(e) = r {
+        error!(error = %e, "control socket failed");
+    }
+    s
+}
+
+/// Reads one control byte; returns the stream for the next wait.
+pub(crate) async fn next_control_byte(s: UnixStream) -> UnixStream {
+    wait_for_byte(s).await
+}
+
+/// Measures how late a 10 ms timer fires: the longest gap between loop turns, kept per second.
+async fn lag_monitor(ctx: Rc<LoopCtx>) {
+    const TICK: Duration = Duration::from_millis(10);
+    let mut window_start = Instant::now();
+    let mut window_max = Duration::ZERO;
+    loop {
+        let before = Instant::now();
+        monoio::time::sleep(TICK).await;
+        let lag = before.elapsed().saturating_sub(TICK);
+        window_max = window_max.max(lag);
+        // Lag visible at once when it grows, decays after a quiet second.
+        if lag > ctx.lag.get() {
+            ctx.lag.set(lag);
+        }
+        if window_start.elapsed() >= Duration::from_secs(1) {
+            ctx.lag.set(window_max);
+            if ctx.index == 0 {
+                ctx.metrics.loop_lag.set(window_max.as_secs_f64());
+            }
+            window_max = Duration::ZERO;
+            window_start = Instant::now();
+        }
+    }
+}
+
+async fn accept_loop(ctx: Rc<LoopCtx>, listener: TcpListener) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(MonoioTimer)
+        .header_read_timeout(ctx.config.header_read_timeout)
+        .max_buf_size(ctx.config.max_header_bytes.max(8192) + 8192)
+        .max_header_size(ctx.config.max_header_bytes)
+        .keep_alive(true);
+    let builder = Rc::new(builder);
+    loop {
+        // A dropped io_uring accept is cancelled (monoio feature `async-cancel`); without it the
+        // listener fd would stay open, with the kernel queueing connections nobody accepts.
+        let accepted = monoio::select! {
+            _ = ctx.stop_accept.wait() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!(error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if ctx.connections.get() >= ctx.config.max_connections {
+            ctx.metrics.connections_rejected.inc();
+            debug!(%peer, "connection limit reached; closing");
+            drop(stream);
+            continue;
+        }
+        ctx.conn_opened();
+        monoio::spawn(serve_connection(ctx.clone(), builder.clone(), stream));
+    }
+    drop(listener);
+    // Let the driver submit the cancel and the close (io_uring queues both as operations).
+    for _ in 0..3 {
+        monoio::time::sleep(Duration::from_millis(1)).await;
+    }
+    ctx.listener_closed.set();
+    debug!(loop_index = ctx.index, "listener closed");
+}
+
+async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let io = match stream.into_poll_io() {
+        Ok(io) => io,
+        Err(e) => {
+            debug!(error = %e, "into_poll_io failed");
+            ctx.conn_closed();
+            return;
+        }
+    };
+    let activity = ConnActivity::new();
+    let svc_ctx = ctx.clone();
+    let svc_activity = activity.clone();
+    let service = hyper::service::service_fn(move |req| {
+        crate::handlers::serve(svc_ctx.clone(), svc_activity.clone(), req)
+    });
+    let conn = builder.serve_connection(MonoioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let idle = ctx.config.idle_timeout;
+    let mut closing = false;
+    loop {
+        let deadline = if activity.in_flight.get() > 0 {
+            Instant::now() + idle
+        } else {
+            activity.last_active.get() + idle
+        };
+        let result = monoio::select! {
+            r = conn.as_mut() => Some(r),
+            _ = ctx.close_conns.wait(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+                None
+            },
+            _ = monoio::time::sleep_until(deadline.into()), if !closing => {
+                if activity.in_flight.get() == 0 && activity.last_active.get() + idle <= Instant::now() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                None
+            },
+        };
+        if let Some(r) = result {
+            if let Err(e) = r {
+                debug!(error = %e, "connection ended with an error");
+            }
+            break;
+        }
+    }
+    ctx.conn_closed();
+}
+
+/// `run`: start, wait, and report. Used by `main`.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let handle = start(config)?;
+    handle.join()
+}

@@ -1,0 +1,80 @@
+//! Metadata endpoints and conditional requests.
+
+use crate::support::*;
+
+#[test]
+fn metadata_lists_every_dataset_with_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = people(1000);
+    write_people(dir.path(), "people", &rows, 300);
+    write_people(dir.path(), "few", &rows[..5], 300);
+    let server = start(dir.path(), &[]);
+    let addr = server.local_addr();
+    wait_ready(addr);
+    let list = get(addr, "/v1/datasets").json();
+    let names: Vec<&str> = list["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["few", "people"]);
+    let one = get(addr, "/v1/datasets/people");
+    assert_eq!(one.status, 200);
+    let j = one.json();
+    assert_eq!(j, list["datasets"][1]);
+    assert_eq!(j["rows"], 1000);
+    assert_eq!(j["row_groups"], 4);
+    assert_eq!(j["key"], "id");
+    let file_len = std::fs::metadata(dir.path().join("people.qry"))
+        .unwrap()
+        .len();
+    assert_eq!(j["bytes"], file_len);
+    assert_eq!(j["version"].as_str().unwrap().len(), 32);
+    let cols: Vec<(String, String, bool)> = j["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().into(),
+                c["type"].as_str().unwrap().into(),
+                c["nullable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, bool)> = people_schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name.clone(), f.data_type.name().to_string(), f.nullable))
+        .collect();
+    assert_eq!(cols, expected);
+    server.shutdown();
+    server.join().unwrap();
+}
+
+#[test]
+fn etag_and_if_none_match_give_304() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people(dir.path(), "people", &people(10), 16);
+    let server = start(dir.path(), &["--cache-control", "public, max-age=7"]);
+    let addr = server.local_addr();
+    wait_ready(addr);
+    let first = get(addr, "/v1/datasets/people");
+    let tag = first.header("etag").unwrap().to_string();
+    assert_eq!(first.header("cache-control"), Some("public, max-age=7"));
+    let again = get_with(addr, "/v1/datasets/people", &[("If-None-Match", &tag)]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    assert_eq!(again.header("etag"), Some(tag.as_str()));
+    let other = get_with(
+        addr,
+        "/v1/datasets/people",
+        &[("If-None-Match", "\"something-else\"")],
+    );
+    assert_eq!(other.status, 200);
+    // A different target has a different tag.
+    assert_ne!(get(addr, "/v1/datasets").header("etag"), Some(tag.as_str()));
+    server.shutdown();
+    server.join().unwrap();
+}

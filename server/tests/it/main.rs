@@ -1,0 +1,12 @@
+//! Integration tests: the real server on 127.0.0.1, real HTTP, datasets written with
+//! quarry-format, answers checked against references computed from the source rows.
+
+mod support;
+
+mod columns;
+mod datasets;
+mod lifecycle;
+mod limits;
+mod reload;
+mod routing;
+mod rows;
