@@ -174,12 +174,28 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
                 let block = c.values().get(start..end).unwrap_or(&[]);
                 start + block.partition_point(|x| before(x.cmp(&v)))
             }
-            (ColumnChunk::Utf8(c), KeyRef::Utf8(s)) => {
-                start
-                    + partition_point(end - start, |i| {
-                        before(c.get(start + i).unwrap_or("").cmp(s))
-                    })
-            }
+            (ColumnChunk::Utf8(c), KeyRef::Utf8(s)) => match c.plain_offsets() {
+                // Keys are unique, so key chunks are plain: compare bytes without UTF-8 checks.
+                Some(offsets) => {
+                    let bytes = c.plain_bytes();
+                    let at = |i: usize| -> &[u8] {
+                        match (offsets.get(i), offsets.get(i + 1)) {
+                            (Some(&a), Some(&b)) => {
+                                bytes.get(a as usize..b as usize).unwrap_or(&[])
+                            }
+                            _ => &[],
+                        }
+                    };
+                    start
+                        + partition_point(end - start, |i| before(at(start + i).cmp(s.as_bytes())))
+                }
+                None => {
+                    start
+                        + partition_point(end - start, |i| {
+                            before(c.get(start + i).unwrap_or("").cmp(s))
+                        })
+                }
+            },
             _ => end,
         }
     }
