@@ -2,9 +2,11 @@
 # The test command (README, second command; .ci/run calls it). Works on a fresh machine with the
 # Rust toolchain and Python 3: installs the Python packages the tests use, then runs
 #   1. every crate's unit, integration and doc tests (format, query, etl, server, tests/ e2e),
-#   2. the end-to-end tests once more with the epoll driver forced (io_uring is blocked by the
-#      default seccomp profiles of containerd >= 2.0 and Docker >= 25: epoll is production),
-#   3. the Kubernetes manifest validation and policy tests.
+#   2. the server and end-to-end tests once more with the epoll driver forced (io_uring is
+#      blocked by the default seccomp profiles of containerd >= 2.0 and Docker >= 25: epoll is
+#      what production runs),
+#   3. schemathesis against a live server (responses match server/openapi.json, no 5xx),
+#   4. the Kubernetes manifest validation and policy tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +19,11 @@ fi
 echo "== cargo test --workspace"
 cargo test --workspace --locked
 
-echo "== end-to-end tests again with the epoll driver forced"
-MONOIO_FORCE_LEGACY_DRIVER=1 QUARRY_FORCE_EPOLL=1 cargo test --locked -p quarry-tests
+echo "== server and end-to-end tests again with the epoll driver forced"
+MONOIO_FORCE_LEGACY_DRIVER=1 QUARRY_FORCE_EPOLL=1 cargo test --locked -p quarry-server -p quarry-tests
+
+echo "== schemathesis against a live server (OpenAPI conformance, no 5xx)"
+scripts/schemathesis.sh
 
 if [ -x scripts/k8s-validate.sh ]; then
   echo "== Kubernetes manifests"
