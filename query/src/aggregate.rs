@@ -51,6 +51,9 @@ type FxBuild = BuildHasherDefault<FxHasher>;
 
 /// At most this many group columns (one null-flag word).
 pub(crate) const MAX_GROUP_COLUMNS: usize = 64;
+/// Most groups one query may build (memory bound: ~100 bytes a group plus its states).
+/// (Small in unit tests so the bound itself is tested.)
+pub(crate) const MAX_GROUPS: usize = if cfg!(test) { 64 } else { 1 << 20 };
 /// Largest per-row-group composite domain for the table fast path.
 const LOCAL_TABLE_MAX: usize = 1 << 16;
 const UNSET: u32 = u32::MAX;
@@ -73,20 +76,28 @@ impl Interner {
     }
 }
 
+/// Accumulators, shared between aggregates that need the same one (`x.sum()` and `x.avg()`
+/// share one sum; `count(x)`, `sum(x)` and `avg(x)` derive their row counts from the group's
+/// row count minus x's null count, so a column without nulls costs one loop, not two).
+#[derive(Debug, PartialEq)]
+enum Kind {
+    Nulls,
+    Sum,
+    Min,
+    Max,
+}
+
 #[derive(Debug)]
 enum State {
-    Count {
+    /// Null rows of the column per group (only counted for chunks that have nulls).
+    Nulls {
         counts: Vec<u64>,
     },
     SumInt {
         sums: Vec<i128>,
-        n: Vec<u64>,
-        avg: bool,
     },
     SumFloat {
         sums: Vec<f64>,
-        n: Vec<u64>,
-        avg: bool,
     },
     /// int64, date, timestamp, bool (as 0/1).
     MinMaxInt {
@@ -108,15 +119,9 @@ enum State {
 impl State {
     fn grow(&mut self, n: usize) {
         match self {
-            State::Count { counts } => counts.resize(n, 0),
-            State::SumInt { sums, n: c, .. } => {
-                sums.resize(n, 0);
-                c.resize(n, 0);
-            }
-            State::SumFloat { sums, n: c, .. } => {
-                sums.resize(n, 0.0);
-                c.resize(n, 0);
-            }
+            State::Nulls { counts } => counts.resize(n, 0),
+            State::SumInt { sums } => sums.resize(n, 0),
+            State::SumFloat { sums } => sums.resize(n, 0.0),
             State::MinMaxInt { v, has, .. } => {
                 v.resize(n, 0);
                 has.resize(n, false);
@@ -130,11 +135,24 @@ impl State {
     }
 }
 
+/// How an output column is read from the accumulators (indexes into `states`).
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    Count,
+    CountCol { nulls: usize },
+    Sum { sum: usize, nulls: usize },
+    Avg { sum: usize, nulls: usize },
+    MinMax { state: usize },
+}
+
 #[derive(Debug)]
 pub(crate) struct Aggregator {
     group_cols: Vec<(usize, DataType)>,
-    aggs: Vec<(AggSpec, Option<DataType>)>,
-    states: Vec<State>,
+    aggs: Vec<(AggSpec, Option<DataType>, Output)>,
+    /// (column, kind, accumulator), deduplicated.
+    states: Vec<(usize, Kind, State)>,
+    /// Rows per group.
+    rows: Vec<u64>,
     map: HashMap<Vec<u64>, u32, FxBuild>,
     /// Encoded key of each group, `key_width` words per group.
     keys: Vec<u64>,
@@ -151,6 +169,7 @@ pub(crate) struct Aggregator {
     gids: Vec<u32>,
     composite: Vec<u32>,
     key_buf: Vec<u64>,
+    too_many_groups: bool,
 }
 
 fn validity_of<'a>(chunk: &ColumnChunk<'a>) -> Option<Bitmap<'a>> {
@@ -182,38 +201,58 @@ impl Aggregator {
     ) -> Aggregator {
         let group_cols: Vec<(usize, DataType)> =
             group_by.iter().map(|&c| (c, fields[c].1)).collect();
-        let aggs: Vec<(AggSpec, Option<DataType>)> = aggs
-            .iter()
-            .map(|a| (a.clone(), a.column.map(|c| fields[c].1)))
-            .collect();
-        let states = aggs
-            .iter()
-            .map(|(a, t)| match (a.func, t) {
-                (AggFunc::Count, _) => State::Count { counts: Vec::new() },
-                (AggFunc::Sum | AggFunc::Avg, Some(DataType::Float64)) => State::SumFloat {
-                    sums: Vec::new(),
-                    n: Vec::new(),
-                    avg: a.func == AggFunc::Avg,
-                },
-                (AggFunc::Sum | AggFunc::Avg, _) => State::SumInt {
-                    sums: Vec::new(),
-                    n: Vec::new(),
-                    avg: a.func == AggFunc::Avg,
-                },
-                (f, Some(DataType::Float64)) => State::MinMaxFloat {
+        let mut states: Vec<(usize, Kind, State)> = Vec::new();
+        let mut slot = |col: usize, kind: Kind| -> usize {
+            if let Some(i) = states.iter().position(|(c, k, _)| *c == col && *k == kind) {
+                return i;
+            }
+            let t = fields[col].1;
+            let state = match (&kind, t) {
+                (Kind::Nulls, _) => State::Nulls { counts: Vec::new() },
+                (Kind::Sum, DataType::Float64) => State::SumFloat { sums: Vec::new() },
+                (Kind::Sum, _) => State::SumInt { sums: Vec::new() },
+                (k, DataType::Float64) => State::MinMaxFloat {
                     v: Vec::new(),
                     has: Vec::new(),
-                    max: f == AggFunc::Max,
+                    max: *k == Kind::Max,
                 },
-                (f, Some(DataType::Utf8)) => State::MinMaxStr {
+                (k, DataType::Utf8) => State::MinMaxStr {
                     v: Vec::new(),
-                    max: f == AggFunc::Max,
+                    max: *k == Kind::Max,
                 },
-                (f, _) => State::MinMaxInt {
+                (k, _) => State::MinMaxInt {
                     v: Vec::new(),
                     has: Vec::new(),
-                    max: f == AggFunc::Max,
+                    max: *k == Kind::Max,
                 },
+            };
+            states.push((col, kind, state));
+            states.len() - 1
+        };
+        let aggs: Vec<(AggSpec, Option<DataType>, Output)> = aggs
+            .iter()
+            .map(|a| {
+                let out = match (a.func, a.column) {
+                    (_, None) => Output::Count,
+                    (AggFunc::Count, Some(c)) => Output::CountCol {
+                        nulls: slot(c, Kind::Nulls),
+                    },
+                    (AggFunc::Sum, Some(c)) => Output::Sum {
+                        sum: slot(c, Kind::Sum),
+                        nulls: slot(c, Kind::Nulls),
+                    },
+                    (AggFunc::Avg, Some(c)) => Output::Avg {
+                        sum: slot(c, Kind::Sum),
+                        nulls: slot(c, Kind::Nulls),
+                    },
+                    (AggFunc::Min, Some(c)) => Output::MinMax {
+                        state: slot(c, Kind::Min),
+                    },
+                    (AggFunc::Max, Some(c)) => Output::MinMax {
+                        state: slot(c, Kind::Max),
+                    },
+                };
+                (a.clone(), a.column.map(|c| fields[c].1), out)
             })
             .collect();
         let key_width = group_cols.len() + 1;
@@ -222,6 +261,7 @@ impl Aggregator {
             group_cols,
             aggs,
             states,
+            rows: Vec::new(),
             map: HashMap::default(),
             keys: Vec::new(),
             key_width,
@@ -233,6 +273,7 @@ impl Aggregator {
             gids: Vec::new(),
             composite: Vec::new(),
             key_buf: vec![0; key_width],
+            too_many_groups: false,
         };
         if n == 0 {
             // No group columns: exactly one group, even over zero rows (SQL semantics).
@@ -247,11 +288,17 @@ impl Aggregator {
         if let Some(&g) = self.map.get(self.key_buf.as_slice()) {
             return g;
         }
+        if self.ngroups >= MAX_GROUPS {
+            // The scan turns this into a 422 after the slice; fold into group 0 meanwhile.
+            self.too_many_groups = true;
+            return 0;
+        }
         let g = self.ngroups as u32;
         self.map.insert(self.key_buf.clone(), g);
         self.keys.extend_from_slice(&self.key_buf);
         self.ngroups += 1;
-        for s in &mut self.states {
+        self.rows.resize(self.ngroups, 0);
+        for (_, _, s) in &mut self.states {
             s.grow(self.ngroups);
         }
         g
@@ -405,11 +452,82 @@ impl Aggregator {
         }
         self.assign_groups(file, rg, sel);
         let gids = std::mem::take(&mut self.gids);
-        for (state, (spec, _)) in self.states.iter_mut().zip(&self.aggs) {
-            let chunk = spec.column.map(|c| file.chunk(rg, c));
-            update_state(state, chunk.as_ref(), sel, &gids);
+        for &g in &gids {
+            self.rows[g as usize] += 1;
+        }
+        for (col, _, state) in &mut self.states {
+            update_state(state, &file.chunk(rg, *col), sel, &gids);
         }
         self.gids = gids;
+    }
+
+    /// Set once a new group would exceed [`MAX_GROUPS`].
+    pub(crate) fn too_many_groups(&self) -> bool {
+        self.too_many_groups
+    }
+
+    fn final_value(
+        &self,
+        out: Output,
+        g: usize,
+        t: Option<DataType>,
+        spec: &AggSpec,
+    ) -> Result<OwnedValue, QueryError> {
+        let rows = self.rows[g];
+        let non_null = |nulls: usize| match &self.states[nulls].2 {
+            State::Nulls { counts } => rows - counts[g],
+            _ => rows,
+        };
+        let sum = |sum: usize| match &self.states[sum].2 {
+            State::SumInt { sums } => Ok(sums[g]),
+            State::SumFloat { sums } => Err(sums[g]),
+            _ => Ok(0),
+        };
+        Ok(match out {
+            Output::Count => OwnedValue::Int64(rows as i64),
+            Output::CountCol { nulls } => OwnedValue::Int64(non_null(nulls) as i64),
+            Output::Sum { nulls, .. } | Output::Avg { nulls, .. } if non_null(nulls) == 0 => {
+                OwnedValue::Null
+            }
+            Output::Avg { sum: s, nulls } => {
+                let n = non_null(nulls) as f64;
+                match sum(s) {
+                    Ok(i) => OwnedValue::Float64(i as f64 / n),
+                    Err(f) => OwnedValue::Float64(f / n),
+                }
+            }
+            Output::Sum { sum: s, .. } => match sum(s) {
+                Err(f) => OwnedValue::Float64(f),
+                Ok(i) => match i64::try_from(i) {
+                    Ok(v) => OwnedValue::Int64(v),
+                    Err(_) => {
+                        return Err(QueryError::new(
+                            ErrorKind::TooMuchWork,
+                            "sum_overflow",
+                            format!(
+                                "{} is {i} in one group, outside the int64 range; use avg() or \
+                                 narrow the filters",
+                                spec.name
+                            ),
+                        ))
+                    }
+                },
+            },
+            Output::MinMax { state } => match &self.states[state].2 {
+                State::MinMaxInt { v, has, .. } if has[g] => match t {
+                    Some(DataType::Bool) => OwnedValue::Bool(v[g] != 0),
+                    Some(DataType::Date) => OwnedValue::Date(v[g] as i32),
+                    Some(DataType::Timestamp) => OwnedValue::Timestamp(v[g]),
+                    _ => OwnedValue::Int64(v[g]),
+                },
+                State::MinMaxFloat { v, has, .. } if has[g] => OwnedValue::Float64(v[g]),
+                State::MinMaxStr { v, .. } => match &v[g] {
+                    Some(s) => OwnedValue::Utf8(s.to_string()),
+                    None => OwnedValue::Null,
+                },
+                _ => OwnedValue::Null,
+            },
+        })
     }
 
     pub(crate) fn num_groups(&self) -> usize {
@@ -444,78 +562,13 @@ impl Aggregator {
                     }
                 });
             }
-            for (state, (spec, t)) in self.states.iter().zip(&self.aggs) {
-                row.push(final_value(state, g, *t, spec)?);
+            for (spec, t, out) in &self.aggs {
+                row.push(self.final_value(*out, g, *t, spec)?);
             }
             rows.push(row);
         }
         Ok(rows)
     }
-}
-
-fn final_value(
-    state: &State,
-    g: usize,
-    t: Option<DataType>,
-    spec: &AggSpec,
-) -> Result<OwnedValue, QueryError> {
-    Ok(match state {
-        State::Count { counts } => OwnedValue::Int64(counts[g] as i64),
-        State::SumInt { sums, n, avg } => {
-            if n[g] == 0 {
-                OwnedValue::Null
-            } else if *avg {
-                OwnedValue::Float64(sums[g] as f64 / n[g] as f64)
-            } else {
-                match i64::try_from(sums[g]) {
-                    Ok(v) => OwnedValue::Int64(v),
-                    Err(_) => {
-                        return Err(QueryError::new(
-                            ErrorKind::TooMuchWork,
-                            "sum_overflow",
-                            format!(
-                                "{} is {} in one group, outside the int64 range; use avg() or \
-                                 narrow the filters",
-                                spec.name, sums[g]
-                            ),
-                        ))
-                    }
-                }
-            }
-        }
-        State::SumFloat { sums, n, avg } => {
-            if n[g] == 0 {
-                OwnedValue::Null
-            } else if *avg {
-                OwnedValue::Float64(sums[g] / n[g] as f64)
-            } else {
-                OwnedValue::Float64(sums[g])
-            }
-        }
-        State::MinMaxInt { v, has, .. } => {
-            if !has[g] {
-                OwnedValue::Null
-            } else {
-                match t {
-                    Some(DataType::Bool) => OwnedValue::Bool(v[g] != 0),
-                    Some(DataType::Date) => OwnedValue::Date(v[g] as i32),
-                    Some(DataType::Timestamp) => OwnedValue::Timestamp(v[g]),
-                    _ => OwnedValue::Int64(v[g]),
-                }
-            }
-        }
-        State::MinMaxFloat { v, has, .. } => {
-            if has[g] {
-                OwnedValue::Float64(v[g])
-            } else {
-                OwnedValue::Null
-            }
-        }
-        State::MinMaxStr { v, .. } => match &v[g] {
-            Some(s) => OwnedValue::Utf8(s.to_string()),
-            None => OwnedValue::Null,
-        },
-    })
 }
 
 /// Calls `f(group, offset)` for each selected row that is valid in `validity`.
@@ -549,35 +602,29 @@ fn min_max_int(v: &mut [i64], has: &mut [bool], max: bool, g: usize, x: i64) {
     }
 }
 
-fn update_state(state: &mut State, chunk: Option<&ColumnChunk<'_>>, sel: &[u32], gids: &[u32]) {
-    let Some(chunk) = chunk else {
-        // count(): rows per group.
-        if let State::Count { counts } = state {
-            for &g in gids {
-                counts[g as usize] += 1;
-            }
-        }
-        return;
-    };
+fn update_state(state: &mut State, chunk: &ColumnChunk<'_>, sel: &[u32], gids: &[u32]) {
     let validity = validity_of(chunk);
     match (state, chunk) {
-        (State::Count { counts }, _) => for_valid(validity, sel, gids, |g, _| counts[g] += 1),
-        (State::SumInt { sums, n, .. }, ColumnChunk::Int64(c)) => {
+        (State::Nulls { counts }, _) => {
+            if let Some(bm) = validity {
+                for (&off, &g) in sel.iter().zip(gids) {
+                    if !bm.get(off as usize) {
+                        counts[g as usize] += 1;
+                    }
+                }
+            }
+        }
+        // A value missing from a short (corrupt, unverified) chunk adds nothing.
+        (State::SumInt { sums }, ColumnChunk::Int64(c)) => {
             let vals = c.values();
             for_valid(validity, sel, gids, |g, i| {
-                if let Some(&x) = vals.get(i) {
-                    sums[g] += i128::from(x);
-                    n[g] += 1;
-                }
+                sums[g] += i128::from(vals.get(i).copied().unwrap_or(0));
             });
         }
-        (State::SumFloat { sums, n, .. }, ColumnChunk::Float64(c)) => {
+        (State::SumFloat { sums }, ColumnChunk::Float64(c)) => {
             let vals = c.values();
             for_valid(validity, sel, gids, |g, i| {
-                if let Some(&x) = vals.get(i) {
-                    sums[g] += x;
-                    n[g] += 1;
-                }
+                sums[g] += vals.get(i).copied().unwrap_or(0.0);
             });
         }
         (State::MinMaxInt { v, has, max }, ColumnChunk::Int64(c) | ColumnChunk::Timestamp(c)) => {

@@ -211,8 +211,10 @@ impl Encoder {
         file: &QuarryFile<B>,
         max_bytes: usize,
     ) -> Option<Bytes> {
-        let _ = query;
-        if self.phase == Phase::Done {
+        // Rows are row numbers of the file the scan ran on: another file (a caller bug, e.g.
+        // after a data swap) would mean wrong rows or out-of-range lookups, so end instead.
+        if self.phase == Phase::Done || file.version() != query.version {
+            self.phase = Phase::Done;
             return None;
         }
         if self.format == OutputFormat::ArrowStream {

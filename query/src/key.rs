@@ -37,6 +37,15 @@ pub fn parse_key(raw_percent_encoded: &str, schema: &Schema) -> Result<KeyValue,
         )
         .with_param("key"));
     };
+    if let Some(at) = crate::query::malformed_escape(raw_percent_encoded) {
+        return Err(QueryError::bad(
+            "bad_encoding",
+            "key",
+            format!(
+                "expected '%' followed by two hex digits at byte {at} of {raw_percent_encoded:?} (write a literal '%' as %25)"
+            ),
+        ));
+    }
     let text = percent_decode_str(raw_percent_encoded).decode_utf8().map_err(|_| {
         QueryError::bad(
             "bad_key",
@@ -60,7 +69,11 @@ pub fn parse_key(raw_percent_encoded: &str, schema: &Schema) -> Result<KeyValue,
 }
 
 /// Row `row` (< num_rows) as `{"col": value, ...}` over every column.
+/// A row past the end (a caller bug) gives `null` rather than a panic.
 pub fn row_json<B: AsRef<[u8]>>(file: &QuarryFile<B>, row: u64) -> Vec<u8> {
+    if row >= file.num_rows() {
+        return b"null".to_vec();
+    }
     let fields = file.schema().fields();
     let mut out = Vec::with_capacity(32 * fields.len() + 2);
     out.push(b'{');

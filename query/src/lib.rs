@@ -8,7 +8,16 @@
 //!    gives the [`Page`] (row numbers, or group rows for aggregates).
 //! 3. [`Encoder::step`] writes the page as JSON, NDJSON or CSV in pieces of about `max_bytes`.
 //!
-//! See ARCHITECTURE (contract/arch-query.md) for the invariants.
+//! Decisions callers see:
+//! - Error codes: 400 `bad_encoding`, `duplicate_parameter`, `unknown_parameter`, `bad_limit`,
+//!   `bad_filter`, `bad_value`, `bad_select`, `bad_order`, `bad_cursor`, `bad_key`; 404
+//!   `no_key`; 406 `not_acceptable`; 409 `stale_cursor`, `version_changed`; 422
+//!   `too_much_work`, `too_many_groups`, `sum_overflow`. `param` names the query parameter
+//!   (the column name for filters).
+//! - Aggregate output columns: group columns, then `count`, `count(c)`, `sum(c)`, `avg(c)`,
+//!   `min(c)`, `max(c)`; groups sorted by group keys unless `order=`; `total` counts groups.
+//! - `+` in a query string is a literal plus (timestamps like `...+01:00` work unencoded).
+//! - Arrow output: `OutputFormat::ArrowStream`; `next`/`total` also in the schema metadata.
 
 mod aggregate;
 mod arrow_out;

@@ -82,10 +82,11 @@ fn intersect_points(a: Option<Vec<u64>>, b: Vec<u64>) -> Vec<u64> {
     }
 }
 
-/// Clips sorted ranges to rows `>= from`.
-pub(crate) fn clip_from(ranges: &mut Vec<Range<u64>>, from: u64) {
+/// Clips sorted ranges to the rows inside `keep`.
+pub(crate) fn clip(ranges: &mut Vec<Range<u64>>, keep: &Range<u64>) {
     ranges.retain_mut(|r| {
-        r.start = r.start.max(from);
+        r.start = r.start.max(keep.start);
+        r.end = r.end.min(keep.end);
         r.start < r.end
     });
 }

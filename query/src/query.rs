@@ -203,7 +203,27 @@ impl RowsQuery {
     }
 }
 
+/// The byte offset of the first `%` not followed by two hex digits (RFC 3986 2.1), if any.
+/// `percent_decode_str` passes such a `%` through literally; Quarry refuses it instead.
+pub(crate) fn malformed_escape(raw: &str) -> Option<usize> {
+    let b = raw.as_bytes();
+    (0..b.len()).find(|&i| {
+        b[i] == b'%'
+            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
 fn decode(raw: &str, param_for_error: &str) -> Result<String, QueryError> {
+    if let Some(at) = malformed_escape(raw) {
+        return Err(QueryError::bad(
+            "bad_encoding",
+            param_for_error,
+            format!(
+                "expected '%' followed by two hex digits at byte {at} of {raw:?} (write a literal '%' as %25)"
+            ),
+        ));
+    }
     percent_decode_str(raw)
         .decode_utf8()
         .map(|c| c.into_owned())

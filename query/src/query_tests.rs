@@ -236,6 +236,22 @@ fn percent_decoding_and_plus() {
 }
 
 #[test]
+fn malformed_percent_escapes_are_refused_not_taken_literally() {
+    bad("name=eq.%ZZ", "name", &["two hex digits", "byte 3"]);
+    bad("name=eq.ab%", "name", &["two hex digits"]);
+    bad("name=eq.%4", "name", &["two hex digits"]);
+    assert_eq!(parse("na%ZZme=eq.1").unwrap_err().code, "bad_encoding");
+    assert!(
+        matches!(one_filter("name=eq.100%25").pred, Predicate::Cmp(_, Literal::Str(s)) if s == "100%")
+    );
+    let key_err = crate::parse_key("12%G", &schema()).unwrap_err();
+    assert_eq!(
+        (key_err.code, key_err.param.as_deref()),
+        ("bad_encoding", Some("key"))
+    );
+}
+
+#[test]
 fn select_columns_and_star() {
     let q = parse("select=price,id").unwrap();
     assert!(matches!(&q.projection, Projection::Columns(c) if c == &[2, 0]));

@@ -22,7 +22,7 @@ use crate::cursor::Cursor;
 use crate::error::{ErrorKind, QueryError};
 use crate::eval::{and_filter, cmp_f64, zone, Compiled, Zone};
 use crate::output::OwnedValue;
-use crate::plan::{candidate_ranges, clip_from};
+use crate::plan::{candidate_ranges, clip};
 use crate::query::{OrderBy, OrderTarget, Projection, RowsQuery};
 
 /// Rows per evaluated slice: keeps the mask in L1/L2 and bounds over-reading for small limits.
@@ -178,9 +178,12 @@ impl Ord for Entry {
 
 #[derive(Debug)]
 enum Sink {
-    /// Row order: rows collected so far (at most limit + 1).
+    /// Row order, or key order (`order=` on the key column: rows are sorted by key, so the
+    /// page is the first rows visited, backwards for desc): rows collected so far (at most
+    /// limit + 1). `key_order` is Some in the second case (it shapes the cursor).
     Rows {
         rows: Vec<u64>,
+        key_order: Option<OrderBy>,
     },
     /// order=col: the best `limit + 1` rows, worst on top.
     TopK {
@@ -198,9 +201,12 @@ pub struct Scan {
     filters: Vec<(usize, Compiled)>,
     ranges: Vec<Range<u64>>,
     range_idx: usize,
+    /// Forward: the next row to examine. Backward: one past it (slices end here).
     pos: u64,
-    /// Rows before this are counted (for `total`) but not collected (cursor in row order).
-    collect_from: u64,
+    /// Visit ranges and rows from the end (key order, descending).
+    reverse: bool,
+    /// Rows outside this are counted (for `total`) but not collected (cursor in row/key order).
+    collect: Range<u64>,
     rows_examined: u64,
     max_scan_rows: u64,
     total: u64,
@@ -228,8 +234,14 @@ impl Scan {
             .iter()
             .map(|f| (f.column, Compiled::new(&f.pred, query.fields[f.column].1)))
             .collect();
-        let mut ranges = candidate_ranges(&query.filters, file);
-        let mut collect_from = 0;
+        let same_file = file.version() == query.version;
+        let mut ranges = if same_file {
+            candidate_ranges(&query.filters, file)
+        } else {
+            Vec::new()
+        };
+        let mut collect = 0..u64::MAX;
+        let mut reverse = false;
         let mut error = None;
         let n = file.num_rows();
         let bad_position = |r: u64| {
@@ -244,13 +256,40 @@ impl Scan {
                 Sink::Aggregate(Box::new(Aggregator::new(group_by, aggs, &query.fields)))
             }
             Projection::Columns(_) => match query.order {
+                // The key column is non-null and strictly increasing by row: key order is row
+                // order (or its reverse), and the page is the first `limit` rows visited.
+                Some(order)
+                    if file.schema().key().is_some()
+                        && order.target
+                            == OrderTarget::Column(file.schema().key().unwrap_or(0)) =>
+                {
+                    reverse = order.desc;
+                    match query.cursor {
+                        Some(Cursor::Ordered(r)) if r >= n => error = Some(bad_position(r)),
+                        Some(Cursor::Ordered(r)) => {
+                            collect = if reverse {
+                                0..r
+                            } else {
+                                r.saturating_add(1)..u64::MAX
+                            };
+                            if !query.count_exact {
+                                clip(&mut ranges, &collect);
+                            }
+                        }
+                        _ => {}
+                    }
+                    Sink::Rows {
+                        rows: Vec::new(),
+                        key_order: Some(order),
+                    }
+                }
                 Some(order) => {
                     let column = match order.target {
                         OrderTarget::Column(c) => c,
                         OrderTarget::Aggregate(_) => 0, // rejected by the parser
                     };
                     let after = match query.cursor {
-                        Some(Cursor::Ordered(r)) if r < n => {
+                        Some(Cursor::Ordered(r)) if r < n && same_file => {
                             Some((Key::of(file.value(r, column)).into_owned(), r))
                         }
                         Some(Cursor::Ordered(r)) => {
@@ -271,25 +310,36 @@ impl Scan {
                         if r >= n {
                             error = Some(bad_position(r));
                         }
-                        collect_from = r.saturating_add(1);
+                        collect = r.saturating_add(1)..u64::MAX;
                         if !query.count_exact {
-                            clip_from(&mut ranges, collect_from);
+                            clip(&mut ranges, &collect);
                         }
                     }
-                    Sink::Rows { rows: Vec::new() }
+                    Sink::Rows {
+                        rows: Vec::new(),
+                        key_order: None,
+                    }
                 }
             },
         };
         // Nothing to collect and nothing to count: skip the scan entirely.
         let nothing_to_do =
             query.limit == 0 && !query.count_exact && !matches!(sink, Sink::Aggregate(_));
-        let pos = ranges.first().map_or(0, |r| r.start);
+        if reverse {
+            ranges.reverse();
+        }
+        let pos = if reverse {
+            u64::MAX
+        } else {
+            ranges.first().map_or(0, |r| r.start)
+        };
         Scan {
             filters,
             ranges,
             range_idx: 0,
             pos,
-            collect_from,
+            reverse,
+            collect,
             rows_examined: 0,
             max_scan_rows: query.max_scan_rows,
             total: 0,
@@ -315,7 +365,7 @@ impl Scan {
     /// Can the scan stop now with what it has (row order, page full, no count)?
     fn page_full(&self) -> bool {
         match &self.sink {
-            Sink::Rows { rows } => !self.count_exact && rows.len() > self.limit,
+            Sink::Rows { rows, .. } => !self.count_exact && rows.len() > self.limit,
             _ => false,
         }
     }
@@ -332,6 +382,21 @@ impl Scan {
         file: &QuarryFile<B>,
         budget_rows: u64,
     ) -> Result<bool, QueryError> {
+        if file.version() != query.version {
+            // A caller bug (the query was parsed for another version of the data): refuse
+            // rather than read row numbers planned on another file.
+            self.done = true;
+            return Err(QueryError::new(
+                ErrorKind::Conflict,
+                "version_changed",
+                format!(
+                    "the query was planned for dataset version {} but is run on version {}; \
+                     retry the request",
+                    query.version,
+                    file.version()
+                ),
+            ));
+        }
         if let Some(e) = self.error.take() {
             self.done = true;
             return Err(e);
@@ -345,15 +410,23 @@ impl Scan {
             let Some(range) = self.ranges.get(self.range_idx).cloned() else {
                 self.done = true;
                 break;
+            }; // Clamp into the range; move on when it is used up.
+            let row = if self.reverse {
+                self.pos = self.pos.min(range.end);
+                if self.pos <= range.start {
+                    self.range_idx += 1;
+                    continue;
+                }
+                self.pos - 1
+            } else {
+                self.pos = self.pos.max(range.start);
+                if self.pos >= range.end {
+                    self.range_idx += 1;
+                    continue;
+                }
+                self.pos
             };
-            if self.pos < range.start {
-                self.pos = range.start;
-            }
-            if self.pos >= range.end {
-                self.range_idx += 1;
-                continue;
-            }
-            let (rg, _) = file.locate(self.pos);
+            let (rg, _) = file.locate(row);
             let Some(meta) = groups.get(rg) else {
                 self.done = true;
                 break;
@@ -362,14 +435,18 @@ impl Scan {
             if self.zone_rg != Some(rg) {
                 self.enter_row_group(file, rg, meta.num_rows);
             }
-            if self.zone_skip || rg_end <= self.pos {
-                self.pos = range.end.min(rg_end.max(self.pos + 1));
+            if self.zone_skip {
+                self.pos = if self.reverse {
+                    range.start.max(meta.first_row)
+                } else {
+                    range.end.min(rg_end)
+                };
                 budget = budget.saturating_sub(PRUNE_COST);
                 continue;
             }
             let allowance = self.max_scan_rows.saturating_sub(self.rows_examined);
             if allowance == 0 {
-                if matches!(&self.sink, Sink::Rows { rows } if !self.count_exact && rows.len() >= self.limit)
+                if matches!(&self.sink, Sink::Rows { rows, .. } if !self.count_exact && rows.len() >= self.limit)
                 {
                     self.truncated = true;
                     self.done = true;
@@ -387,18 +464,39 @@ impl Scan {
                     ),
                 ));
             }
-            let end = range
-                .end
-                .min(rg_end)
-                .min(self.pos + SLICE_ROWS)
-                .min(self.pos + budget)
-                .min(self.pos + allowance);
-            self.eval_slice(file, rg, meta.first_row, self.pos, end);
-            let len = end - self.pos;
+            let step = SLICE_ROWS.min(budget).min(allowance);
+            let (start, end) = if self.reverse {
+                (
+                    range
+                        .start
+                        .max(meta.first_row)
+                        .max(self.pos.saturating_sub(step)),
+                    self.pos,
+                )
+            } else {
+                (
+                    self.pos,
+                    range.end.min(rg_end).min(self.pos.saturating_add(step)),
+                )
+            };
+            self.eval_slice(file, rg, meta.first_row, start, end);
+            let len = end - start;
             self.rows_examined += len;
             budget = budget.saturating_sub(len);
             self.feed(file, rg, meta.first_row);
-            self.pos = end;
+            if matches!(&self.sink, Sink::Aggregate(a) if a.too_many_groups()) {
+                self.done = true;
+                return Err(QueryError::new(
+                    ErrorKind::TooMuchWork,
+                    "too_many_groups",
+                    format!(
+                        "this aggregation would build more than {} groups; group by fewer or \
+                         coarser columns, or add filters",
+                        crate::aggregate::MAX_GROUPS
+                    ),
+                ));
+            }
+            self.pos = if self.reverse { start } else { end };
             if self.page_full() {
                 self.done = true;
             }
@@ -458,15 +556,17 @@ impl Scan {
     fn feed<B: AsRef<[u8]>>(&mut self, file: &QuarryFile<B>, rg: usize, first_row: u64) {
         self.total += self.sel.len() as u64;
         match &mut self.sink {
-            Sink::Rows { rows } => {
-                for &off in &self.sel {
-                    if rows.len() > self.limit {
-                        break;
-                    }
-                    let row = first_row + u64::from(off);
-                    if row >= self.collect_from {
+            Sink::Rows { rows, .. } => {
+                let mut take = |off: &u32| {
+                    let row = first_row + u64::from(*off);
+                    if rows.len() <= self.limit && self.collect.contains(&row) {
                         rows.push(row);
                     }
+                };
+                if self.reverse {
+                    self.sel.iter().rev().for_each(&mut take);
+                } else {
+                    self.sel.iter().for_each(&mut take);
                 }
             }
             Sink::TopK {
@@ -510,7 +610,13 @@ impl Scan {
 
     fn make_page(&mut self, query: &RowsQuery) -> Result<Page, QueryError> {
         let total = self.count_exact;
-        let sink = std::mem::replace(&mut self.sink, Sink::Rows { rows: Vec::new() });
+        let sink = std::mem::replace(
+            &mut self.sink,
+            Sink::Rows {
+                rows: Vec::new(),
+                key_order: None,
+            },
+        );
         let mut page = Page {
             rows: Vec::new(),
             next_cursor: None,
@@ -519,12 +625,16 @@ impl Scan {
             groups: None,
         };
         match sink {
-            Sink::Rows { mut rows } => {
+            Sink::Rows {
+                mut rows,
+                key_order,
+            } => {
                 if rows.len() > self.limit || (self.truncated && self.limit > 0) {
                     rows.truncate(self.limit);
-                    page.next_cursor = rows
-                        .last()
-                        .map(|&r| Cursor::Row(r).encode(query.version, None));
+                    page.next_cursor = rows.last().map(|&r| match &key_order {
+                        Some(o) => Cursor::Ordered(r).encode(query.version, Some(o)),
+                        None => Cursor::Row(r).encode(query.version, None),
+                    });
                 }
                 page.rows = rows;
                 page.total = total.then_some(self.total);
@@ -616,5 +726,76 @@ fn sort_groups(groups: &mut [Vec<OwnedValue>], query: &RowsQuery) {
                 order.nulls_first,
             )
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quarry_format::{AlignedBuf, ColumnData, DataType, Field, FileWriter, Schema};
+
+    use super::*;
+    use crate::{parse_rows_query, Limits};
+
+    fn file(rows: i64) -> QuarryFile<AlignedBuf> {
+        let schema = Schema::new(
+            vec![Field {
+                name: "id".into(),
+                data_type: DataType::Int64,
+                nullable: false,
+            }],
+            Some(0),
+        )
+        .unwrap();
+        let mut w = FileWriter::new(Vec::new(), schema, Default::default()).unwrap();
+        w.write_row_group(vec![ColumnData::Int64 {
+            values: (0..rows).collect(),
+            validity: None,
+        }])
+        .unwrap();
+        let (bytes, _) = w.finish().unwrap();
+        QuarryFile::open(AlignedBuf::from_slice(&bytes)).unwrap()
+    }
+
+    fn scan(f: &QuarryFile<AlignedBuf>, q: &str) -> Result<Page, QueryError> {
+        let q = parse_rows_query(q, f.schema(), f.version(), &Limits::default()).unwrap();
+        let mut s = Scan::new(&q, f);
+        while !s.step(&q, f, 10)? {}
+        Ok(s.finish())
+    }
+
+    #[test]
+    fn too_many_groups_is_a_422() {
+        let f = file(crate::aggregate::MAX_GROUPS as i64 + 1);
+        let e = scan(&f, "select=id,count()").unwrap_err();
+        assert_eq!((e.status(), e.code), (422, "too_many_groups"));
+        let f = file(crate::aggregate::MAX_GROUPS as i64);
+        let page = scan(&f, "select=id,count()&limit=1000").unwrap();
+        assert_eq!(page.groups.unwrap().len(), crate::aggregate::MAX_GROUPS);
+    }
+
+    #[test]
+    fn step_makes_progress_with_a_zero_budget() {
+        let f = file(10);
+        let q = parse_rows_query("", f.schema(), f.version(), &Limits::default()).unwrap();
+        let mut s = Scan::new(&q, &f);
+        let mut steps = 0;
+        while !s.step(&q, &f, 0).unwrap() {
+            steps += 1;
+            assert!(steps <= 20);
+        }
+        assert_eq!(s.finish().rows, (0..10).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn huge_budgets_do_not_overflow() {
+        let f = file(10);
+        let limits = Limits {
+            max_scan_rows: u64::MAX,
+            ..Limits::default()
+        };
+        let q = parse_rows_query("id=gte.3", f.schema(), f.version(), &limits).unwrap();
+        let mut s = Scan::new(&q, &f);
+        assert!(s.step(&q, &f, u64::MAX).unwrap());
+        assert_eq!(s.finish().rows, (3..10).collect::<Vec<u64>>());
     }
 }

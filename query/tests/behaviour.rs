@@ -107,6 +107,41 @@ fn row_order_stops_after_one_row_past_the_page() {
 }
 
 #[test]
+fn order_by_the_key_reads_only_the_page() {
+    let ds = sorted_dataset();
+    let r = run(&ds, "order=id.desc&limit=5", false, 1000, 4096, &lim()).unwrap();
+    assert_eq!(ids(&r.rows), vec![9990, 9980, 9970, 9960, 9950]);
+    assert!(r.rows_examined <= 100, "examined {}", r.rows_examined);
+    let r = run(
+        &ds,
+        "order=id.asc&id=gt.500&limit=3",
+        false,
+        1000,
+        4096,
+        &lim(),
+    )
+    .unwrap();
+    assert_eq!(ids(&r.rows), vec![510, 520, 530]);
+    assert!(r.rows_examined <= 100, "examined {}", r.rows_examined);
+    // Walking backwards with a filter visits every match once, in descending key order.
+    let (all, total) = walk(
+        &ds,
+        "order=id.desc&x=lt.250&g=eq.red&limit=7",
+        true,
+        33,
+        512,
+    )
+    .unwrap();
+    let want: Vec<i64> = (0..250)
+        .rev()
+        .filter(|i| i % 3 == 0)
+        .map(|i| i * 10)
+        .collect();
+    assert_eq!(ids(&all), want);
+    assert_eq!(total, Some(want.len() as u64));
+}
+
+#[test]
 fn max_scan_rows_is_a_422_with_a_clear_message() {
     let ds = sorted_dataset();
     let limits = Limits {
@@ -491,4 +526,26 @@ fn arrow_stream_of_an_empty_page_is_valid() {
             .sum::<usize>(),
         0
     );
+}
+
+#[test]
+fn running_on_another_version_is_refused_not_a_panic() {
+    let ds = sorted_dataset();
+    let other = build(ds.rows[..3].to_vec(), 100, true);
+    let q = parse_rows_query(
+        "order=x.desc&limit=5",
+        ds.file.schema(),
+        ds.file.version(),
+        &lim(),
+    )
+    .unwrap();
+    let mut scan = Scan::new(&q, &other.file);
+    let e = scan.step(&q, &other.file, 100).unwrap_err();
+    assert_eq!((e.status(), e.code), (409, "version_changed"));
+    // A page from the right file encoded against another file ends at once.
+    let mut scan = Scan::new(&q, &ds.file);
+    while !scan.step(&q, &ds.file, 1000).unwrap() {}
+    let mut enc = Encoder::new(&q, scan.finish(), OutputFormat::Json);
+    assert!(enc.step(&q, &other.file, 4096).is_none());
+    assert_eq!(row_json(&other.file, 99), b"null");
 }
