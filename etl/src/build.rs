@@ -59,6 +59,9 @@ pub struct BuildReport {
     pub threads: usize,
     pub memory_limit: u64,
     pub spilled_runs: usize,
+    /// Peak RSS before the written file was mapped for verification (whose file-backed,
+    /// reclaimable pages VmHWM also counts).
+    pub peak_rss_build: Option<u64>,
     pub peak_rss: Option<u64>,
     pub version: String,
     pub schema: SchemaFile,
@@ -70,7 +73,7 @@ impl BuildReport {
         let mut s = format!(
             "built {}: {} rows in {} row groups, {} bad rows skipped, {} duplicates dropped; \
              read {:.1} MB in {:.2} s ({:.1} MB/s) on {} threads; wrote {:.1} MB; \
-             {} spilled runs (memory limit {} MiB); peak RSS {}; version {}",
+             {} spilled runs (memory limit {} MiB); peak RSS {} ({} before verifying); version {}",
             self.path.display(),
             self.rows,
             self.row_groups,
@@ -83,10 +86,8 @@ impl BuildReport {
             self.output_bytes as f64 / 1e6,
             self.spilled_runs,
             self.memory_limit >> 20,
-            self.peak_rss.map_or("?".to_string(), |b| format!(
-                "{:.1} MiB",
-                b as f64 / 1048576.0
-            )),
+            mib(self.peak_rss),
+            mib(self.peak_rss_build),
             self.version,
         );
         for b in &self.bad_row_samples {
@@ -95,6 +96,12 @@ impl BuildReport {
         }
         s
     }
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map_or("?".to_string(), |b| {
+        format!("{:.1} MiB", b as f64 / 1048576.0)
+    })
 }
 
 /// Worker threads by default: `available_parallelism`, which on Linux honours the affinity
@@ -107,8 +114,8 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     let started = Instant::now();
     publish::validate_name(&args.name)?;
     let threads = args.threads.unwrap_or_else(default_threads);
-    if threads == 0 {
-        return Err(usage("--threads must be at least 1"));
+    if threads == 0 || threads > 1024 {
+        return Err(usage("--threads must be between 1 and 1024"));
     }
     if args.row_group_rows == 0 || args.row_group_rows > u32::MAX as usize {
         return Err(usage("--row-group-rows must be between 1 and 2^32-1"));
@@ -156,7 +163,8 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     let chunk_size =
         ((memory_limit as usize) / (4 * 3 * (4 * threads + 2))).clamp(MIN_CHUNK, MAX_CHUNK);
     let in_flight = chunk_size * 3 * (4 * threads + 2);
-    let run_budget = (memory_limit as usize).saturating_sub(in_flight);
+    // 3/4: allocator slack and the sort's temporary vectors come on top of what is counted.
+    let run_budget = (memory_limit as usize).saturating_sub(in_flight) / 4 * 3;
 
     let (temp, file) = TempFile::create(&args.out, &args.name)?;
     let scratch = ScratchDir::new(args.spill_dir.as_deref().unwrap_or(&args.out), &args.name);
@@ -182,6 +190,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     let result = run_pipeline(&setup, stdin, file, &options);
     progress.finish();
     let (file, out) = result?;
+    let peak_rss_build = memory::peak_rss();
     let path = temp.publish(file, &args.out, &args.name)?;
     let output_bytes = std::fs::metadata(&path)
         .map(|m| m.len())
@@ -199,6 +208,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         threads,
         memory_limit,
         spilled_runs: out.sort.spilled_runs,
+        peak_rss_build,
         peak_rss: memory::peak_rss(),
         version: out.version,
         schema: SchemaFile::from_schema(&schema),
@@ -241,8 +251,8 @@ fn run_pipeline(
     let t = s.threads;
     let (chunk_tx, chunk_rx) = bounded::<Chunk>(2 * t);
     let (parsed_tx, parsed_rx) = bounded::<Parsed>(2 * t);
-    let (plan_tx, plan_rx) = bounded::<Plan>(2 * t);
-    let (enc_tx, enc_rx) = bounded(2 * t);
+    let (plan_tx, plan_rx) = bounded::<Plan>(t);
+    let (enc_tx, enc_rx) = bounded(t);
     let schema = &s.ctx.schema;
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
@@ -355,7 +365,7 @@ fn read_loop(
             (None, None) => anyhow::bail!("stdin was not probed"),
             (Some(_), kept) => {
                 stdin = kept;
-                let mut body = input::open(spec, Arc::clone(&s.counters.bytes))?;
+                let mut body = input::open(spec)?;
                 let skipped = std::io::copy(
                     &mut (&mut body).take(probe.header_len as u64),
                     &mut std::io::sink(),
@@ -374,11 +384,6 @@ fn read_loop(
             .next_chunk()
             .with_context(|| format!("reading {}", spec.display))?
         {
-            if spec.path.is_none() {
-                s.counters
-                    .bytes
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            }
             let chunk = Chunk {
                 seq,
                 file: i as u32,
@@ -450,6 +455,7 @@ fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result
             s.counters
                 .rows
                 .fetch_add(p.batch.rows as u64, Ordering::Relaxed);
+            s.counters.bytes.fetch_add(p.input_bytes, Ordering::Relaxed);
             match &mut sorter {
                 Some(sorter) => sorter.push(p.batch)?,
                 None => {

@@ -13,8 +13,6 @@
 //! else utf8; nested objects/arrays are not supported (an error naming the column).
 
 use std::io::Read;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use quarry_format::{DataType, Field, Schema};
@@ -137,7 +135,7 @@ fn column_index(columns: &mut Vec<String>, guesses: &mut Vec<Guess>, name: &str)
 
 /// Reads the start of an input: the header (CSV) and, if `sample`, a sample for inference.
 pub fn probe(spec: &InputSpec, args: &ReadArgs, sample: bool) -> Result<Probe> {
-    let mut body = input::open(spec, Arc::new(AtomicU64::new(0)))?;
+    let mut body = input::open(spec)?;
     let mut prefix = Vec::new();
     input::read_up_to(&mut body, &mut prefix, SAMPLE_BYTES)
         .with_context(|| format!("reading {}", spec.display))?;

@@ -1,12 +1,10 @@
 //! Opening inputs: files or stdin (`-`), gzip detected by its magic bytes, UTF-8 BOM stripped,
 //! format from the extension (`.csv`, `.tsv`, `.jsonl`, `.ndjson`, each optionally `.gz`) or
-//! `--input-format`. Raw (compressed) bytes read are counted for progress.
+//! `--input-format`.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
@@ -98,36 +96,16 @@ pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
     Ok(out)
 }
 
-/// Counts bytes read from the underlying (possibly compressed) source.
-struct Counting<R> {
-    inner: R,
-    counter: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.counter.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
 /// A decoded byte stream of one input: decompressed, BOM removed.
 pub type Body = Box<dyn Read + Send + Sync>;
 
-/// Opens an input; `counter` receives the raw bytes read.
-pub fn open(spec: &InputSpec, counter: Arc<AtomicU64>) -> Result<Body> {
+/// Opens an input.
+pub fn open(spec: &InputSpec) -> Result<Body> {
     let raw: Box<dyn Read + Send + Sync> = match &spec.path {
         Some(p) => Box::new(File::open(p).with_context(|| format!("opening {}", p.display()))?),
         None => Box::new(io::stdin()),
     };
-    let mut reader = BufReader::with_capacity(
-        1 << 16,
-        Counting {
-            inner: raw,
-            counter,
-        },
-    );
+    let mut reader = BufReader::with_capacity(1 << 16, raw);
     let head = reader
         .fill_buf()
         .with_context(|| format!("reading {}", spec.display))?;
@@ -163,11 +141,18 @@ pub fn open(spec: &InputSpec, counter: Arc<AtomicU64>) -> Result<Body> {
     Ok(Box::new(io::Cursor::new(probe).chain(body)))
 }
 
-/// Total size of the file inputs (for the progress bar); `None` when stdin is among them.
+/// Total size of the inputs (for the progress bar, which counts decoded bytes); `None` when
+/// stdin or a compressed input is among them.
 pub fn total_size(inputs: &[InputSpec]) -> Option<u64> {
     let mut total = 0;
     for i in inputs {
-        total += std::fs::metadata(i.path.as_ref()?).ok()?.len();
+        let path = i.path.as_ref()?;
+        let mut magic = [0u8; 2];
+        let n = File::open(path).and_then(|mut f| f.read(&mut magic)).ok()?;
+        if n == 2 && magic == [0x1f, 0x8b] {
+            return None;
+        }
+        total += std::fs::metadata(path).ok()?.len();
     }
     Some(total)
 }

@@ -198,46 +198,69 @@ impl ParseCtx {
         let mut bufs = self.new_bufs(bytes.len() / 64);
         let mut line_offsets = Vec::new();
         let mut bad = Vec::new();
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .buffer_capacity(1 << 16)
-            .from_reader(bytes);
-        let mut rec = csv::ByteRecord::new();
+        // csv_core straight over the chunk: no intermediate buffer copy. Same dialect as the
+        // csv crate's defaults (which inference and the splitter use): `"` quotes, `""`
+        // escapes, \r, \n or \r\n ends a record, blank lines skipped.
+        let mut rdr = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
+        let mut out = vec![0u8; 4096];
+        let mut ends = vec![0usize; map.len() + 1];
+        let (mut nout, mut nends) = (0usize, 0usize);
+        let mut input = bytes;
         let mut rows = 0usize;
+        // Line numbers from byte offsets (csv_core counts a CRLF's \n only when it reads the
+        // next record): `lines_before` = newlines in bytes[..prev_end].
+        let (mut prev_end, mut lines_before) = (0usize, 0u64);
+        // A plain loop: records are short, and the compiler vectorizes it.
+        let count_newlines = |b: &[u8]| b.iter().map(|&c| u64::from(c == b'\n')).sum::<u64>();
         loop {
-            match rdr.read_byte_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    // ByteRecord reading only fails on I/O, which a slice cannot produce.
-                    bad.push(BadRow {
-                        line_offset: rdr.position().line() - 1,
-                        message: e.to_string(),
-                    });
-                    break;
+            let (res, nin, o, e) = rdr.read_record(input, &mut out[nout..], &mut ends[nends..]);
+            input = &input[nin..];
+            nout += o;
+            nends += e;
+            match res {
+                csv_core::ReadRecordResult::InputEmpty => continue,
+                csv_core::ReadRecordResult::OutputFull => {
+                    out.resize(out.len() * 2, 0);
+                    continue;
                 }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    ends.resize(ends.len() * 2, 0);
+                    continue;
+                }
+                csv_core::ReadRecordResult::End => break,
+                csv_core::ReadRecordResult::Record => {}
             }
-            let line_offset = rec.position().map_or(1, |p| p.line()) - 1;
-            let result = if rec.len() != map.len() {
+            let end = bytes.len() - input.len();
+            let mut start = prev_end;
+            while start < end && matches!(bytes[start], b'\n' | b'\r') {
+                start += 1; // blank lines and the rest of a terminator before the record
+            }
+            lines_before += count_newlines(&bytes[prev_end..start]);
+            let line_offset = lines_before;
+            lines_before += count_newlines(&bytes[start..end]);
+            prev_end = end;
+            let record = &out[..nout];
+            let fields = &ends[..nends];
+            let result = if fields.len() != map.len() {
                 Err(format!(
                     "expected {} fields, found {}",
                     map.len(),
-                    rec.len()
+                    fields.len()
                 ))
             } else {
                 // One UTF-8 check per record; fields are then sliced out of it (`get` also
                 // checks that each field starts and ends on a char boundary).
-                let all = std::str::from_utf8(rec.as_slice()).ok();
-                rec.iter()
-                    .zip(map)
-                    .enumerate()
-                    .try_for_each(|(i, (field, &col))| {
-                        let text = all.and_then(|t| t.get(rec.range(i)?));
-                        self.push_text(&mut bufs[col], col, field, text)
-                    })
+                let all = std::str::from_utf8(record).ok();
+                let mut start = 0;
+                fields.iter().zip(map).try_for_each(|(&end, &col)| {
+                    let range = start..end;
+                    start = end;
+                    let text = all.and_then(|t| t.get(range.clone()));
+                    self.push_text(&mut bufs[col], col, &record[range], text)
+                })
             };
+            nout = 0;
+            nends = 0;
             match result {
                 Ok(()) => {
                     rows += 1;
@@ -257,7 +280,7 @@ impl ParseCtx {
                 }
             }
         }
-        let lines = memchr::memchr_iter(b'\n', bytes).count() as u64;
+        let lines = lines_before + count_newlines(&bytes[prev_end..]);
         (bufs, line_offsets, bad, lines)
     }
 

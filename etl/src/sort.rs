@@ -10,6 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,10 +26,13 @@ use crate::plan::Planner;
 use crate::publish::ScratchDir;
 use crate::spill::{SpillReader, SpillWriter};
 
-/// Rows per spilled block.
-const SPILL_BLOCK_ROWS: usize = 16_384;
-/// Bytes of the sort reference of one row, counted against the budget.
-const REF_BYTES: usize = 16;
+/// Most rows per spilled block (fewer when the budget is small).
+const MAX_BLOCK_ROWS: usize = 16_384;
+/// Most runs merged at once; more are first merged in groups (multi-pass merge), so that the
+/// merge holds at most MERGE_FAN_IN blocks.
+const MERGE_FAN_IN: usize = 64;
+/// Bytes of the sort entry (16) and order entry (8) of one row, counted against the budget.
+const REF_BYTES: usize = 24;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SortStats {
@@ -47,6 +51,7 @@ pub struct Sorter<'a> {
     scratch: &'a ScratchDir,
     spills: Vec<PathBuf>,
     pool: rayon::ThreadPool,
+    block_rows: usize,
     pub stats: SortStats,
 }
 
@@ -93,6 +98,7 @@ impl<'a> Sorter<'a> {
             run_bytes: 0,
             scratch,
             spills: vec![],
+            block_rows: MAX_BLOCK_ROWS,
             pool,
             stats: SortStats::default(),
         })
@@ -153,39 +159,17 @@ impl<'a> Sorter<'a> {
     }
 
     fn spill(&mut self) -> Result<()> {
+        let rows: usize = self.run.iter().map(|b| b.rows).sum();
+        // Blocks small enough that MERGE_FAN_IN runs' current blocks fit in the budget.
+        let row_bytes = (self.run_bytes / rows.max(1)).max(1);
+        self.block_rows = (self.budget / MERGE_FAN_IN / row_bytes).clamp(64, MAX_BLOCK_ROWS);
         let order = self.sorted_refs();
         let path = self
             .scratch
-            .file(&format!("run-{:06}", self.spills.len()))?;
-        let mut w = SpillWriter::create(&path)?;
-        for block in order.chunks(SPILL_BLOCK_ROWS) {
-            let mut segs: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
-            for &(b, r) in block {
-                let r = r as usize;
-                match segs.last_mut() {
-                    Some((lb, range)) if *lb == b && range.end == r => range.end += 1,
-                    _ => segs.push((b, r..r + 1)),
-                }
-            }
-            let columns: Vec<ColumnData> = self
-                .schema
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(c, f)| {
-                    let parts: Vec<_> = segs
-                        .iter()
-                        .map(|(b, r)| (&self.run[*b as usize].columns[c], r.clone()))
-                        .collect();
-                    gather(f.data_type, &parts)
-                })
-                .collect();
-            let (files, lines): (Vec<u32>, Vec<u64>) = block
-                .iter()
-                .map(|&(b, r)| self.run[b as usize].location(r as usize))
-                .unzip();
-            w.write_block(&columns, &files, &lines)
-                .with_context(|| format!("writing spill file {}", path.display()))?;
+            .file(&format!("run-{:06}", self.stats.spilled_runs))?;
+        let mut w = BlockWriter::new(self.schema, &path, self.block_rows)?;
+        for (b, r) in order {
+            w.push(&self.run[b as usize], r as usize)?;
         }
         w.finish()?;
         self.stats.spilled_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -194,6 +178,45 @@ impl<'a> Sorter<'a> {
         self.run.clear();
         self.run_bytes = 0;
         tracing::debug!(runs = self.stats.spilled_runs, "spilled a sorted run");
+        Ok(())
+    }
+
+    fn open_spills(&self, paths: &[PathBuf]) -> Result<Vec<Source>> {
+        let mut sources = Vec::with_capacity(paths.len());
+        for p in paths {
+            let mut s = Source::Disk {
+                reader: SpillReader::open(p)?,
+                block: None,
+                row: 0,
+                path: p.clone(),
+            };
+            s.advance(self.schema)?;
+            sources.push(s);
+        }
+        Ok(sources)
+    }
+
+    /// While there are more than MERGE_FAN_IN runs, merges the first MERGE_FAN_IN (the earliest
+    /// input) into one run in their place, keeping every row (duplicates are resolved only in
+    /// the final merge).
+    fn reduce_runs(&mut self) -> Result<()> {
+        let mut pass = 0;
+        while self.spills.len() > MERGE_FAN_IN {
+            let group: Vec<PathBuf> = self.spills.drain(..MERGE_FAN_IN).collect();
+            let path = self.scratch.file(&format!("merged-{pass:06}"))?;
+            pass += 1;
+            let mut sources = self.open_spills(&group)?;
+            let mut w = BlockWriter::new(self.schema, &path, self.block_rows)?;
+            merge(&mut sources, self.schema, self.key, &mut |b, r| {
+                w.push(&b, r)
+            })?;
+            w.finish()?;
+            drop(sources);
+            for p in &group {
+                let _ = std::fs::remove_file(p);
+            }
+            self.spills.insert(0, path);
+        }
         Ok(())
     }
 
@@ -208,17 +231,8 @@ impl<'a> Sorter<'a> {
             // Merging a spilled run with a large in-memory one would hold both: spill it too.
             self.spill()?;
         }
-        let mut sources: Vec<Source> = Vec::new();
-        for p in &self.spills {
-            let mut s = Source::Disk {
-                reader: SpillReader::open(p)?,
-                block: None,
-                row: 0,
-                path: p.clone(),
-            };
-            s.advance(self.schema)?;
-            sources.push(s);
-        }
+        self.reduce_runs()?;
+        let mut sources = self.open_spills(&self.spills)?;
         if !self.run.is_empty() {
             let order = self.sorted_refs();
             sources.push(Source::Mem {
@@ -235,29 +249,9 @@ impl<'a> Sorter<'a> {
             pending: None,
             dropped: 0,
         };
-        if sources.len() == 1 {
-            let s = &mut sources[0];
-            while let Some((b, r)) = s.head() {
-                merge.emit(b, r, planner)?;
-                s.advance(self.schema)?;
-            }
-        } else {
-            let mut heap = BinaryHeap::new();
-            for (i, s) in sources.iter().enumerate() {
-                if let Some((b, r)) = s.head() {
-                    heap.push(Reverse((OwnedKey::from(b.key(self.key, r)), i)));
-                }
-            }
-            while let Some(Reverse((_, i))) = heap.pop() {
-                let s = &mut sources[i];
-                let Some((b, r)) = s.head() else { continue };
-                merge.emit(b, r, planner)?;
-                s.advance(self.schema)?;
-                if let Some((b, r)) = s.head() {
-                    heap.push(Reverse((OwnedKey::from(b.key(self.key, r)), i)));
-                }
-            }
-        }
+        self::merge(&mut sources, self.schema, self.key, &mut |b, r| {
+            merge.emit(b, r, planner)
+        })?;
         if let Some((b, r)) = merge.pending.take() {
             planner.push_range(&b, r..r + 1)?;
         }
@@ -266,6 +260,109 @@ impl<'a> Sorter<'a> {
             let _ = std::fs::remove_file(p);
         }
         Ok(self.stats)
+    }
+}
+
+/// K-way merge of sorted sources in (key, source index) order; `emit` gets every row.
+fn merge(
+    sources: &mut [Source],
+    schema: &Schema,
+    key: usize,
+    emit: &mut dyn FnMut(Arc<Batch>, usize) -> Result<()>,
+) -> Result<()> {
+    if let [s] = sources {
+        while let Some((b, r)) = s.head() {
+            emit(b, r)?;
+            s.advance(schema)?;
+        }
+        return Ok(());
+    }
+    let mut heap = BinaryHeap::new();
+    for (i, s) in sources.iter().enumerate() {
+        if let Some((b, r)) = s.head() {
+            heap.push(Reverse((OwnedKey::from(b.key(key, r)), i)));
+        }
+    }
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let s = &mut sources[i];
+        let Some((b, r)) = s.head() else { continue };
+        emit(b, r)?;
+        s.advance(schema)?;
+        if let Some((b, r)) = s.head() {
+            heap.push(Reverse((OwnedKey::from(b.key(key, r)), i)));
+        }
+    }
+    Ok(())
+}
+
+/// Writes rows (given one by one, in order) to a spill file in blocks.
+struct BlockWriter<'s> {
+    schema: &'s Schema,
+    out: SpillWriter,
+    path: PathBuf,
+    block_rows: usize,
+    segs: Vec<(Arc<Batch>, Range<usize>)>,
+    files: Vec<u32>,
+    lines: Vec<u64>,
+}
+
+impl<'s> BlockWriter<'s> {
+    fn new(schema: &'s Schema, path: &std::path::Path, block_rows: usize) -> Result<Self> {
+        Ok(BlockWriter {
+            schema,
+            out: SpillWriter::create(path)?,
+            path: path.to_path_buf(),
+            block_rows,
+            segs: Vec::new(),
+            files: Vec::new(),
+            lines: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, b: &Arc<Batch>, r: usize) -> Result<()> {
+        match self.segs.last_mut() {
+            Some((lb, range)) if Arc::ptr_eq(lb, b) && range.end == r => range.end += 1,
+            _ => self.segs.push((Arc::clone(b), r..r + 1)),
+        }
+        let (f, l) = b.location(r);
+        self.files.push(f);
+        self.lines.push(l);
+        if self.files.len() >= self.block_rows {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        let columns: Vec<ColumnData> = self
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(c, f)| {
+                let parts: Vec<_> = self
+                    .segs
+                    .iter()
+                    .map(|(b, r)| (&b.columns[c], r.clone()))
+                    .collect();
+                gather(f.data_type, &parts)
+            })
+            .collect();
+        self.out
+            .write_block(&columns, &self.files, &self.lines)
+            .with_context(|| format!("writing spill file {}", self.path.display()))?;
+        self.segs.clear();
+        self.files.clear();
+        self.lines.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        self.out.finish()
     }
 }
 

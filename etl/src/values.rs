@@ -10,10 +10,6 @@
 //!   (midnight). No offset means UTC. Stored as microseconds since the epoch, UTC; digits past
 //!   the microsecond are truncated (floor, since the fraction is non-negative).
 
-use chrono::{Datelike, NaiveDate};
-
-/// `NaiveDate::from_ymd(1970, 1, 1).num_days_from_ce()`.
-const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
@@ -89,11 +85,33 @@ fn date_days(b: &[u8]) -> Option<i64> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let y = digits(&b[0..4])?;
+    let y = i64::from(digits(&b[0..4])?);
     let m = digits(&b[5..7])?;
     let d = digits(&b[8..10])?;
-    let date = NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d)?;
-    Some(i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE)
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d == 0 || d > month_days {
+        return None;
+    }
+    Some(days_from_civil(y, i64::from(m), i64::from(d)))
+}
+
+/// Days since 1970-01-01 of a valid proleptic Gregorian date (H. Hinnant's `days_from_civil`;
+/// the tests check it against chrono).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// `YYYY-MM-DD` to days since 1970-01-01.
@@ -174,7 +192,27 @@ pub fn parse_timestamp_bytes(b: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::DateTime;
+    use chrono::{DateTime, NaiveDate};
+
+    #[test]
+    fn every_date_of_many_years_matches_chrono() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut d = NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
+        let end = NaiveDate::from_ymd_opt(2500, 12, 31).unwrap();
+        while d <= end {
+            let s = d.format("%Y-%m-%d").to_string();
+            assert_eq!(parse_date(&s), Some((d - epoch).num_days() as i32), "{s}");
+            d = d.succ_opt().unwrap();
+        }
+        for y in [1900, 2000, 2023, 2024, 2100] {
+            let s = format!("{y}-02-29");
+            assert_eq!(
+                parse_date(&s).is_some(),
+                NaiveDate::from_ymd_opt(y, 2, 29).is_some(),
+                "{s}"
+            );
+        }
+    }
 
     #[test]
     fn dates_match_chrono() {

@@ -142,3 +142,29 @@ fn wrong_field_count_and_null_key_are_bad_rows() {
         r.bad_row_samples
     );
 }
+
+#[test]
+fn line_numbers_count_crlf_blank_lines_and_quoted_newlines() {
+    let env = Env::new();
+    for (name, nl) in [("lf.csv", "\n"), ("crlf.csv", "\r\n")] {
+        let lines = [
+            "id,v",
+            "1,a",
+            &format!("2,\"x{nl}y\""),
+            "",
+            "3,b",
+            "zz,c",
+            "4,d",
+        ];
+        let input = env.write(name, lines.join(nl) + nl);
+        let schema = env.write(
+            "s.json",
+            r#"{"fields":[{"name":"id","type":"int64"},{"name":"v","type":"utf8"}]}"#,
+        );
+        let schema = schema.display().to_string();
+        let err = build_in(&env, "t", &[&input], &["--schema", &schema]).unwrap_err();
+        // "zz,c" is on line 7: header 1, records 2, 3-4 (quoted newline), blank 5, 6, 7.
+        let msg = format!("{err:#}");
+        assert!(msg.contains(&format!("{name}:7: column \"id\"")), "{msg}");
+    }
+}

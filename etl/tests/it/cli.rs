@@ -104,3 +104,24 @@ fn inspect_and_verify_detect_corruption() {
     let o = bin(&["verify", &env.s("nope.qry")]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn infer_prints_the_schema_file_format() {
+    let env = Env::new();
+    let a = env
+        .write(
+            "a.csv",
+            "id,when,ok\n1,2024-01-01T00:00:00Z,true\n2,,false\n",
+        )
+        .display()
+        .to_string();
+    let o = bin(&["infer", &a, "--key", "id"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        j,
+        serde_json::json!({"fields":[{"name":"id","type":"int64","nullable":false},
+                                     {"name":"when","type":"timestamp","nullable":true},
+                                     {"name":"ok","type":"bool","nullable":true}],"key":"id"})
+    );
+}

@@ -437,7 +437,30 @@ fn int_stats(mut it: impl Iterator<Item = i64>) -> (Option<StatOwned>, Option<St
     }
 }
 
+/// A hasher for byte strings that hashes each slice in one xxh3 call: SipHash, the std
+/// default, made dictionary building the largest single cost of encoding.
+#[derive(Default)]
+struct BytesHasher(u64);
+
+impl std::hash::Hasher for BytesHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = self.0.rotate_left(29) ^ xxh3_64(bytes);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = self.0.rotate_left(29) ^ n as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Rows looked at before giving up on a dictionary for a column that is mostly distinct.
+const DICTIONARY_SAMPLE_ROWS: usize = 4096;
+
 /// A sorted dictionary and one code per row, when dictionary encoding is allowed and smaller.
+/// Deterministic: the result depends only on the values.
 fn dictionary_for<'a>(
     n: usize,
     offsets: &[u64],
@@ -450,29 +473,48 @@ fn dictionary_for<'a>(
     }
     let s = |i: usize| &bytes[offsets[i] as usize..offsets[i + 1] as usize];
     let max_distinct = n / 2;
-    let mut distinct: HashMap<&[u8], u32> = HashMap::new();
-    for i in (0..n).filter(|&i| valid(i)) {
-        distinct.insert(s(i), 0);
-        if distinct.len() > max_distinct {
+    let mut ids: HashMap<&[u8], u32, std::hash::BuildHasherDefault<BytesHasher>> =
+        HashMap::default();
+    // Distinct values in first-seen order, and each row's index into it (0 for nulls).
+    let mut firsts: Vec<&[u8]> = Vec::new();
+    let mut provisional: Vec<u32> = Vec::with_capacity(n);
+    for i in 0..n {
+        if !valid(i) {
+            provisional.push(0);
+            continue;
+        }
+        let v = s(i);
+        let id = *ids.entry(v).or_insert_with(|| {
+            firsts.push(v);
+            (firsts.len() - 1) as u32
+        });
+        provisional.push(id);
+        if firsts.len() > max_distinct
+            || (i + 1 == DICTIONARY_SAMPLE_ROWS && firsts.len() > DICTIONARY_SAMPLE_ROWS / 2)
+        {
             return None;
         }
     }
-    if distinct.is_empty() {
+    if firsts.is_empty() {
         return None;
     }
-    let mut dict: Vec<&[u8]> = distinct.keys().copied().collect();
-    dict.sort_unstable();
-    let dict_bytes: usize = dict.iter().map(|d| d.len()).sum();
-    let dict_size = 4 * n + 8 * (dict.len() + 1) + dict_bytes;
+    let dict_bytes: usize = firsts.iter().map(|d| d.len()).sum();
+    let dict_size = 4 * n + 8 * (firsts.len() + 1) + dict_bytes;
     let plain_size = 8 * (n + 1) + bytes.len();
     if dict_size >= plain_size {
         return None;
     }
-    for (code, d) in dict.iter().enumerate() {
-        distinct.insert(d, code as u32);
+    let mut order: Vec<u32> = (0..firsts.len() as u32).collect();
+    order.sort_unstable_by_key(|&j| firsts[j as usize]);
+    let mut rank = vec![0u32; firsts.len()];
+    for (r, &j) in order.iter().enumerate() {
+        rank[j as usize] = r as u32;
     }
-    let codes = (0..n)
-        .map(|i| if valid(i) { distinct[s(i)] } else { 0 })
+    let dict = order.iter().map(|&j| firsts[j as usize]).collect();
+    let codes = provisional
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| if valid(i) { rank[p as usize] } else { 0 })
         .collect();
     Some((dict, codes))
 }
