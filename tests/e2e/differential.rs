@@ -38,7 +38,11 @@ enum Agg {
 enum Cmp {
     Exact,
     /// Float result of arithmetic: hidden oracle columns (sum of |x|, count) give the tolerance.
-    Approx { sumabs_col: usize, count_col: usize, avg: bool },
+    Approx {
+        sumabs_col: usize,
+        count_col: usize,
+        avg: bool,
+    },
 }
 
 /// One generated query: the server's query string and the equivalent SQL.
@@ -70,13 +74,35 @@ fn sql_lit(c: &Cell) -> String {
         Cell::Float(f) => format!("'{}'::DOUBLE", float_text(*f)),
         Cell::Str(s) => sql_str(s),
         Cell::Date(d) => format!("DATE '{}'", date_text(*d)),
-        Cell::Ts(t) => format!("TIMESTAMP '{}'", ts_text(*t).trim_end_matches('Z').replace('T', " ")),
+        Cell::Ts(t) => format!(
+            "TIMESTAMP '{}'",
+            ts_text(*t).trim_end_matches('Z').replace('T', " ")
+        ),
     }
 }
 
 /// The literal as the query string carries it (before percent-encoding).
 fn qs_lit(c: &Cell) -> String {
     c.text().unwrap_or_default()
+}
+
+/// Like `qs_lit`, but timestamps sometimes carry a UTC offset (the same instant), dates and
+/// timestamps sometimes use other accepted spellings.
+fn qs_lit_varied(c: &Cell, rng: &mut Rng) -> String {
+    match c {
+        Cell::Ts(t) if rng.chance(0.4) => {
+            let minutes = *rng.pick(&[-330i64, -60, 60, 120, 345, 840]);
+            let local = ts_text(t + minutes * 60_000_000);
+            let sign = if minutes < 0 { '-' } else { '+' };
+            format!(
+                "{}{sign}{:02}:{:02}",
+                local.trim_end_matches('Z'),
+                minutes.abs() / 60,
+                minutes.abs() % 60
+            )
+        }
+        other => qs_lit(other),
+    }
 }
 
 /// An in-list item: strings always quoted with `\"` and `\\` escaped.
@@ -97,7 +123,9 @@ fn random_value(t: &Table, col: usize, rng: &mut Rng) -> Cell {
         if rng.chance(0.25) {
             return match v {
                 Cell::Int(i) => Cell::Int(i.saturating_add(rng.range_i64(-3, 3))),
-                Cell::Float(f) if f.is_finite() => Cell::Float(f + rng.range_i64(-2, 2) as f64 * 0.25),
+                Cell::Float(f) if f.is_finite() => {
+                    Cell::Float(f + rng.range_i64(-2, 2) as f64 * 0.25)
+                }
                 Cell::Date(d) => Cell::Date(d + rng.range_i64(-2, 2) as i32),
                 Cell::Ts(x) => Cell::Ts(x + rng.range_i64(-2_000_000, 2_000_000)),
                 Cell::Str(s) => Cell::Str(format!("{s}{}", rng.pick(&["", "a", " ", "~"]))),
@@ -116,37 +144,89 @@ fn random_value(t: &Table, col: usize, rng: &mut Rng) -> Cell {
     }
 }
 
-/// A LIKE pattern from a piece of an existing value (no literal wildcard or escape characters).
-fn like_pattern(t: &Table, col: usize, rng: &mut Rng) -> String {
-    let mut piece = String::new();
+/// One element of a generated LIKE pattern.
+enum LikeEl {
+    Lit(String),
+    Any,
+    One,
+}
+
+/// A LIKE pattern around a piece of an existing value; the piece may hold `%`, `_`, `*` and
+/// `\`, which are escaped (server: `\` before any of them; SQL: `ESCAPE '\'`).
+fn like_pattern(t: &Table, col: usize, rng: &mut Rng) -> Vec<LikeEl> {
+    let mut piece = String::from("a");
     for _ in 0..20 {
         if let Cell::Str(s) = &rng.pick(&t.rows)[col] {
             let chars: Vec<char> = s.chars().collect();
             let len = 1 + rng.below(3) as usize;
             let start = rng.below(chars.len() as u64) as usize;
-            let p: String = chars[start..(start + len).min(chars.len())].iter().collect();
-            if !p.contains(['%', '_', '*', '\\']) {
-                piece = p;
-                break;
+            piece = chars[start..(start + len).min(chars.len())]
+                .iter()
+                .collect();
+            break;
+        }
+    }
+    use LikeEl::*;
+    let lit = Lit(piece);
+    match rng.below(6) {
+        0 => vec![Any, lit, Any],
+        1 => vec![lit, Any],
+        2 => vec![Any, lit],
+        3 => vec![lit],
+        4 => vec![One, lit, Any],
+        _ => vec![Any, lit, One, Any],
+    }
+}
+
+/// The pattern as the query string carries it (before percent-encoding); `*` or `%` for Any.
+fn like_qs(p: &[LikeEl], rng: &mut Rng) -> String {
+    let mut out = String::new();
+    for e in p {
+        match e {
+            LikeEl::Any => out.push(if rng.chance(0.7) { '*' } else { '%' }),
+            LikeEl::One => out.push('_'),
+            LikeEl::Lit(s) => {
+                for c in s.chars() {
+                    if matches!(c, '*' | '%' | '_' | '\\') {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
             }
         }
     }
-    if piece.is_empty() {
-        piece = "a".into();
+    out
+}
+
+/// The pattern for SQL `LIKE ... ESCAPE '\'`.
+fn like_sql(p: &[LikeEl]) -> String {
+    let mut out = String::new();
+    for e in p {
+        match e {
+            LikeEl::Any => out.push('%'),
+            LikeEl::One => out.push('_'),
+            LikeEl::Lit(s) => {
+                for c in s.chars() {
+                    if matches!(c, '%' | '_' | '\\') {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+            }
+        }
     }
-    match rng.below(6) {
-        0 => format!("*{piece}*"),
-        1 => format!("{piece}*"),
-        2 => format!("*{piece}"),
-        3 => piece,
-        4 => format!("_{piece}*"),
-        _ => format!("*{piece}_*"),
-    }
+    out
 }
 
 fn flip_case(s: &str, rng: &mut Rng) -> String {
     s.chars()
-        .map(|c| if rng.chance(0.5) { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if rng.chance(0.5) {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 
@@ -161,33 +241,67 @@ fn gen_filter(t: &Table, rng: &mut Rng) -> (String, String) {
     let pre = if not { "not." } else { "" };
     let choice = rng.below(10);
     if choice == 0 {
-        return (format!("{name}={pre}is.null"), if not { format!("{id} IS NOT NULL") } else { format!("{id} IS NULL") });
+        return (
+            format!("{name}={pre}is.null"),
+            if not {
+                format!("{id} IS NOT NULL")
+            } else {
+                format!("{id} IS NULL")
+            },
+        );
     }
     if c.ty == Ty::Bool && choice <= 2 {
         let b = rng.chance(0.5);
-        let sql = if not { format!("{id} IS NOT {}", b.to_string().to_uppercase()) } else { format!("{id} IS {}", b.to_string().to_uppercase()) };
+        let sql = if not {
+            format!("{id} IS NOT {}", b.to_string().to_uppercase())
+        } else {
+            format!("{id} IS {}", b.to_string().to_uppercase())
+        };
         return (format!("{name}={pre}is.{b}"), sql);
     }
     if c.ty == Ty::Utf8 && choice <= 3 {
         let ilike = rng.chance(0.4);
         let mut p = like_pattern(t, col, rng);
         if ilike {
-            p = flip_case(&p, rng);
+            for e in &mut p {
+                if let LikeEl::Lit(s) = e {
+                    *s = flip_case(s, rng);
+                }
+            }
         }
         let op = if ilike { "ilike" } else { "like" };
-        let sql_p = p.replace('*', "%");
-        return (format!("{name}={pre}{op}.{}", pct(&p)), neg(format!("{id} {} {}", op.to_uppercase(), sql_str(&sql_p))));
+        return (
+            format!("{name}={pre}{op}.{}", pct(&like_qs(&p, rng))),
+            neg(format!(
+                "{id} {} {} ESCAPE '\\'",
+                op.to_uppercase(),
+                sql_str(&like_sql(&p))
+            )),
+        );
     }
     if choice <= 5 {
         let n = 1 + rng.below(4);
         let vals: Vec<Cell> = (0..n).map(|_| random_value(t, col, rng)).collect();
         let qs: Vec<String> = vals.iter().map(qs_in_item).collect();
         let sql: Vec<String> = vals.iter().map(sql_lit).collect();
-        return (format!("{name}={pre}in.({})", pct(&qs.join(","))), neg(format!("{id} IN ({})", sql.join(", "))));
+        return (
+            format!("{name}={pre}in.({})", pct(&qs.join(","))),
+            neg(format!("{id} IN ({})", sql.join(", "))),
+        );
     }
     let v = random_value(t, col, rng);
-    let (op, sqlop) = *rng.pick(&[("eq", "="), ("neq", "<>"), ("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<=")]);
-    (format!("{name}={pre}{op}.{}", pct(&qs_lit(&v))), neg(format!("{id} {sqlop} {}", sql_lit(&v))))
+    let (op, sqlop) = *rng.pick(&[
+        ("eq", "="),
+        ("neq", "<>"),
+        ("gt", ">"),
+        ("gte", ">="),
+        ("lt", "<"),
+        ("lte", "<="),
+    ]);
+    (
+        format!("{name}={pre}{op}.{}", pct(&qs_lit_varied(&v, rng))),
+        neg(format!("{id} {sqlop} {}", sql_lit(&v))),
+    )
 }
 
 /// The column that reproduces the server's default row order.
@@ -207,7 +321,11 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
         qs_parts.push(q);
         wheres.push(s);
     }
-    let where_sql = if wheres.is_empty() { String::new() } else { format!(" WHERE {}", wheres.join(" AND ")) };
+    let where_sql = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", wheres.join(" AND "))
+    };
     let tb = tiebreak(t);
     let from = ident(table_name);
 
@@ -236,7 +354,8 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
                 aggs.push(a);
             }
         }
-        let mut select_items: Vec<String> = groups.iter().map(|&g| t.cols[g].name.clone()).collect();
+        let mut select_items: Vec<String> =
+            groups.iter().map(|&g| t.cols[g].name.clone()).collect();
         let mut names: Vec<String> = select_items.clone();
         let mut sql_cols: Vec<String> = groups.iter().map(|&g| ident(&t.cols[g].name)).collect();
         let mut cmps: Vec<Cmp> = groups.iter().map(|_| Cmp::Exact).collect();
@@ -245,7 +364,11 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
         let mut agg_items = Vec::new();
         for &(a, col) in &aggs {
             let (item, out_name, sql) = match (a, col) {
-                (Agg::CountStar, _) => ("count()".to_string(), "count".to_string(), "count(*)".to_string()),
+                (Agg::CountStar, _) => (
+                    "count()".to_string(),
+                    "count".to_string(),
+                    "count(*)".to_string(),
+                ),
                 (f, Some(c)) => {
                     let n = &t.cols[c].name;
                     let fname = match f {
@@ -255,7 +378,11 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
                         Agg::Min => "min",
                         _ => "max",
                     };
-                    (format!("{n}.{fname}()"), format!("{fname}({n})"), format!("{fname}({})", ident(n)))
+                    (
+                        format!("{n}.{fname}()"),
+                        format!("{fname}({n})"),
+                        format!("{fname}({})", ident(n)),
+                    )
                 }
                 _ => unreachable!(),
             };
@@ -269,7 +396,11 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
                 let base = visible + hidden.len();
                 hidden.push(format!("sum(abs({c}::DOUBLE))"));
                 hidden.push(format!("count({c})"));
-                cmps.push(Cmp::Approx { sumabs_col: base, count_col: base + 1, avg: a == Agg::Avg });
+                cmps.push(Cmp::Approx {
+                    sumabs_col: base,
+                    count_col: base + 1,
+                    avg: a == Agg::Avg,
+                });
             } else {
                 cmps.push(Cmp::Exact);
             }
@@ -281,17 +412,27 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
         // Order: a group column or an aggregate, or first-seen order.
         // Default group order: the group columns ascending, nulls last (query/src/scan.rs
         // sort_groups); `order=` ties keep that order.
-        let mut by_groups: Vec<String> = groups.iter().map(|&g| format!("{} ASC NULLS LAST", ident(&t.cols[g].name))).collect();
+        let mut by_groups: Vec<String> = groups
+            .iter()
+            .map(|&g| format!("{} ASC NULLS LAST", ident(&t.cols[g].name)))
+            .collect();
         if by_groups.is_empty() {
             by_groups.push("1".into());
         }
         let first_seen = by_groups.join(", ");
-        let mut order_sql = if groups.is_empty() { String::new() } else { format!(" ORDER BY {first_seen}") };
+        let mut order_sql = if groups.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {first_seen}")
+        };
         if rng.chance(0.5) {
             let n_targets = groups.len() + aggs.len();
             let i = rng.below(n_targets as u64) as usize;
-            let (target_qs, target_sql) =
-                if i < groups.len() { (t.cols[groups[i]].name.clone(), sql_cols[i].clone()) } else { (agg_items[i - groups.len()].clone(), sql_cols[i].clone()) };
+            let (target_qs, target_sql) = if i < groups.len() {
+                (t.cols[groups[i]].name.clone(), sql_cols[i].clone())
+            } else {
+                (agg_items[i - groups.len()].clone(), sql_cols[i].clone())
+            };
             let desc = rng.chance(0.5);
             let nulls_first = rng.chance(0.3);
             let mut o = target_qs;
@@ -310,13 +451,30 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
         let group_sql = if groups.is_empty() {
             String::new()
         } else {
-            format!(" GROUP BY {}", groups.iter().map(|&g| ident(&t.cols[g].name)).collect::<Vec<_>>().join(", "))
+            format!(
+                " GROUP BY {}",
+                groups
+                    .iter()
+                    .map(|&g| ident(&t.cols[g].name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         let mut all_cols = sql_cols;
         all_cols.extend(hidden);
         // Without GROUP BY an aggregate over zero rows is still one row (SQL); so is ours.
-        let sql = format!("SELECT {} FROM {from}{where_sql}{group_sql}{order_sql}", all_cols.join(", "));
-        return Q { qs: qs_parts.join("&"), sql, visible, cmps, names, aggregate: true };
+        let sql = format!(
+            "SELECT {} FROM {from}{where_sql}{group_sql}{order_sql}",
+            all_cols.join(", ")
+        );
+        return Q {
+            qs: qs_parts.join("&"),
+            sql,
+            visible,
+            cmps,
+            names,
+            aggregate: true,
+        };
     }
 
     // Row query: projection, order.
@@ -324,7 +482,13 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
     if rng.chance(0.5) {
         rng.shuffle(&mut cols);
         cols.truncate(1 + rng.below(t.cols.len() as u64) as usize);
-        qs_parts.push(format!("select={}", cols.iter().map(|&c| t.cols[c].name.clone()).collect::<Vec<_>>().join(",")));
+        qs_parts.push(format!(
+            "select={}",
+            cols.iter()
+                .map(|&c| t.cols[c].name.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
     }
     let mut order_sql = format!(" ORDER BY {tb}");
     if rng.chance(0.5) {
@@ -348,8 +512,18 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
     }
     let names: Vec<String> = cols.iter().map(|&c| t.cols[c].name.clone()).collect();
     let sql_cols: Vec<String> = names.iter().map(|n| ident(n)).collect();
-    let sql = format!("SELECT {} FROM {from}{where_sql}{order_sql}", sql_cols.join(", "));
-    Q { qs: qs_parts.join("&"), sql, visible: names.len(), cmps: vec![Cmp::Exact; names.len()], names, aggregate: false }
+    let sql = format!(
+        "SELECT {} FROM {from}{where_sql}{order_sql}",
+        sql_cols.join(", ")
+    );
+    Q {
+        qs: qs_parts.join("&"),
+        sql,
+        visible: names.len(),
+        cmps: vec![Cmp::Exact; names.len()],
+        names,
+        aggregate: false,
+    }
 }
 
 /// A JSON value as f64 if it is a number or a non-finite float spelled out.
@@ -359,7 +533,7 @@ fn as_float(v: &Json) -> Option<f64> {
         Json::String(s) if s == "NaN" => Some(f64::NAN),
         Json::String(s) if s == "Infinity" => Some(f64::INFINITY),
         Json::String(s) if s == "-Infinity" => Some(f64::NEG_INFINITY),
-        Json::Object(o) => o.get("float").and_then(|f| as_float(f)),
+        Json::Object(o) => o.get("float").and_then(as_float),
         _ => None,
     }
 }
@@ -376,7 +550,11 @@ fn same_value(server: &Json, oracle: &Json, cmp: Cmp, oracle_row: &[Json]) -> bo
                 }
                 match cmp {
                     Cmp::Exact => a.to_bits() == b.to_bits() || a == b,
-                    Cmp::Approx { sumabs_col, count_col, avg } => {
+                    Cmp::Approx {
+                        sumabs_col,
+                        count_col,
+                        avg,
+                    } => {
                         let sumabs = as_float(&oracle_row[sumabs_col]).unwrap_or(0.0);
                         let count = as_float(&oracle_row[count_col]).unwrap_or(1.0).max(1.0);
                         let scale = if avg { sumabs / count } else { sumabs };
@@ -415,48 +593,130 @@ impl Run<'_> {
         let base = format!("/v1/datasets/{}/rows", self.dataset);
         let count_exact = rng.chance(0.3);
         let mut got: Vec<Vec<Json>> = Vec::new();
-        let mut target = format!("{base}?{}{}limit={limit}", q.qs, if q.qs.is_empty() { "" } else { "&" });
+        let mut target = format!(
+            "{base}?{}{}limit={limit}",
+            q.qs,
+            if q.qs.is_empty() { "" } else { "&" }
+        );
         let first_target = target.clone();
         let mut first = true;
+        // A quarter of the walks use NDJSON and follow the `Link: <...>; rel="next"` header.
+        let ndjson = rng.chance(0.25);
         loop {
-            let headers: &[(&str, &str)] = if first && count_exact { &[("Prefer", "count=exact")] } else { &[] };
-            let r = self.server.get_with(&target, headers);
+            let mut headers: Vec<(&str, &str)> = Vec::new();
+            if first && count_exact {
+                headers.push(("Prefer", "count=exact"));
+            }
+            if ndjson {
+                headers.push(("Accept", "application/x-ndjson"));
+            }
+            let r = self.server.get_with(&target, &headers);
             self.pages += 1;
             if r.status != 200 {
-                self.failures.push(format!("GET {target} -> {} {}\n  SQL: {}", r.status, r.text(), q.sql));
+                self.failures.push(format!(
+                    "GET {target} -> {} {}\n  SQL: {}",
+                    r.status,
+                    r.text(),
+                    q.sql
+                ));
                 return;
             }
-            let body = r.json();
-            if first && count_exact && body["total"] != Json::from(want.len()) {
-                self.failures.push(format!("GET {target} (Prefer: count=exact): total {} but oracle has {} rows\n  SQL: {}", body["total"], want.len(), q.sql));
-            }
-            first = false;
-            let Some(rows) = body["rows"].as_array() else {
-                self.failures.push(format!("GET {target}: no rows array: {body}"));
-                return;
+            let (rows, next): (Vec<Json>, Option<String>) = if ndjson {
+                let mut rows = Vec::new();
+                for line in r.text().lines() {
+                    match serde_json::from_str::<Json>(line) {
+                        Ok(v) => rows.push(v),
+                        Err(e) => {
+                            self.failures
+                                .push(format!("GET {target} (ndjson): bad line {line:?}: {e}"));
+                            return;
+                        }
+                    }
+                }
+                let next = r.header("link").and_then(|l| {
+                    let (url, rel) = l.split_once(">;")?;
+                    rel.contains("rel=\"next\"")
+                        .then(|| url.trim_start_matches('<').to_string())
+                });
+                if first
+                    && count_exact
+                    && r.header("content-range") != Some(format!("*/{}", want.len()).as_str())
+                {
+                    self.failures.push(format!(
+                        "GET {target} (ndjson, Prefer: count=exact): Content-Range {:?} but oracle has {} rows",
+                        r.header("content-range"),
+                        want.len()
+                    ));
+                }
+                (rows, next)
+            } else {
+                let body = r.json();
+                if first && count_exact && body["total"] != want.len() {
+                    self.failures.push(format!(
+                        "GET {target} (Prefer: count=exact): total {} but oracle has {} rows\n  SQL: {}",
+                        body["total"],
+                        want.len(),
+                        q.sql
+                    ));
+                }
+                let Some(rows) = body["rows"].as_array() else {
+                    self.failures
+                        .push(format!("GET {target}: no rows array: {body}"));
+                    return;
+                };
+                // The Link header and the body agree on the next page.
+                let link_has_next = r.header("link").is_some_and(|l| l.contains("rel=\"next\""));
+                if link_has_next != body["next"].is_string() {
+                    self.failures.push(format!(
+                        "GET {target}: Link header and body `next` disagree"
+                    ));
+                }
+                let next = body["next"].as_str().map(|c| {
+                    format!(
+                        "{base}?{}{}limit={limit}&cursor={}",
+                        q.qs,
+                        if q.qs.is_empty() { "" } else { "&" },
+                        pct(c)
+                    )
+                });
+                (rows.clone(), next)
             };
+            first = false;
             if rows.len() > limit {
-                self.failures.push(format!("GET {target}: {} rows above limit {limit}", rows.len()));
+                self.failures.push(format!(
+                    "GET {target}: {} rows above limit {limit}",
+                    rows.len()
+                ));
                 return;
             }
-            for row in rows {
-                let vals: Vec<Json> = q.names.iter().map(|n| row.get(n).cloned().unwrap_or(Json::String(format!("<missing {n}>")))).collect();
+            for row in &rows {
+                let vals: Vec<Json> = q
+                    .names
+                    .iter()
+                    .map(|n| {
+                        row.get(n)
+                            .cloned()
+                            .unwrap_or(Json::String(format!("<missing {n}>")))
+                    })
+                    .collect();
                 if row.as_object().map_or(0, |o| o.len()) != q.names.len() {
-                    self.failures.push(format!("GET {target}: row has keys {:?}, want {:?}", row.as_object().map(|o| o.keys().collect::<Vec<_>>()), q.names));
+                    self.failures.push(format!(
+                        "GET {target}: row has keys {:?}, want {:?}",
+                        row.as_object().map(|o| o.keys().collect::<Vec<_>>()),
+                        q.names
+                    ));
                     return;
                 }
                 got.push(vals);
             }
-            match body["next"].as_str() {
-                Some(c) => {
+            match next {
+                Some(n) => {
                     if rows.is_empty() {
-                        self.failures.push(format!("GET {target}: empty page with a next cursor"));
+                        self.failures
+                            .push(format!("GET {target}: empty page with a next cursor"));
                         return;
                     }
-                    target = format!("{base}?{}{}limit={limit}&cursor={}", q.qs, if q.qs.is_empty() { "" } else { "&" }, pct(c));
-                    if self.pages > 1_000_000 {
-                        return;
-                    }
+                    target = n;
                 }
                 None => break,
             }
@@ -469,7 +729,12 @@ impl Run<'_> {
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             let same = (0..q.visible).all(|c| same_value(&g[c], &w[c], q.cmps[c], w));
             if !same {
-                let _ = write!(diff, "first difference at row {i}: server {:?} vs oracle {:?}", g, &w[..q.visible]);
+                let _ = write!(
+                    diff,
+                    "first difference at row {i}: server {:?} vs oracle {:?}",
+                    g,
+                    &w[..q.visible]
+                );
                 break;
             }
             self.rows_compared += 1;
@@ -487,21 +752,36 @@ impl Run<'_> {
 fn random_queries_match_duckdb() {
     let mut oracle = Oracle::start();
     let (mut rng, seed) = Rng::from_env(0x5eed_0001);
-    let per_dataset: usize = std::env::var("QUARRY_DIFF_QUERIES").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_QUERIES);
+    let per_dataset: usize = std::env::var("QUARRY_DIFF_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_QUERIES);
     let dir = temp_dir();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).expect("mkdir");
     let tables: Vec<(&str, Table, Vec<&str>)> = vec![
-        ("people", people(&mut rng, 3000), vec!["name", "age", "active", "born"]),
+        (
+            "people",
+            people(&mut rng, 3000),
+            vec!["name", "age", "active", "born"],
+        ),
         ("words", words(&mut rng, 1500), vec!["grp", "n"]),
-        ("events", events(&mut rng, 3000), vec!["kind", "user_id", "flag"]),
+        (
+            "events",
+            events(&mut rng, 3000),
+            vec!["kind", "user_id", "flag"],
+        ),
     ];
     for (name, t, _) in &tables {
         let csv = build_csv(t, dir.path(), &data, name, &[]);
         oracle.exec(&t.duckdb_load_sql(name, &csv));
         // The oracle must see the same rows as the generator wrote (a loader sanity check).
         let n = oracle.exec(&format!("SELECT count(*) FROM {name}")).rows[0][0].as_u64();
-        assert_eq!(n, Some(t.rows.len() as u64), "DuckDB loaded a different row count for {name}");
+        assert_eq!(
+            n,
+            Some(t.rows.len() as u64),
+            "DuckDB loaded a different row count for {name}"
+        );
     }
     let mut server = Server::start(&data);
     server.wait_ready();
@@ -523,13 +803,24 @@ fn random_queries_match_duckdb() {
             let q = gen_query(t, name, &mut rng, &group_cols);
             run.check(&q, &mut rng);
         }
-        summary.push(format!("{name}: {} queries, {} pages, {} rows compared, {} failures", run.queries, run.pages, run.rows_compared, run.failures.len()));
+        summary.push(format!(
+            "{name}: {} queries, {} pages, {} rows compared, {} failures",
+            run.queries,
+            run.pages,
+            run.rows_compared,
+            run.failures.len()
+        ));
         failures.extend(run.failures);
     }
     server.assert_healthy_process();
-    eprintln!("differential (seed {seed}, DuckDB {}): {}", oracle.duckdb_version, summary.join("; "));
+    eprintln!(
+        "differential (seed {seed}, DuckDB {}): {}",
+        oracle.duckdb_version,
+        summary.join("; ")
+    );
     if !failures.is_empty() {
-        let all = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("differential-failures.txt");
+        let all =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("differential-failures.txt");
         let _ = std::fs::write(&all, failures.join("\n\n"));
         eprintln!("all differential failures: {}", all.display());
         let shown: Vec<&String> = failures.iter().take(12).collect();

@@ -50,14 +50,27 @@ fn corrupt_and_truncated_files_fail_readiness_with_a_reason() {
         names.push(name);
     }
     let mut server = Server::start(&data);
-    let h = server.wait_health(|r| r.json()["status"] == "failed", Duration::from_secs(120), "status failed");
+    let h = server.wait_health(
+        |r| r.json()["status"] == "failed",
+        Duration::from_secs(120),
+        "status failed",
+    );
     server.assert_healthy_process();
     let reason = h["reason"].as_str().unwrap_or_default().to_string();
     for name in &names {
         let d = &h["datasets"][name];
-        assert_eq!(d["state"], "failed", "seed {seed}: {name} was not reported failed: {d}");
-        assert!(d["error"].as_str().is_some_and(|e| e.len() > 10), "{name}: no error text: {d}");
-        assert!(reason.contains(name.as_str()), "/healthz reason does not name {name}: {reason}");
+        assert_eq!(
+            d["state"], "failed",
+            "seed {seed}: {name} was not reported failed: {d}"
+        );
+        assert!(
+            d["error"].as_str().is_some_and(|e| e.len() > 10),
+            "{name}: no error text: {d}"
+        );
+        assert!(
+            reason.contains(name.as_str()),
+            "/healthz reason does not name {name}: {reason}"
+        );
     }
     assert_eq!(h["datasets"]["good"]["state"], "ready");
     let r = server.get("/healthz");
@@ -69,12 +82,25 @@ fn corrupt_and_truncated_files_fail_readiness_with_a_reason() {
         assert!(logs.contains(name.as_str()), "logs do not name {name}");
     }
     // The healthy dataset still answers; corrupt ones are not served.
-    let Cell::Int(id) = t.rows[0][0] else { unreachable!() };
-    assert_eq!(server.get(&format!("/v1/datasets/good/rows/{id}")).status, 200);
+    let Cell::Int(id) = t.rows[0][0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        server.get(&format!("/v1/datasets/good/rows/{id}")).status,
+        200
+    );
     let r = server.get(&format!("/v1/datasets/{}/rows?limit=5", names[0]));
-    assert!(r.status == 404 || r.status == 503, "a failed dataset must not be served: {}", r.status);
+    assert!(
+        r.status == 404 || r.status == 503,
+        "a failed dataset must not be served: {}",
+        r.status
+    );
     server.assert_healthy_process();
-    eprintln!("corruption: {} bit flips, {} truncations, all reported failed", positions.len(), truncations.len());
+    eprintln!(
+        "corruption: {} bit flips, {} truncations, all reported failed",
+        positions.len(),
+        truncations.len()
+    );
 }
 
 /// With `--verify cheap` nothing proves the bodies; scans over files with flipped body bytes
@@ -97,8 +123,13 @@ fn unverified_corrupt_bodies_never_crash_the_server() {
         flips += 1;
         std::fs::write(data.join(format!("c{i}.qry")), bytes).expect("write");
     }
-    let mut server = Server::start_with(&data, ServerOptions::default().args(["--verify", "cheap"]));
-    let _ = server.wait_health(|r| r.status == 200 || r.json()["status"] == "failed", Duration::from_secs(60), "loaded");
+    let mut server =
+        Server::start_with(&data, ServerOptions::default().args(["--verify", "cheap"]));
+    let _ = server.wait_health(
+        |r| r.status == 200 || r.json()["status"] == "failed",
+        Duration::from_secs(60),
+        "loaded",
+    );
     let mut statuses = std::collections::BTreeMap::new();
     for i in 0..30 {
         for q in [
@@ -123,16 +154,28 @@ fn unverified_corrupt_bodies_never_crash_the_server() {
 fn missing_or_invalid_data_dir_is_a_clear_error() {
     let dir = temp_dir();
     let missing = dir.path().join("does-not-exist");
-    let (st, logs) = Server::start_expect_exit(&missing, ServerOptions::default(), Duration::from_secs(30));
+    let (st, logs) =
+        Server::start_expect_exit(&missing, ServerOptions::default(), Duration::from_secs(30));
     assert_eq!(st.code(), Some(1), "missing data dir: exit code\n{logs}");
-    assert!(logs.contains("does-not-exist"), "the error must name the directory\n{logs}");
+    assert!(
+        logs.contains("does-not-exist"),
+        "the error must name the directory\n{logs}"
+    );
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").expect("write");
-    let (st, logs) = Server::start_expect_exit(&file, ServerOptions::default(), Duration::from_secs(30));
+    let (st, logs) =
+        Server::start_expect_exit(&file, ServerOptions::default(), Duration::from_secs(30));
     assert_eq!(st.code(), Some(1), "data dir is a file: exit code\n{logs}");
-    assert!(logs.contains("a-file") && logs.contains("not a directory"), "{logs}");
+    assert!(
+        logs.contains("a-file") && logs.contains("not a directory"),
+        "{logs}"
+    );
     // A usage error is exit 2.
-    let (st, logs) = Server::start_expect_exit(dir.path(), ServerOptions::default().args(["--verify", "sometimes"]), Duration::from_secs(30));
+    let (st, logs) = Server::start_expect_exit(
+        dir.path(),
+        ServerOptions::default().args(["--verify", "sometimes"]),
+        Duration::from_secs(30),
+    );
     assert_eq!(st.code(), Some(2), "{logs}");
     assert!(!logs.contains("panicked"), "{logs}");
 }
@@ -144,16 +187,28 @@ fn unopenable_dataset_file_fails_readiness() {
     let dir = temp_dir();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
-    std::os::unix::fs::symlink(dir.path().join("nowhere.qry"), data.join("ghost.qry")).expect("symlink");
+    std::os::unix::fs::symlink(dir.path().join("nowhere.qry"), data.join("ghost.qry"))
+        .expect("symlink");
     let mut server = Server::start(&data);
-    let h = server.wait_health(|r| r.json()["status"] == "failed", Duration::from_secs(60), "status failed");
+    let h = server.wait_health(
+        |r| r.json()["status"] == "failed",
+        Duration::from_secs(60),
+        "status failed",
+    );
     assert_eq!(h["datasets"]["ghost"]["state"], "failed", "{h}");
-    assert!(h["reason"].as_str().is_some_and(|r| r.contains("ghost")), "{h}");
+    assert!(
+        h["reason"].as_str().is_some_and(|r| r.contains("ghost")),
+        "{h}"
+    );
     server.assert_healthy_process();
 }
 
 fn dir_listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).expect("read_dir").filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -177,7 +232,18 @@ fn etl_killed_at_random_moments_leaves_the_previous_version() {
     let schema = dir.path().join("big.schema.json");
     big.write_schema(&schema);
     let args = |out: &Path| -> Vec<std::ffi::OsString> {
-        vec!["build".into(), csv.clone().into(), "--out".into(), out.into(), "--name".into(), "ds".into(), "--schema".into(), schema.clone().into(), "--threads".into(), "2".into()]
+        vec![
+            "build".into(),
+            csv.clone().into(),
+            "--out".into(),
+            out.into(),
+            "--name".into(),
+            "ds".into(),
+            "--schema".into(),
+            schema.clone().into(),
+            "--threads".into(),
+            "2".into(),
+        ]
     };
     // Time one full build elsewhere to spread the kills over it.
     let scratch = dir.path().join("scratch");
@@ -200,7 +266,9 @@ fn etl_killed_at_random_moments_leaves_the_previous_version() {
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
-        let now = std::fs::read(data.join("ds.qry")).unwrap_or_else(|e| panic!("seed {seed} kill {k} after {delay:?}: ds.qry is gone: {e}"));
+        let now = std::fs::read(data.join("ds.qry")).unwrap_or_else(|e| {
+            panic!("seed {seed} kill {k} after {delay:?}: ds.qry is gone: {e}")
+        });
         if now == v1 {
             outcomes.0 += 1;
         } else if now == v2 {
@@ -211,26 +279,49 @@ fn etl_killed_at_random_moments_leaves_the_previous_version() {
         } else {
             panic!("seed {seed} kill {k} after {delay:?}: ds.qry is neither the old nor the new version ({} bytes)", now.len());
         }
-        let visible: Vec<String> = dir_listing(&data).into_iter().filter(|n| !n.starts_with('.')).collect();
-        assert_eq!(visible, ["ds.qry"], "seed {seed} kill {k}: a partial file is visible");
+        let visible: Vec<String> = dir_listing(&data)
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(
+            visible,
+            ["ds.qry"],
+            "seed {seed} kill {k}: a partial file is visible"
+        );
     }
     // The next complete run publishes v2 and leaves no stale temp files.
     quarry_tests::etl(args(&data)).ok();
-    assert_eq!(std::fs::read(data.join("ds.qry")).expect("read"), v2, "deterministic rebuild");
-    let left: Vec<String> = dir_listing(&data).into_iter().filter(|n| n != "ds.qry").collect();
-    assert!(left.is_empty(), "stale files after a successful run: {left:?}");
+    assert_eq!(
+        std::fs::read(data.join("ds.qry")).expect("read"),
+        v2,
+        "deterministic rebuild"
+    );
+    let left: Vec<String> = dir_listing(&data)
+        .into_iter()
+        .filter(|n| n != "ds.qry")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "stale files after a successful run: {left:?}"
+    );
     let f = quarry_format::read_file(&data.join("ds.qry")).expect("open");
     f.verify().expect("verify");
-    eprintln!("etl kills: {kills} (full build {full:?}): {} left v1, {} completed v2", outcomes.0, outcomes.1);
+    eprintln!(
+        "etl kills: {kills} (full build {full:?}): {} left v1, {} completed v2",
+        outcomes.0, outcomes.1
+    );
 }
 
+/// Validates one 200 body of a load client (target, body).
+pub(crate) type Check = Arc<dyn Fn(&str, &Json) -> Result<(), String> + Send + Sync>;
+
 #[derive(Default)]
-struct LoadStats {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    refused: AtomicU64,
-    stale: AtomicU64,
-    errors: Mutex<Vec<String>>,
+pub(crate) struct LoadStats {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    pub refused: AtomicU64,
+    pub stale: AtomicU64,
+    pub errors: Mutex<Vec<String>>,
 }
 
 impl LoadStats {
@@ -246,7 +337,13 @@ impl LoadStats {
 /// One client: keep-alive requests from `targets` until `stop`; reconnects when the server
 /// says `Connection: close` or closes an idle connection before answering (a request the server
 /// never accepted). `check` validates each 200 body.
-fn client_loop(addr: std::net::SocketAddr, targets: Vec<String>, stop: Arc<AtomicBool>, stats: Arc<LoadStats>, check: Arc<dyn Fn(&str, &Json) -> Result<(), String> + Send + Sync>) {
+pub(crate) fn client_loop(
+    addr: std::net::SocketAddr,
+    targets: Vec<String>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<LoadStats>,
+    check: Check,
+) {
     let mut conn: Option<Conn> = None;
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
@@ -273,7 +370,9 @@ fn client_loop(addr: std::net::SocketAddr, targets: Vec<String>, stop: Arc<Atomi
         let mut reader = std::io::BufReader::new(c.stream());
         // Peek: no byte at all means the server closed the connection without taking the
         // request (idle keep-alive close); anything else must be a full, valid response.
-        let first = std::io::BufRead::fill_buf(&mut reader).map(|b| b.len()).unwrap_or(0);
+        let first = std::io::BufRead::fill_buf(&mut reader)
+            .map(|b| b.len())
+            .unwrap_or(0);
         if first == 0 {
             conn = None;
             stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -281,7 +380,9 @@ fn client_loop(addr: std::net::SocketAddr, targets: Vec<String>, stop: Arc<Atomi
         }
         match read_response(&mut reader, false) {
             Ok(r) => {
-                let close = r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                let close = r
+                    .header("connection")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("close"));
                 if !reader.buffer().is_empty() {
                     stats.fail(format!("{target}: extra bytes after the response"));
                     conn = None;
@@ -314,15 +415,23 @@ fn client_loop(addr: std::net::SocketAddr, targets: Vec<String>, stop: Arc<Atomi
     }
 }
 
-fn targets_for(t: &Table, rng: &mut Rng, dataset: &str) -> Vec<String> {
+pub(crate) fn targets_for(t: &Table, rng: &mut Rng, dataset: &str) -> Vec<String> {
     let mut v = Vec::new();
     for _ in 0..40 {
-        let Cell::Int(id) = rng.pick(&t.rows)[0] else { unreachable!() };
+        let Cell::Int(id) = rng.pick(&t.rows)[0] else {
+            unreachable!()
+        };
         v.push(format!("/v1/datasets/{dataset}/rows/{id}"));
     }
-    v.push(format!("/v1/datasets/{dataset}/rows?limit=200&order=age.desc"));
-    v.push(format!("/v1/datasets/{dataset}/rows?select=active,count(),age.avg()"));
-    v.push(format!("/v1/datasets/{dataset}/rows?name=like.*a*&limit=50"));
+    v.push(format!(
+        "/v1/datasets/{dataset}/rows?limit=200&order=age.desc"
+    ));
+    v.push(format!(
+        "/v1/datasets/{dataset}/rows?select=active,count(),age.avg()"
+    ));
+    v.push(format!(
+        "/v1/datasets/{dataset}/rows?name=like.*a*&limit=50"
+    ));
     v.push(format!("/v1/datasets/{dataset}"));
     rng.shuffle(&mut v);
     v
@@ -338,14 +447,23 @@ fn sigterm_under_load_fails_no_accepted_request() {
     let (mut rng, _) = Rng::from_env(123);
     let t = people(&mut rng, 2000);
     build_csv(&t, dir.path(), &data, "people", &[]);
-    let mut server = Server::start_with(&data, ServerOptions::default().args(["--drain-delay", "1s", "--shutdown-timeout", "10s"]));
+    let mut server = Server::start_with(
+        &data,
+        ServerOptions::default().args(["--drain-delay", "1s", "--shutdown-timeout", "10s"]),
+    );
     server.wait_ready();
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(LoadStats::default());
-    let check: Arc<dyn Fn(&str, &Json) -> Result<(), String> + Send + Sync> = Arc::new(|_, _| Ok(()));
+    let check: Check = Arc::new(|_, _| Ok(()));
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let (addr, targets, stop, stats, check) = (server.addr, targets_for(&t, &mut rng, "people"), stop.clone(), stats.clone(), check.clone());
+            let (addr, targets, stop, stats, check) = (
+                server.addr,
+                targets_for(&t, &mut rng, "people"),
+                stop.clone(),
+                stats.clone(),
+                check.clone(),
+            );
             std::thread::spawn(move || client_loop(addr, targets, stop, stats, check))
         })
         .collect();
@@ -353,26 +471,47 @@ fn sigterm_under_load_fails_no_accepted_request() {
     let before = stats.ok.load(Ordering::Relaxed);
     server.signal("TERM");
     // Readiness drops at once while the process still serves.
-    let h = quarry_tests::http::request(server.addr, "GET", "/healthz", &[]).expect("healthz during drain");
+    let h = quarry_tests::http::request(server.addr, "GET", "/healthz", &[])
+        .expect("healthz during drain");
     assert_eq!(h.status, 503, "{}", h.text());
     assert_eq!(h.json()["status"], "draining");
-    let st = server.wait_exit(Duration::from_secs(20)).expect("server did not exit within 20 s of SIGTERM");
+    let st = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("server did not exit within 20 s of SIGTERM");
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client thread");
     }
     let ok = stats.ok.load(Ordering::Relaxed);
     let failed = stats.failed.load(Ordering::Relaxed);
-    eprintln!("sigterm under load: {ok} ok ({} after SIGTERM), {failed} failed, {} not accepted", ok - before, stats.refused.load(Ordering::Relaxed));
-    assert_eq!(failed, 0, "failed requests: {:?}", stats.errors.lock().expect("lock"));
+    eprintln!(
+        "sigterm under load: {ok} ok ({} after SIGTERM), {failed} failed, {} not accepted",
+        ok - before,
+        stats.refused.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        failed,
+        0,
+        "failed requests: {:?}",
+        stats.errors.lock().expect("lock")
+    );
     assert!(ok > before, "no request succeeded during the drain delay");
-    assert_eq!(st.code(), Some(0), "exit status after SIGTERM\n{}", server.logs_text());
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "exit status after SIGTERM\n{}",
+        server.logs_text()
+    );
     assert!(!server.logs_text().contains("panicked"));
 }
 
-fn versioned(base: &Table, ver: i64) -> Table {
+pub(crate) fn versioned(base: &Table, ver: i64) -> Table {
     let mut t = base.clone();
-    t.cols.push(Col { name: "ver".into(), ty: Ty::Int64, nullable: false });
+    t.cols.push(Col {
+        name: "ver".into(),
+        ty: Ty::Int64,
+        nullable: false,
+    });
     for r in &mut t.rows {
         r.push(Cell::Int(ver));
     }
@@ -395,16 +534,24 @@ fn data_swap_under_load_is_atomic_per_request() {
     let v2 = versioned(&base, 2);
     build_csv(&v1, dir.path(), &stage, "v1", &[]);
     build_csv(&v2, dir.path(), &stage, "v2", &[]);
-    let hex = |name: &str| quarry_format::read_file(&stage.join(format!("{name}.qry"))).expect("open").version().to_hex();
+    let hex = |name: &str| {
+        quarry_format::read_file(&stage.join(format!("{name}.qry")))
+            .expect("open")
+            .version()
+            .to_hex()
+    };
     let versions: HashSet<String> = [hex("v1"), hex("v2")].into_iter().collect();
     std::fs::copy(stage.join("v1.qry"), data.join("swap.qry")).expect("copy");
-    let mut server = Server::start_with(&data, ServerOptions::default().args(["--reload-interval", "50ms"]));
+    let mut server = Server::start_with(
+        &data,
+        ServerOptions::default().args(["--reload-interval", "50ms"]),
+    );
     server.wait_ready();
 
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(LoadStats::default());
     let versions2 = versions.clone();
-    let check: Arc<dyn Fn(&str, &Json) -> Result<(), String> + Send + Sync> = Arc::new(move |target, j| {
+    let check: Check = Arc::new(move |target, j| {
         if let Some(rows) = j["rows"].as_array() {
             let vers: HashSet<String> = rows.iter().map(|r| r["ver"].to_string()).collect();
             if vers.len() > 1 {
@@ -413,7 +560,11 @@ fn data_swap_under_load_is_atomic_per_request() {
             return Ok(());
         }
         if let Some(v) = j.get("version") {
-            return if versions2.contains(v.as_str().unwrap_or("")) { Ok(()) } else { Err(format!("unknown version {v}")) };
+            return if versions2.contains(v.as_str().unwrap_or("")) {
+                Ok(())
+            } else {
+                Err(format!("unknown version {v}"))
+            };
         }
         if j.get("ver").is_some() {
             return Ok(());
@@ -425,7 +576,13 @@ fn data_swap_under_load_is_atomic_per_request() {
     targets.push("/v1/datasets/swap/rows?limit=500&select=id,ver".into());
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let (addr, targets, stop, stats, check) = (server.addr, targets.clone(), stop.clone(), stats.clone(), check.clone());
+            let (addr, targets, stop, stats, check) = (
+                server.addr,
+                targets.clone(),
+                stop.clone(),
+                stats.clone(),
+                check.clone(),
+            );
             std::thread::spawn(move || client_loop(addr, targets, stop, stats, check))
         })
         .collect();
@@ -457,13 +614,20 @@ fn data_swap_under_load_is_atomic_per_request() {
                     for row in j["rows"].as_array().into_iter().flatten() {
                         let v = row["ver"].as_i64();
                         if seen_ver.is_some() && v != seen_ver {
-                            stats.fail(format!("walker: a cursor walk mixed versions {seen_ver:?} and {v:?}"));
+                            stats.fail(format!(
+                                "walker: a cursor walk mixed versions {seen_ver:?} and {v:?}"
+                            ));
                         }
                         seen_ver = v;
                     }
                     stats.ok.fetch_add(1, Ordering::Relaxed);
                     match j["next"].as_str() {
-                        Some(c) => target = format!("/v1/datasets/swap/rows?limit=700&select=id,ver&cursor={}", quarry_tests::pct(c)),
+                        Some(c) => {
+                            target = format!(
+                                "/v1/datasets/swap/rows?limit=700&select=id,ver&cursor={}",
+                                quarry_tests::pct(c)
+                            )
+                        }
                         None => break,
                     }
                 }
@@ -486,7 +650,17 @@ fn data_swap_under_load_is_atomic_per_request() {
         }
     }
     // One more swap through the real ETL, then wait until that version is served.
-    etl_build(&dir.path().join("v2.csv"), &data, "swap", &["--schema", dir.path().join("v2.schema.json").to_str().expect("utf8"), "--row-group-rows", "256"]);
+    etl_build(
+        &dir.path().join("v2.csv"),
+        &data,
+        "swap",
+        &[
+            "--schema",
+            dir.path().join("v2.schema.json").to_str().expect("utf8"),
+            "--row-group-rows",
+            "256",
+        ],
+    );
     let want = hex("v2");
     let wait_until = Instant::now() + Duration::from_secs(20);
     loop {
@@ -494,7 +668,10 @@ fn data_swap_under_load_is_atomic_per_request() {
         if d["version"] == want.as_str() {
             break;
         }
-        assert!(Instant::now() < wait_until, "the ETL-published version was not picked up: {d}");
+        assert!(
+            Instant::now() < wait_until,
+            "the ETL-published version was not picked up: {d}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
@@ -509,5 +686,10 @@ fn data_swap_under_load_is_atomic_per_request() {
         stats.ok.load(Ordering::Relaxed),
         stats.stale.load(Ordering::Relaxed)
     );
-    assert_eq!(failed, 0, "failed requests: {:?}", stats.errors.lock().expect("lock"));
+    assert_eq!(
+        failed,
+        0,
+        "failed requests: {:?}",
+        stats.errors.lock().expect("lock")
+    );
 }

@@ -6,7 +6,11 @@ use quarry_tests::data::{random_string, Cell, Col, Table, Ty, WORDS};
 use quarry_tests::{etl_build, Rng};
 
 fn col(name: &str, ty: Ty, nullable: bool) -> Col {
-    Col { name: name.into(), ty, nullable }
+    Col {
+        name: name.into(),
+        ty,
+        nullable,
+    }
 }
 
 /// Int key (unique, shuffled in input order, negatives included) and one column of every type,
@@ -20,8 +24,16 @@ pub fn people(rng: &mut Rng, n: usize) -> Table {
             let null = |rng: &mut Rng| rng.chance(0.12);
             vec![
                 Cell::Int(id),
-                if null(rng) { Cell::Null } else { Cell::Str(rng.pick(WORDS).to_string()) },
-                if null(rng) { Cell::Null } else { Cell::Int(rng.range_i64(-50, 120)) },
+                if null(rng) {
+                    Cell::Null
+                } else {
+                    Cell::Str(rng.pick(WORDS).to_string())
+                },
+                if null(rng) {
+                    Cell::Null
+                } else {
+                    Cell::Int(rng.range_i64(-50, 120))
+                },
                 if null(rng) {
                     Cell::Null
                 } else {
@@ -32,13 +44,25 @@ pub fn people(rng: &mut Rng, n: usize) -> Table {
                         (rng.f64_unit() - 0.5) * 1e6
                     })
                 },
-                if null(rng) { Cell::Null } else { Cell::Bool(rng.chance(0.5)) },
-                if null(rng) { Cell::Null } else { Cell::Date(rng.range_i64(-800, 20_000) as i32) },
+                if null(rng) {
+                    Cell::Null
+                } else {
+                    Cell::Bool(rng.chance(0.5))
+                },
+                if null(rng) {
+                    Cell::Null
+                } else {
+                    Cell::Date(rng.range_i64(-800, 20_000) as i32)
+                },
                 if null(rng) {
                     Cell::Null
                 } else {
                     let micros = rng.range_i64(-1_000_000_000, 2_000_000_000) * 1_000_000;
-                    Cell::Ts(if rng.chance(0.5) { micros + rng.range_i64(0, 999_999) } else { micros })
+                    Cell::Ts(if rng.chance(0.5) {
+                        micros + rng.range_i64(0, 999_999)
+                    } else {
+                        micros
+                    })
                 },
             ]
         })
@@ -70,10 +94,26 @@ pub fn words(rng: &mut Rng, n: usize) -> Table {
         }
         rows.push(vec![
             Cell::Str(k),
-            if rng.chance(0.1) { Cell::Null } else { Cell::Str(random_string(rng, 400)) },
-            if rng.chance(0.05) { Cell::Null } else { Cell::Str(["red", "green", "blue", "Blue", "vert"][rng.below(5) as usize].into()) },
-            if rng.chance(0.6) { Cell::Null } else { Cell::Int(rng.range_i64(-1_000_000, 1_000_000)) },
-            if rng.chance(0.2) { Cell::Null } else { Cell::Float(rng.range_i64(-100, 100) as f64 / 8.0) },
+            if rng.chance(0.1) {
+                Cell::Null
+            } else {
+                Cell::Str(random_string(rng, 400))
+            },
+            if rng.chance(0.05) {
+                Cell::Null
+            } else {
+                Cell::Str(["red", "green", "blue", "Blue", "vert"][rng.below(5) as usize].into())
+            },
+            if rng.chance(0.6) {
+                Cell::Null
+            } else {
+                Cell::Int(rng.range_i64(-1_000_000, 1_000_000))
+            },
+            if rng.chance(0.2) {
+                Cell::Null
+            } else {
+                Cell::Float(rng.range_i64(-100, 100) as f64 / 8.0)
+            },
         ]);
     }
     Table {
@@ -97,7 +137,11 @@ pub fn events(rng: &mut Rng, n: usize) -> Table {
             vec![
                 Cell::Int(i as i64),
                 Cell::Str(["login", "logout", "view", "buy"][rng.below(4) as usize].into()),
-                if rng.chance(0.15) { Cell::Null } else { Cell::Int(rng.range_i64(0, 9)) },
+                if rng.chance(0.15) {
+                    Cell::Null
+                } else {
+                    Cell::Int(rng.range_i64(0, 9))
+                },
                 if rng.chance(0.1) {
                     Cell::Null
                 } else if rng.chance(0.03) {
@@ -105,7 +149,11 @@ pub fn events(rng: &mut Rng, n: usize) -> Table {
                 } else {
                     Cell::Float(rng.range_i64(-1000, 1000) as f64 / 4.0)
                 },
-                if rng.chance(0.3) { Cell::Null } else { Cell::Bool(rng.chance(0.3)) },
+                if rng.chance(0.3) {
+                    Cell::Null
+                } else {
+                    Cell::Bool(rng.chance(0.3))
+                },
             ]
         })
         .collect();
@@ -123,14 +171,17 @@ pub fn events(rng: &mut Rng, n: usize) -> Table {
 }
 
 /// Writes `table` as CSV plus its schema file into `src`, builds `<out>/<name>.qry` with the
-/// real quarry-etl (small row groups so scans cross several), returns the CSV path.
+/// real quarry-etl (256-row groups unless `extra` sets them, so scans cross several), returns the CSV path.
 pub fn build_csv(table: &Table, src: &Path, out: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let csv = src.join(format!("{name}.csv"));
     let schema = src.join(format!("{name}.schema.json"));
     table.write_csv(&csv);
     table.write_schema(&schema);
     let schema_s = schema.to_string_lossy().into_owned();
-    let mut args = vec!["--schema", schema_s.as_str(), "--row-group-rows", "256", "--threads", "2"];
+    let mut args = vec!["--schema", schema_s.as_str(), "--threads", "2"];
+    if !extra.contains(&"--row-group-rows") {
+        args.extend(["--row-group-rows", "256"]);
+    }
     args.extend_from_slice(extra);
     etl_build(&csv, out, name, &args);
     csv

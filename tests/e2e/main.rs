@@ -3,7 +3,9 @@
 
 mod differential;
 mod endpoints;
+mod etl_cli;
 mod faults;
 mod fixtures;
 mod hostile;
 mod query_fuzz;
+mod soak;

@@ -26,8 +26,75 @@ fn token() -> impl Strategy<Value = String> {
     ]
 }
 
+/// `name=[not.]op.value` pieces with arbitrary values, plus select/order/limit: gets past the
+/// parser more often than the token soup.
+fn structured() -> impl Strategy<Value = String> {
+    let col = prop::sample::select(vec![
+        "id", "name", "age", "score", "active", "born", "seen", "k", "body", "grp", "n", "x",
+    ]);
+    let op = prop::sample::select(vec![
+        "eq.",
+        "neq.",
+        "gt.",
+        "gte.",
+        "lt.",
+        "lte.",
+        "like.",
+        "ilike.",
+        "is.",
+        "in.(",
+        "not.eq.",
+        "not.like.",
+        "not.in.(",
+        "not.is.",
+    ]);
+    let filter = (col.clone(), op, prop::collection::vec(token(), 0..3))
+        .prop_map(|(c, o, v)| format!("{c}={o}{}", v.concat()));
+    let extra = prop_oneof![
+        (
+            col.clone(),
+            prop::sample::select(vec![
+                "",
+                ".asc",
+                ".desc",
+                ".desc.nullsfirst",
+                ".sum().desc",
+                ".count()"
+            ])
+        )
+            .prop_map(|(c, d)| format!("order={c}{d}")),
+        prop::collection::vec(
+            (
+                col,
+                prop::sample::select(vec!["", ".sum()", ".avg()", ".min()", ".max()", ".count()"])
+            ),
+            1..4
+        )
+        .prop_map(|v| format!(
+            "select={}",
+            v.iter()
+                .map(|(c, a)| format!("{c}{a}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        )),
+        (0u64..20_000).prop_map(|n| format!("limit={n}")),
+    ];
+    (
+        prop::collection::vec(filter, 0..4),
+        prop::collection::vec(extra, 0..3),
+    )
+        .prop_map(|(f, e)| {
+            let mut parts = f;
+            parts.extend(e);
+            parts.join("&")
+        })
+}
+
 fn query_string() -> impl Strategy<Value = String> {
-    prop::collection::vec(token(), 0..14).prop_map(|t| t.concat())
+    prop_oneof![
+        prop::collection::vec(token(), 0..14).prop_map(|t| t.concat()),
+        structured()
+    ]
 }
 
 /// Keeps URI-legal ASCII (including a raw `%`, to test bad escapes), percent-encodes the rest.
@@ -56,30 +123,74 @@ fn arbitrary_query_strings_never_5xx() {
     build_csv(&words(&mut rng, 300), dir.path(), &data, "words", &[]);
     let mut server = Server::start(&data);
     server.wait_ready();
-    let cases: u32 = std::env::var("QUARRY_QUERY_FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let cases: u32 = std::env::var("QUARRY_QUERY_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
     let addr = server.addr;
     let mut statuses = std::collections::BTreeMap::new();
     let stats = std::cell::RefCell::new(&mut statuses);
-    let result = runner.run(&(query_string(), any::<bool>(), 0usize..4), |(qs, on_words, route)| {
-        let ds = if on_words { "words" } else { "people" };
-        let enc = encode_for_uri(&qs);
-        let target = match route {
-            0 | 1 => format!("/v1/datasets/{ds}/rows?{enc}"),
-            2 => format!("/v1/datasets/{ds}/rows/{}", if enc.is_empty() { "x".into() } else { enc.replace(['/', '?'], "_") }),
-            _ => format!("/v1/datasets/{ds}/columns/{}", if enc.is_empty() { "x".into() } else { enc.replace(['/', '?'], "_") }),
-        };
-        let r = quarry_tests::http::request(addr, "GET", &target, &[("Accept", "application/json, text/csv;q=0.5")])
+    let result = runner.run(
+        &(query_string(), any::<bool>(), 0usize..8),
+        |(qs, on_words, route)| {
+            let ds = if on_words { "words" } else { "people" };
+            let enc = encode_for_uri(&qs);
+            let target = match route {
+                0..=5 => format!("/v1/datasets/{ds}/rows?{enc}"),
+                6 => format!(
+                    "/v1/datasets/{ds}/rows/{}",
+                    if enc.is_empty() {
+                        "x".into()
+                    } else {
+                        enc.replace(['/', '?'], "_")
+                    }
+                ),
+                _ => format!(
+                    "/v1/datasets/{ds}/columns/{}",
+                    if enc.is_empty() {
+                        "x".into()
+                    } else {
+                        enc.replace(['/', '?'], "_")
+                    }
+                ),
+            };
+            let r = quarry_tests::http::request(
+                addr,
+                "GET",
+                &target,
+                &[("Accept", "application/json, text/csv;q=0.5")],
+            )
             .map_err(|e| TestCaseError::fail(format!("GET {target}: no response: {e}")))?;
-        *stats.borrow_mut().entry(r.status).or_insert(0u32) += 1;
-        prop_assert!(r.status < 500, "GET {} -> {} {}", target, r.status, r.text());
-        if r.status >= 400 {
-            let j: serde_json::Value = serde_json::from_slice(&r.body)
-                .map_err(|e| TestCaseError::fail(format!("GET {target}: error body is not JSON ({e}): {}", r.text())))?;
-            prop_assert!(j["error"]["code"].is_string() && j["error"]["message"].is_string(), "GET {}: bad error body {}", target, j);
-        }
-        Ok(())
-    });
+            *stats.borrow_mut().entry(r.status).or_insert(0u32) += 1;
+            prop_assert!(
+                r.status < 500,
+                "GET {} -> {} {}",
+                target,
+                r.status,
+                r.text()
+            );
+            if r.status >= 400 {
+                let j: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
+                    TestCaseError::fail(format!(
+                        "GET {target}: error body is not JSON ({e}): {}",
+                        r.text()
+                    ))
+                })?;
+                prop_assert!(
+                    j["error"]["code"].is_string() && j["error"]["message"].is_string(),
+                    "GET {}: bad error body {}",
+                    target,
+                    j
+                );
+            }
+            Ok(())
+        },
+    );
     server.assert_healthy_process();
     eprintln!("query fuzz: {cases} cases, statuses {statuses:?}");
     if let Err(e) = result {

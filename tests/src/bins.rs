@@ -25,7 +25,10 @@ impl Bins {
         BINS.get_or_init(|| {
             if let Some(dir) = std::env::var_os("QUARRY_TEST_BIN_DIR") {
                 let dir = PathBuf::from(dir);
-                return Bins { etl: dir.join("quarry-etl"), server: dir.join("quarry-server") };
+                return Bins {
+                    etl: dir.join("quarry-etl"),
+                    server: dir.join("quarry-server"),
+                };
             }
             let exe = std::env::current_exe().expect("current_exe");
             // <target>/<profile>/deps/e2e-hash
@@ -34,13 +37,25 @@ impl Bins {
                 .and_then(Path::parent)
                 .expect("test executable is not in <target>/<profile>/deps")
                 .to_path_buf();
-            let profile = profile_dir.file_name().and_then(OsStr::to_str).unwrap_or("debug");
+            let profile = profile_dir
+                .file_name()
+                .and_then(OsStr::to_str)
+                .unwrap_or("debug");
             let target_dir = profile_dir.parent().expect("no target dir").to_path_buf();
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace root");
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let mut cmd = Command::new(cargo);
             cmd.current_dir(workspace)
-                .args(["build", "--quiet", "-p", "quarry-etl", "-p", "quarry-server"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "quarry-etl",
+                    "-p",
+                    "quarry-server",
+                ])
                 .env("CARGO_TARGET_DIR", &target_dir);
             match profile {
                 "debug" => {}
@@ -51,8 +66,13 @@ impl Bins {
                     cmd.args(["--profile", other]);
                 }
             }
-            let status = cmd.status().expect("running cargo build for quarry-etl and quarry-server");
-            assert!(status.success(), "cargo build -p quarry-etl -p quarry-server failed: {status}");
+            let status = cmd
+                .status()
+                .expect("running cargo build for quarry-etl and quarry-server");
+            assert!(
+                status.success(),
+                "cargo build -p quarry-etl -p quarry-server failed: {status}"
+            );
             let bins = Bins {
                 etl: profile_dir.join("quarry-etl"),
                 server: profile_dir.join("quarry-server"),
@@ -76,7 +96,13 @@ pub struct EtlOutput {
 impl EtlOutput {
     /// Panics with the output unless the run exited 0.
     pub fn ok(self) -> EtlOutput {
-        assert_eq!(self.code, Some(0), "quarry-etl failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "quarry-etl failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 }

@@ -96,7 +96,13 @@ pub fn ts_text(micros: i64) -> String {
     let days = micros.div_euclid(86_400_000_000);
     let rem = micros.rem_euclid(86_400_000_000);
     let (secs, frac) = (rem / 1_000_000, rem % 1_000_000);
-    let mut s = format!("{}T{:02}:{:02}:{:02}", date_text(days as i32), secs / 3600, secs / 60 % 60, secs % 60);
+    let mut s = format!(
+        "{}T{:02}:{:02}:{:02}",
+        date_text(days as i32),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
     if frac != 0 {
         let _ = write!(s, ".{frac:06}");
     }
@@ -151,7 +157,10 @@ fn csv_field(s: &str) -> String {
 
 impl Table {
     pub fn col_index(&self, name: &str) -> usize {
-        self.cols.iter().position(|c| c.name == name).unwrap_or_else(|| panic!("no column {name}"))
+        self.cols
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
     }
 
     /// CSV with a header row; strings always quoted, nulls as empty fields.
@@ -201,14 +210,24 @@ impl Table {
             .iter()
             .map(|c| serde_json::json!({"name": c.name, "type": c.ty.name(), "nullable": c.nullable}))
             .collect();
-        let key = self.key.map(|k| Json::String(self.cols[k].name.clone())).unwrap_or(Json::Null);
-        std::fs::write(path, serde_json::json!({"fields": fields, "key": key}).to_string()).expect("writing schema");
+        let key = self
+            .key
+            .map(|k| Json::String(self.cols[k].name.clone()))
+            .unwrap_or(Json::Null);
+        std::fs::write(
+            path,
+            serde_json::json!({"fields": fields, "key": key}).to_string(),
+        )
+        .expect("writing schema");
     }
 
     /// SQL that loads the CSV written by `write_csv` into DuckDB table `name`.
     pub fn duckdb_load_sql(&self, name: &str, csv: &Path) -> String {
-        let cols: Vec<String> =
-            self.cols.iter().map(|c| format!("'{}': '{}'", c.name.replace('\'', "''"), c.ty.duckdb())).collect();
+        let cols: Vec<String> = self
+            .cols
+            .iter()
+            .map(|c| format!("'{}': '{}'", c.name.replace('\'', "''"), c.ty.duckdb()))
+            .collect();
         format!(
             "CREATE OR REPLACE TABLE \"{name}\" AS SELECT * FROM read_csv('{}', header = true, delim = ',', \
              quote = '\"', escape = '\"', auto_detect = false, columns = {{{}}})",
@@ -234,16 +253,45 @@ impl Table {
 
 /// Strings from a fixed pool that stress CSV and JSON: commas, quotes, newlines, non-ASCII.
 pub const WORDS: &[&str] = &[
-    "alpha", "beta", "Gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
-    "a,b", "quote\"d", "new\nline", "tab\there", "café", "Ünïcödé", "日本語", "emoji 🚀", "straße", "  padded  ",
-    "x", "xy", "xyz", "ALPHA", "percent%", "under_score", "star*", "back\\slash", "semi;colon", "(paren)",
+    "alpha",
+    "beta",
+    "Gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "a,b",
+    "quote\"d",
+    "new\nline",
+    "tab\there",
+    "café",
+    "Ünïcödé",
+    "日本語",
+    "emoji 🚀",
+    "straße",
+    "  padded  ",
+    "x",
+    "xy",
+    "xyz",
+    "ALPHA",
+    "percent%",
+    "under_score",
+    "star*",
+    "back\\slash",
+    "semi;colon",
+    "(paren)",
 ];
 
 /// A random word-ish string of 1..=max_len characters (ASCII letters and some non-ASCII).
 pub fn random_string(rng: &mut Rng, max_len: usize) -> String {
     const ALPHABET: &[char] = &[
-        'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'k', 'm', 'n', 'p', 'r', 's', 't', 'A', 'B', 'Z', '0', '7', ' ',
-        '-', ',', '"', 'é', 'ß', '日', '\n',
+        'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'k', 'm', 'n', 'p', 'r', 's', 't', 'A', 'B', 'Z',
+        '0', '7', ' ', '-', ',', '"', 'é', 'ß', '日', '\n',
     ];
     let len = 1 + rng.below(max_len as u64) as usize;
     let mut s: String = (0..len).map(|_| *rng.pick(ALPHABET)).collect();

@@ -17,13 +17,20 @@ pub struct Response {
 impl Response {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON; panics with the body when it is not.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("status {}: body is not JSON ({e}): {:?}", self.status, self.text())
+            panic!(
+                "status {}: body is not JSON ({e}): {:?}",
+                self.status,
+                self.text()
+            )
         })
     }
 
@@ -34,7 +41,10 @@ impl Response {
     /// `error.code` of a `{"error":{...}}` body.
     pub fn error_code(&self) -> String {
         let j = self.json();
-        j["error"]["code"].as_str().unwrap_or_else(|| panic!("no error.code in {j}")).to_string()
+        j["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.code in {j}"))
+            .to_string()
     }
 
     /// `error.param` of a `{"error":{...}}` body (None when null or absent).
@@ -55,7 +65,9 @@ impl Conn {
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
         s.set_write_timeout(Some(Duration::from_secs(60)))?;
         s.set_nodelay(true)?;
-        Ok(Conn { reader: BufReader::new(s) })
+        Ok(Conn {
+            reader: BufReader::new(s),
+        })
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -63,7 +75,12 @@ impl Conn {
     }
 
     /// Sends `METHOD target` with `headers` and reads the response.
-    pub fn request(&mut self, method: &str, target: &str, headers: &[(&str, &str)]) -> io::Result<Response> {
+    pub fn request(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> io::Result<Response> {
         let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
         for (k, v) in headers {
             req.push_str(k);
@@ -88,7 +105,12 @@ impl Conn {
 }
 
 /// One request on a fresh connection.
-pub fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> io::Result<Response> {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<Response> {
     let mut c = Conn::connect(addr)?;
     let mut h: Vec<(&str, &str)> = headers.to_vec();
     h.push(("Connection", "close"));
@@ -125,7 +147,14 @@ pub fn raw_exchange(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> io::Re
                     break;
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
             // A reset after the answer is a close.
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
             Err(e) => return Err(e),
@@ -154,7 +183,10 @@ fn bad(msg: String) -> io::Error {
 pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> io::Result<Response> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a response"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before a response",
+        ));
     }
     let status_line = line.trim_end().to_string();
     let mut parts = status_line.splitn(3, ' ');
@@ -162,8 +194,10 @@ pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> io::Result<Response> 
     if !version.starts_with("HTTP/1.") {
         return Err(bad(format!("bad status line {status_line:?}")));
     }
-    let status: u16 =
-        parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -174,10 +208,17 @@ pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> io::Result<Response> 
         if l.is_empty() {
             break;
         }
-        let (k, v) = l.split_once(':').ok_or_else(|| bad(format!("bad header line {l:?}")))?;
+        let (k, v) = l
+            .split_once(':')
+            .ok_or_else(|| bad(format!("bad header line {l:?}")))?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let find = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     let no_body = head || status == 204 || status == 304 || (100..200).contains(&status);
     if !no_body {
@@ -208,12 +249,18 @@ pub fn read_response<R: BufRead>(r: &mut R, head: bool) -> io::Result<Response> 
                 }
             }
         } else if let Some(len) = find("content-length") {
-            let len: usize = len.parse().map_err(|_| bad(format!("bad content-length {len:?}")))?;
+            let len: usize = len
+                .parse()
+                .map_err(|_| bad(format!("bad content-length {len:?}")))?;
             body.resize(len, 0);
             r.read_exact(&mut body)?;
         } else {
             r.read_to_end(&mut body)?;
         }
     }
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }

@@ -23,19 +23,32 @@ pub use server::{Server, ServerOptions};
 /// Percent-encodes everything but RFC 3986 unreserved characters (for query values and keys).
 pub fn pct(s: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    const SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    const SET: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
     utf8_percent_encode(s, SET).to_string()
 }
 
 /// A fresh temporary directory (removed on drop).
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("quarry-e2e-").tempdir().expect("creating a temp dir")
+    tempfile::Builder::new()
+        .prefix("quarry-e2e-")
+        .tempdir()
+        .expect("creating a temp dir")
 }
 
 /// Asserts two row lists are equal, reporting the first differing row (not whole lists).
 pub fn assert_rows_eq(got: &[serde_json::Value], want: &[serde_json::Value], what: &str) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g, w, "{what}: first difference at row {i} (got {} rows, want {})", got.len(), want.len());
+        assert_eq!(
+            g,
+            w,
+            "{what}: first difference at row {i} (got {} rows, want {})",
+            got.len(),
+            want.len()
+        );
     }
     assert_eq!(got.len(), want.len(), "{what}: row count");
 }

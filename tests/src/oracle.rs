@@ -26,7 +26,9 @@ pub struct Oracle {
 }
 
 pub fn script_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oracle").join("duckdb_oracle.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("oracle")
+        .join("duckdb_oracle.py")
 }
 
 impl Oracle {
@@ -61,28 +63,51 @@ impl Oracle {
             );
         }
         let duckdb_version = hello["duckdb"].as_str().unwrap_or("?").to_string();
-        Oracle { child, stdin, stdout, duckdb_version }
+        Oracle {
+            child,
+            stdin,
+            stdout,
+            duckdb_version,
+        }
     }
 
     /// Runs one statement.
     pub fn query(&mut self, sql: &str) -> Result<OracleResult, String> {
         let mut req = serde_json::to_string(&serde_json::json!({ "sql": sql })).expect("json");
         req.push('\n');
-        self.stdin.write_all(req.as_bytes()).map_err(|e| format!("writing to the oracle: {e}"))?;
-        self.stdin.flush().map_err(|e| format!("writing to the oracle: {e}"))?;
+        self.stdin
+            .write_all(req.as_bytes())
+            .map_err(|e| format!("writing to the oracle: {e}"))?;
+        self.stdin
+            .flush()
+            .map_err(|e| format!("writing to the oracle: {e}"))?;
         let mut line = String::new();
-        self.stdout.read_line(&mut line).map_err(|e| format!("reading from the oracle: {e}"))?;
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("reading from the oracle: {e}"))?;
         if line.is_empty() {
             return Err("the oracle exited".into());
         }
-        let v: Json = serde_json::from_str(&line).map_err(|e| format!("oracle output is not JSON ({e}): {line}"))?;
+        let v: Json = serde_json::from_str(&line)
+            .map_err(|e| format!("oracle output is not JSON ({e}): {line}"))?;
         if let Some(e) = v.get("error") {
             return Err(format!("DuckDB error for {sql}: {e}"));
         }
-        let columns = v["columns"].as_array().map(|a| a.iter().map(|c| c.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+        let columns = v["columns"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| c.as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
         let rows = v["rows"]
             .as_array()
-            .map(|rows| rows.iter().map(|r| r.as_array().cloned().unwrap_or_default()).collect())
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r.as_array().cloned().unwrap_or_default())
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(OracleResult { columns, rows })
     }

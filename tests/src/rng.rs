@@ -11,7 +11,10 @@ impl Rng {
 
     /// The seed from env `QUARRY_TEST_SEED` (decimal), or `default`.
     pub fn from_env(default: u64) -> (Rng, u64) {
-        let seed = std::env::var("QUARRY_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+        let seed = std::env::var("QUARRY_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default);
         (Rng(seed), seed)
     }
 

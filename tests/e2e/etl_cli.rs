@@ -1,0 +1,336 @@
+//! The quarry-etl command line end to end: error messages that name file, line, column and
+//! value, exit codes, inspect/verify, determinism across thread counts, stdin and gzip input.
+
+use std::io::Write;
+use std::path::Path;
+
+use quarry_tests::{etl, temp_dir, Rng};
+
+use crate::fixtures::people;
+
+fn write(p: &Path, s: &str) {
+    std::fs::write(p, s).expect("write");
+}
+
+fn schema_file(dir: &Path) -> String {
+    let p = dir.join("s.json");
+    write(
+        &p,
+        r#"{"fields":[{"name":"id","type":"int64","nullable":false},{"name":"name","type":"utf8"},{"name":"age","type":"int64"}],"key":"id"}"#,
+    );
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn bad_values_are_named_by_file_line_column_and_value() {
+    let dir = temp_dir();
+    let csv = dir.path().join("in.csv");
+    write(&csv, "id,name,age\n1,a,3\n2,b,notanumber\n3,c,5\n");
+    let schema = schema_file(dir.path());
+    let out = etl([
+        "build",
+        csv.to_str().expect("utf8"),
+        "--out",
+        dir.path().to_str().expect("utf8"),
+        "--name",
+        "t",
+        "--schema",
+        &schema,
+    ]);
+    assert_eq!(out.code, Some(3), "bad input data exits 3: {out:?}");
+    let e = &out.stderr;
+    assert!(e.contains("in.csv"), "names the file: {e}");
+    assert!(e.contains("age"), "names the column: {e}");
+    assert!(e.contains("notanumber"), "names the value: {e}");
+    assert!(e.contains('3'), "names the line (3): {e}");
+    assert!(
+        !dir.path().join("t.qry").exists(),
+        "nothing published after a failed build"
+    );
+    // --on-bad-row skip publishes the good rows and counts the bad one.
+    let out = etl([
+        "build",
+        csv.to_str().expect("utf8"),
+        "--out",
+        dir.path().to_str().expect("utf8"),
+        "--name",
+        "t",
+        "--schema",
+        &schema,
+        "--on-bad-row",
+        "skip",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let f = quarry_format::read_file(&dir.path().join("t.qry")).expect("open");
+    assert_eq!(f.num_rows(), 2);
+    // ... and fails past --max-bad-rows.
+    let out = etl([
+        "build",
+        csv.to_str().expect("utf8"),
+        "--out",
+        dir.path().to_str().expect("utf8"),
+        "--name",
+        "t2",
+        "--schema",
+        &schema,
+        "--on-bad-row",
+        "skip",
+        "--max-bad-rows",
+        "0",
+    ]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+}
+
+#[test]
+fn duplicate_keys_name_both_records() {
+    let dir = temp_dir();
+    let csv = dir.path().join("dup.csv");
+    write(&csv, "id,name,age\n1,a,3\n2,b,4\n1,c,5\n");
+    let schema = schema_file(dir.path());
+    let d = dir.path().to_str().expect("utf8");
+    let out = etl([
+        "build",
+        csv.to_str().expect("utf8"),
+        "--out",
+        d,
+        "--name",
+        "t",
+        "--schema",
+        &schema,
+    ]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains("dup.csv:2") && out.stderr.contains("dup.csv:4"),
+        "both records (lines 2 and 4): {}",
+        out.stderr
+    );
+    for (policy, want_name) in [("first", "a"), ("last", "c")] {
+        let out = etl([
+            "build",
+            csv.to_str().expect("utf8"),
+            "--out",
+            d,
+            "--name",
+            policy,
+            "--schema",
+            &schema,
+            "--on-duplicate-key",
+            policy,
+        ]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let f = quarry_format::read_file(&dir.path().join(format!("{policy}.qry"))).expect("open");
+        assert_eq!(f.num_rows(), 2);
+        let row = f.find_key(quarry_format::KeyRef::Int64(1)).expect("key 1");
+        assert_eq!(
+            f.value(row, 1),
+            quarry_format::Value::Utf8(want_name),
+            "--on-duplicate-key {policy}"
+        );
+    }
+}
+
+#[test]
+fn inspect_verify_and_determinism() {
+    let dir = temp_dir();
+    let (mut rng, _) = Rng::from_env(31);
+    let t = people(&mut rng, 5000);
+    let csv = dir.path().join("p.csv");
+    t.write_csv(&csv);
+    let schema = dir.path().join("p.schema.json");
+    t.write_schema(&schema);
+    let mut files = Vec::new();
+    for threads in ["1", "2", "3"] {
+        let out_dir = dir.path().join(format!("t{threads}"));
+        std::fs::create_dir_all(&out_dir).expect("mkdir");
+        etl([
+            "build",
+            csv.to_str().expect("utf8"),
+            "--out",
+            out_dir.to_str().expect("utf8"),
+            "--name",
+            "p",
+            "--schema",
+            schema.to_str().expect("utf8"),
+            "--threads",
+            threads,
+            "--row-group-rows",
+            "1000",
+        ])
+        .ok();
+        files.push(std::fs::read(out_dir.join("p.qry")).expect("read"));
+    }
+    assert!(
+        files.windows(2).all(|w| w[0] == w[1]),
+        "--threads 1/2/3 gave different bytes"
+    );
+    let path = dir.path().join("t1").join("p.qry");
+    let out = etl(["inspect", "--json", path.to_str().expect("utf8")]).ok();
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).expect("inspect --json is JSON");
+    let f = quarry_format::read_file(&path).expect("open");
+    assert_eq!(j["rows"], 5000);
+    assert_eq!(j["row_groups"], 5);
+    assert_eq!(j["key"], "id");
+    assert_eq!(j["version"], f.version().to_hex());
+    let names: Vec<&str> = j["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let want: Vec<&str> = t.cols.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, want);
+    assert_eq!(etl(["verify", path.to_str().expect("utf8")]).code, Some(0));
+    // A flipped byte in the middle: verify exits 4 and says what is wrong.
+    let mut bytes = files[0].clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    let bad = dir.path().join("bad.qry");
+    std::fs::write(&bad, bytes).expect("write");
+    let out = etl(["verify", bad.to_str().expect("utf8")]);
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(
+        !out.stderr.is_empty() || !out.stdout.is_empty(),
+        "verify says nothing about a corrupt file"
+    );
+}
+
+#[test]
+fn stdin_and_gzip_inputs_give_the_same_file() {
+    let dir = temp_dir();
+    let (mut rng, _) = Rng::from_env(32);
+    let t = people(&mut rng, 800);
+    let csv = dir.path().join("p.csv");
+    t.write_csv(&csv);
+    let schema = dir.path().join("p.schema.json");
+    t.write_schema(&schema);
+    let s = schema.to_str().expect("utf8");
+    let d = dir.path().to_str().expect("utf8");
+    etl([
+        "build",
+        csv.to_str().expect("utf8"),
+        "--out",
+        d,
+        "--name",
+        "plain",
+        "--schema",
+        s,
+    ])
+    .ok();
+    // gzip via the system tool: an independent encoder.
+    let st = std::process::Command::new("gzip")
+        .arg("-k")
+        .arg(&csv)
+        .status()
+        .expect("gzip");
+    assert!(st.success());
+    etl([
+        "build",
+        dir.path().join("p.csv.gz").to_str().expect("utf8"),
+        "--out",
+        d,
+        "--name",
+        "gz",
+        "--schema",
+        s,
+    ])
+    .ok();
+    let mut child = std::process::Command::new(&quarry_tests::Bins::get().etl)
+        .args([
+            "build",
+            "-",
+            "--input-format",
+            "csv",
+            "--out",
+            d,
+            "--name",
+            "stdin",
+            "--schema",
+            s,
+        ])
+        .env("QUARRY_PROGRESS", "none")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&std::fs::read(&csv).expect("read"))
+        .expect("write stdin");
+    assert!(child.wait().expect("wait").success());
+    let plain = std::fs::read(dir.path().join("plain.qry")).expect("read");
+    assert_eq!(
+        std::fs::read(dir.path().join("gz.qry")).expect("read"),
+        plain,
+        ".csv.gz differs from .csv"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("stdin.qry")).expect("read"),
+        plain,
+        "stdin differs from the file"
+    );
+}
+
+/// A memory limit far below the input forces sorted runs to spill to disk; the merged file is
+/// byte-identical to the in-memory build, and no spill files are left behind.
+#[test]
+fn spilled_build_equals_in_memory_build() {
+    let dir = temp_dir();
+    let (mut rng, _) = Rng::from_env(33);
+    let t = people(&mut rng, 60_000);
+    let csv = dir.path().join("p.csv");
+    t.write_csv(&csv);
+    let schema = dir.path().join("p.schema.json");
+    t.write_schema(&schema);
+    let (c, s) = (csv.to_str().expect("utf8"), schema.to_str().expect("utf8"));
+    let mem = dir.path().join("mem");
+    let spill = dir.path().join("spill");
+    std::fs::create_dir_all(&mem).expect("mkdir");
+    std::fs::create_dir_all(&spill).expect("mkdir");
+    etl([
+        "build",
+        c,
+        "--out",
+        mem.to_str().expect("utf8"),
+        "--name",
+        "p",
+        "--schema",
+        s,
+    ])
+    .ok();
+    let out = etl([
+        "build",
+        c,
+        "--out",
+        spill.to_str().expect("utf8"),
+        "--name",
+        "p",
+        "--schema",
+        s,
+        "--memory-limit",
+        "1M",
+    ])
+    .ok();
+    let a = std::fs::read(mem.join("p.qry")).expect("read");
+    let b = std::fs::read(spill.join("p.qry")).expect("read");
+    assert!(
+        a == b,
+        "the spilled build differs from the in-memory one\n{}",
+        out.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&spill)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n != "p.qry")
+        .collect();
+    assert!(left.is_empty(), "spill files left behind: {left:?}");
+    // The summary reports the spill (otherwise this test does not test spilling).
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("spilled runs") && !said.contains(" 0 spilled runs"),
+        "--memory-limit 1M did not spill: {said}"
+    );
+}
