@@ -781,7 +781,7 @@ fn raw_utf8_offsets_values_and_validity_rebuild_the_column() {
             file.chunk_meta(0, col).encoding,
             quarry_format::Encoding::Dictionary
         ) {
-            // Covered by raw_read_of_a_dictionary_chunk_is_409.
+            // Covered by raw_read_of_a_dictionary_chunk_is_a_400_naming_the_column.
             continue;
         }
         plain_checked += 1;
@@ -849,7 +849,7 @@ fn raw_utf8_offsets_values_and_validity_rebuild_the_column() {
 /// server/src/handlers/columns.rs: "Dictionary-encoded chunks are refused with 409
 /// `dictionary_encoded`" (bugs-from-tests.md #4: it answers 400).
 #[test]
-fn raw_read_of_a_dictionary_chunk_is_409() {
+fn raw_read_of_a_dictionary_chunk_is_a_400_naming_the_column() {
     let dir = temp_dir();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).expect("mkdir");
@@ -868,6 +868,7 @@ fn raw_read_of_a_dictionary_chunk_is_409() {
     let mut server = Server::start(&data);
     server.wait_ready();
     let r = server.get("/v1/datasets/words/columns/grp?limit=5&part=values");
-    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.error_code(), "dictionary_encoded");
+    assert!(r.text().contains(r#""param":"col""#), "{}", r.text());
 }

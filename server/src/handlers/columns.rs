@@ -10,7 +10,7 @@
 //!   when the chunk has no nulls;
 //! - utf8 (plain chunks) `values`: the string bytes of the rows; `offsets`: their `limit+1` u64
 //!   offsets, relative to the chunk (subtract the first to index the `values` body).
-//!   Dictionary-encoded chunks are refused with 409 `dictionary_encoded`.
+//!   Dictionary-encoded chunks are refused with 400 `dictionary_encoded` (param `col`).
 //!
 //! Bitmaps and strings stop at the end of the row group holding `offset`; `Quarry-Row-End`
 //! (exclusive) says where the response stops, so clients continue from there. Single byte
