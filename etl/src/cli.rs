@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "\
@@ -80,13 +81,13 @@ pub struct ReadArgs {
     #[arg(long, env = "QUARRY_INPUT_FORMAT", value_enum)]
     pub input_format: Option<InputFormat>,
     /// CSV/TSV inputs have no header row: columns are named c1, c2, ... (or taken from --schema).
-    #[arg(long, env = "QUARRY_NO_HEADER")]
+    #[arg(long, env = "QUARRY_NO_HEADER", value_parser = BoolishValueParser::new())]
     pub no_header: bool,
     /// CSV field delimiter (one ASCII character; default `,`, or tab for .tsv).
     #[arg(long, env = "QUARRY_DELIMITER")]
     pub delimiter: Option<char>,
     /// JSON Lines: ignore keys that are not in the schema (default: such a record is a bad row).
-    #[arg(long, env = "QUARRY_IGNORE_EXTRA_KEYS")]
+    #[arg(long, env = "QUARRY_IGNORE_EXTRA_KEYS", value_parser = BoolishValueParser::new())]
     pub ignore_extra_keys: bool,
     /// Schema file (JSON) instead of inference: {"fields":[{"name":..,"type":..,"nullable":..}],"key":..}.
     #[arg(long, env = "QUARRY_SCHEMA", value_name = "FILE")]
@@ -138,7 +139,7 @@ pub struct InspectArgs {
     /// A .qry file.
     pub file: PathBuf,
     /// Machine-readable JSON output.
-    #[arg(long, env = "QUARRY_JSON")]
+    #[arg(long, env = "QUARRY_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
 }
 

@@ -57,6 +57,22 @@ pub struct Parsed {
     pub bad: Vec<BadRow>,
 }
 
+/// Newlines in `bytes[..pos]` for non-decreasing `pos`, each byte scanned once.
+#[derive(Debug, Default)]
+struct LineCounter {
+    pos: usize,
+    lines: u64,
+}
+
+impl LineCounter {
+    fn at(&mut self, bytes: &[u8], pos: usize) -> u64 {
+        let new = bytes.get(self.pos..pos).unwrap_or_default();
+        self.lines += memchr::memchr_iter(b'\n', new).count() as u64;
+        self.pos = self.pos.max(pos);
+        self.lines
+    }
+}
+
 const MAX_VALUE_CHARS: usize = 80;
 
 fn show(value: &[u8]) -> String {
@@ -138,13 +154,14 @@ impl ParseCtx {
     }
 
     /// Pushes one CSV text field into column `col`; `Err` is the bad-row message.
-    /// `text`: the field as `&str` when already validated (else it is checked here).
-    fn push_text(
+    /// `text`: the field as `&str` when already validated (else it is checked here); called
+    /// only for the types that need text (utf8, float64).
+    fn push_text<'a>(
         &self,
         buf: &mut ColBuf,
         col: usize,
         field: &[u8],
-        text: Option<&str>,
+        text: impl FnOnce() -> Option<&'a str>,
     ) -> Result<(), String> {
         let f = &self.schema.fields()[col];
         if field.is_empty() {
@@ -158,7 +175,7 @@ impl ParseCtx {
         // fail them anyway).
         let ok = match f.data_type {
             DataType::Utf8 | DataType::Float64 => {
-                let Some(s) = text.or_else(|| std::str::from_utf8(field).ok()) else {
+                let Some(s) = text().or_else(|| std::str::from_utf8(field).ok()) else {
                     return Err(self.value_error(col, field, "is not valid UTF-8; expected"));
                 };
                 if f.data_type == DataType::Utf8 {
@@ -208,10 +225,11 @@ impl ParseCtx {
         let mut input = bytes;
         let mut rows = 0usize;
         // Line numbers from byte offsets (csv_core counts a CRLF's \n only when it reads the
-        // next record): `lines_before` = newlines in bytes[..prev_end].
-        let (mut prev_end, mut lines_before) = (0usize, 0u64);
-        // A plain loop: records are short, and the compiler vectorizes it.
-        let count_newlines = |b: &[u8]| b.iter().map(|&c| u64::from(c == b'\n')).sum::<u64>();
+        // next record). Counted lazily: only rows that need a line (every row when
+        // `keep_lines`, else bad rows) advance `lines`, so a keyless build scans each byte for
+        // newlines once, at the end, instead of once per record.
+        let mut prev_end = 0usize;
+        let mut lines = LineCounter::default();
         loop {
             let (res, nin, o, e) = rdr.read_record(input, &mut out[nout..], &mut ends[nends..]);
             input = &input[nin..];
@@ -235,9 +253,6 @@ impl ParseCtx {
             while start < end && matches!(bytes[start], b'\n' | b'\r') {
                 start += 1; // blank lines and the rest of a terminator before the record
             }
-            lines_before += count_newlines(&bytes[prev_end..start]);
-            let line_offset = lines_before;
-            lines_before += count_newlines(&bytes[start..end]);
             prev_end = end;
             let record = &out[..nout];
             let fields = &ends[..nends];
@@ -255,8 +270,8 @@ impl ParseCtx {
                 fields.iter().zip(map).try_for_each(|(&end, &col)| {
                     let range = start..end;
                     start = end;
-                    let text = all.and_then(|t| t.get(range.clone()));
-                    self.push_text(&mut bufs[col], col, &record[range], text)
+                    let text = || all.and_then(|t| t.get(range.clone()));
+                    self.push_text(&mut bufs[col], col, &record[range.clone()], text)
                 })
             };
             nout = 0;
@@ -265,13 +280,13 @@ impl ParseCtx {
                 Ok(()) => {
                     rows += 1;
                     if self.keep_lines {
-                        line_offsets.push(line_offset);
+                        line_offsets.push(lines.at(bytes, start));
                     }
                 }
                 Err(message) => {
                     bufs.iter_mut().for_each(|b| b.truncate(rows));
                     bad.push(BadRow {
-                        line_offset,
+                        line_offset: lines.at(bytes, start),
                         message,
                     });
                     if self.fail_fast {
@@ -280,7 +295,7 @@ impl ParseCtx {
                 }
             }
         }
-        let lines = lines_before + count_newlines(&bytes[prev_end..]);
+        let lines = lines.at(bytes, bytes.len());
         (bufs, line_offsets, bad, lines)
     }
 

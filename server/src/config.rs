@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
 /// How much of each dataset file is checked before the server reports ready.
@@ -43,13 +44,13 @@ pub struct Config {
     #[arg(long, env = "QUARRY_VERIFY", value_enum, default_value = "full")]
     pub verify: VerifyMode,
     /// Touch every page of each dataset before ready.
-    #[arg(long, env = "QUARRY_WARM")]
+    #[arg(long, env = "QUARRY_WARM", value_parser = BoolishValueParser::new())]
     pub warm: bool,
     /// Independent single-threaded event loops on one port (SO_REUSEPORT).
     #[arg(long, env = "QUARRY_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
     /// Pin loop i to core i.
-    #[arg(long, env = "QUARRY_PIN_CORES")]
+    #[arg(long, env = "QUARRY_PIN_CORES", value_parser = BoolishValueParser::new())]
     pub pin_cores: bool,
     /// After SIGTERM: keep serving this long (readiness already 503) before closing the listener.
     #[arg(long, env = "QUARRY_DRAIN_DELAY", default_value = "5s", value_parser = parse_duration)]
@@ -95,7 +96,7 @@ pub struct Config {
     #[arg(long, env = "QUARRY_LOG_FORMAT", value_enum, default_value = "auto")]
     pub log_format: LogFormat,
     /// Use epoll even where io_uring is allowed (same as MONOIO_FORCE_LEGACY_DRIVER=1).
-    #[arg(long, env = "QUARRY_FORCE_EPOLL")]
+    #[arg(long, env = "QUARRY_FORCE_EPOLL", value_parser = BoolishValueParser::new())]
     pub force_epoll: bool,
     /// Load shedding: requests in flight per loop above which new requests get 503 + Retry-After.
     #[arg(long, env = "QUARRY_SHED_IN_FLIGHT", default_value_t = 1024)]

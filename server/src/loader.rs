@@ -119,6 +119,12 @@ async fn pass(ctx: &Rc<LoopCtx>) {
         if unchanged {
             continue;
         }
+        if !meta.is_file() {
+            // A FIFO or device would block open(2) and with it the loop.
+            let msg = format!("{} is not a regular file", path.display());
+            fail(ctx, name, Some(identity), msg);
+            continue;
+        }
         {
             let mut cat = ctx.catalog.borrow_mut();
             if !cat.datasets.contains_key(name) {

@@ -1,7 +1,7 @@
 //! Prometheus metrics (prometheus-client), shared by every loop of the process, and the
 //! per-request guard that records them.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -12,6 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::state::LoopCtx;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteStatus {
@@ -205,14 +207,69 @@ impl ConnActivity {
     }
 }
 
+/// Slots of [`RouteSeries`]: one per route template, plus one for requests that matched none.
+const ROUTE_SLOTS: usize = crate::routes::TEMPLATES.len() + 1;
+
+fn route_label(slot: usize) -> &'static str {
+    crate::routes::TEMPLATES
+        .get(slot)
+        .copied()
+        .unwrap_or(crate::routes::UNKNOWN_ROUTE)
+}
+
+/// One loop's handles on the per-route series. `Family::get_or_create` hashes the label set
+/// and takes the family's lock on every call; a clone of a series shares its value with the
+/// family, so each loop resolves a (route, status) once and then updates its own handle.
+/// Series are still created on first use only, so `/metrics` lists the same series as before.
+#[derive(Debug, Default)]
+pub struct RouteSeries {
+    latency: [OnceCell<Histogram>; ROUTE_SLOTS],
+    /// (route slot, status, counter); a handful of entries, searched linearly.
+    requests: RefCell<Vec<(usize, u16, Counter)>>,
+}
+
+impl RouteSeries {
+    fn record(&self, metrics: &Metrics, slot: usize, status: u16, seconds: f64) {
+        let slot = slot.min(ROUTE_SLOTS - 1);
+        let mut requests = self.requests.borrow_mut();
+        match requests.iter().find(|(r, s, _)| *r == slot && *s == status) {
+            Some((_, _, c)) => {
+                c.inc();
+            }
+            None => {
+                let c = metrics
+                    .requests
+                    .get_or_create(&RouteStatus {
+                        route: route_label(slot),
+                        status,
+                    })
+                    .clone();
+                c.inc();
+                requests.push((slot, status, c));
+            }
+        }
+        drop(requests);
+        self.latency[slot]
+            .get_or_init(|| {
+                metrics
+                    .latency
+                    .get_or_create(&RouteLabel {
+                        route: route_label(slot),
+                    })
+                    .clone()
+            })
+            .observe(seconds);
+    }
+}
+
 /// Lives as long as one request's response (it sits in the body): counts in-flight work and
 /// records status, latency and bytes when dropped.
 #[derive(Debug)]
 pub struct RequestGuard {
-    metrics: std::sync::Arc<Metrics>,
-    loop_in_flight: Rc<Cell<usize>>,
+    ctx: Rc<LoopCtx>,
     conn: Rc<ConnActivity>,
-    route: &'static str,
+    /// Index into `routes::TEMPLATES`; past the end = no route matched.
+    route: usize,
     status: u16,
     start: Instant,
     bytes: u64,
@@ -220,19 +277,14 @@ pub struct RequestGuard {
 }
 
 impl RequestGuard {
-    pub fn new(
-        metrics: std::sync::Arc<Metrics>,
-        loop_in_flight: Rc<Cell<usize>>,
-        conn: Rc<ConnActivity>,
-    ) -> RequestGuard {
-        metrics.in_flight.inc();
-        loop_in_flight.set(loop_in_flight.get() + 1);
+    pub fn new(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>) -> RequestGuard {
+        ctx.metrics.in_flight.inc();
+        ctx.in_flight.set(ctx.in_flight.get() + 1);
         conn.in_flight.set(conn.in_flight.get() + 1);
         RequestGuard {
-            metrics,
-            loop_in_flight,
+            ctx,
             conn,
-            route: "unknown",
+            route: ROUTE_SLOTS - 1,
             status: 0,
             start: Instant::now(),
             bytes: 0,
@@ -240,7 +292,8 @@ impl RequestGuard {
         }
     }
 
-    pub fn set_route(&mut self, route: &'static str) {
+    /// `route` is the matched route's index in `routes::TEMPLATES`.
+    pub fn set_route(&mut self, route: usize) {
         self.route = route;
     }
 
@@ -262,23 +315,17 @@ impl RequestGuard {
             return;
         }
         self.done = true;
-        let m = &self.metrics;
+        let ctx = &*self.ctx;
+        let m = &*ctx.metrics;
         m.in_flight.dec();
-        self.loop_in_flight
-            .set(self.loop_in_flight.get().saturating_sub(1));
+        ctx.in_flight.set(ctx.in_flight.get().saturating_sub(1));
         self.conn
             .in_flight
             .set(self.conn.in_flight.get().saturating_sub(1));
-        self.conn.last_active.set(Instant::now());
-        m.requests
-            .get_or_create(&RouteStatus {
-                route: self.route,
-                status: self.status,
-            })
-            .inc();
-        m.latency
-            .get_or_create(&RouteLabel { route: self.route })
-            .observe(self.start.elapsed().as_secs_f64());
+        let now = Instant::now();
+        self.conn.last_active.set(now);
+        let seconds = now.saturating_duration_since(self.start).as_secs_f64();
+        ctx.route_series.record(m, self.route, self.status, seconds);
         m.bytes_sent.inc_by(self.bytes);
     }
 }

@@ -6,9 +6,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
+
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteSeries};
 use crate::sync::Latch;
 
 /// Readiness of this loop, as `/healthz` reports it.
@@ -40,6 +42,10 @@ pub struct LoopCtx {
     pub index: usize,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    /// This loop's handles on the per-route request series (no label hashing per request).
+    pub route_series: RouteSeries,
+    /// `--cache-control` as a header value, parsed once (`None`: empty or not a valid value).
+    pub cache_control: Option<HeaderValue>,
     pub phase: Cell<Phase>,
     pub catalog: RefCell<Catalog>,
     /// Requests being answered on this loop (load shedding bound).
@@ -62,8 +68,10 @@ impl LoopCtx {
     pub fn new(index: usize, config: Arc<Config>, metrics: Arc<Metrics>) -> Rc<LoopCtx> {
         Rc::new(LoopCtx {
             index,
+            cache_control: cache_control_header(&config.cache_control),
             config,
             metrics,
+            route_series: RouteSeries::default(),
             phase: Cell::new(Phase::Starting),
             catalog: RefCell::new(Catalog::default()),
             in_flight: Rc::new(Cell::new(0)),
@@ -93,4 +101,12 @@ impl LoopCtx {
             self.conns_done.set();
         }
     }
+}
+
+/// `--cache-control` as sent: nothing when empty or not a valid header value.
+fn cache_control_header(value: &str) -> Option<HeaderValue> {
+    if value.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(value).ok()
 }

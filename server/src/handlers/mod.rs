@@ -6,8 +6,11 @@ mod probes;
 mod rows;
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,14 +30,55 @@ pub use probes::OPENAPI_JSON;
 pub type ApiResult = Result<Response<Body>, ApiError>;
 
 /// The hyper service: never fails, every error becomes a JSON response.
-pub async fn serve(
-    ctx: Rc<LoopCtx>,
-    conn: Rc<ConnActivity>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
-    let mut guard = RequestGuard::new(ctx.metrics.clone(), ctx.in_flight.clone(), conn);
+///
+/// Everything but a scan is answered synchronously, inside the call: the request is dropped
+/// before hyper polls the connection for the next one, so hyper's read buffer is no longer
+/// shared with the request's URI and headers and is reused in place instead of reallocated
+/// (the fixed-body floor gets the same). Scans, which yield to the loop, get a boxed future.
+pub fn serve(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>, req: Request<Incoming>) -> Serve {
+    let mut guard = RequestGuard::new(ctx.clone(), conn);
     let is_head = req.method() == Method::HEAD;
-    let result = route_and_handle(&ctx, &req, &mut guard).await;
+    match route_and_handle(&ctx, &req, &mut guard) {
+        Handled::Done(result) => {
+            drop(req);
+            Serve::Ready(Some(finish(&ctx, result, is_head, guard)))
+        }
+        Handled::Scan(ds) => Serve::Scan(Box::pin(async move {
+            let result = rows::scan(&ctx, &req, ds).await;
+            finish(&ctx, result, is_head, guard)
+        })),
+    }
+}
+
+/// The response future handed to hyper: ready at once, or a scan in progress.
+pub enum Serve {
+    Ready(Option<Response<Body>>),
+    Scan(Pin<Box<dyn Future<Output = Response<Body>>>>),
+}
+
+impl Future for Serve {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Serve::Ready(resp) => Poll::Ready(Ok(resp.take().unwrap_or_else(|| {
+                // hyper never polls a finished future; answer rather than panic if it did.
+                error_response(ApiError::Internal {
+                    message: "response future polled after completion".to_string(),
+                })
+            }))),
+            Serve::Scan(fut) => fut.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// Errors to JSON, `Connection: close` while draining, HEAD, and the metrics guard.
+fn finish(
+    ctx: &LoopCtx,
+    result: ApiResult,
+    is_head: bool,
+    mut guard: RequestGuard,
+) -> Response<Body> {
     let mut resp = result.unwrap_or_else(error_response);
     if ctx.draining() {
         // Tell keep-alive clients to reconnect (to a pod that is not leaving).
@@ -52,49 +96,62 @@ pub async fn serve(
     }
     guard.set_status(resp.status().as_u16());
     resp.body_mut().set_guard(guard);
-    Ok(resp)
+    resp
 }
 
-async fn route_and_handle(
-    ctx: &Rc<LoopCtx>,
-    req: &Request<Incoming>,
-    guard: &mut RequestGuard,
-) -> ApiResult {
+/// What routing produced: a finished result, or the dataset of a scan still to run.
+enum Handled {
+    Done(ApiResult),
+    Scan(Arc<Dataset>),
+}
+
+impl From<ApiResult> for Handled {
+    fn from(r: ApiResult) -> Handled {
+        Handled::Done(r)
+    }
+}
+
+fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestGuard) -> Handled {
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target_len > ctx.config.max_uri_bytes {
         return Err(ApiError::UriTooLong {
             len: target_len,
             max: ctx.config.max_uri_bytes,
-        });
+        })
+        .into();
     }
-    let route = match_path(req.uri().path())?;
-    guard.set_route(route.template());
+    let route = match match_path(req.uri().path()) {
+        Ok(r) => r,
+        Err(e) => return Err(e).into(),
+    };
+    guard.set_route(route.index());
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" });
+        return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }).into();
     }
     if !route.is_probe() {
-        shed_if_overloaded(ctx)?;
+        if let Err(e) = shed_if_overloaded(ctx) {
+            return Err(e).into();
+        }
     }
-    match route {
+    let result = match route {
         Route::Livez => Ok(probes::livez()),
         Route::Healthz => Ok(probes::healthz(ctx)),
         Route::Metrics => Ok(probes::metrics(ctx)),
         Route::OpenApi => Ok(probes::openapi()),
         Route::Datasets => Ok(datasets::list(ctx, req)),
-        Route::Dataset { name } => {
-            let ds = dataset(ctx, &name)?;
-            Ok(datasets::one(ctx, req, &ds))
-        }
+        Route::Dataset { name } => dataset(ctx, &name).map(|ds| datasets::one(ctx, req, &ds)),
         Route::Row { name, raw_key } => {
-            let ds = dataset(ctx, &name)?;
-            rows::one(ctx, req, &ds, &raw_key)
+            dataset(ctx, &name).and_then(|ds| rows::one(ctx, req, &ds, raw_key))
         }
-        Route::Rows { name } => rows::scan(ctx, req, dataset(ctx, &name)?).await,
+        Route::Rows { name } => match dataset(ctx, &name) {
+            Ok(ds) => return Handled::Scan(ds),
+            Err(e) => Err(e),
+        },
         Route::Column { name, column } => {
-            let ds = dataset(ctx, &name)?;
-            columns::raw(ctx, req, &ds, &column)
+            dataset(ctx, &name).and_then(|ds| columns::raw(ctx, req, &ds, &column))
         }
-    }
+    };
+    Handled::Done(result)
 }
 
 fn shed_if_overloaded(ctx: &LoopCtx) -> Result<(), ApiError> {
@@ -165,43 +222,91 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
 
 /// Strong ETag from the data versions a response depends on and the normalized request target
 /// (query pieces sorted, so parameter order does not matter) plus the headers it varies on.
-pub fn etag(
+///
+/// The hashed text is `v1\0v2\0...path?piece&piece&...` then `\0name:value,value,...` per
+/// `vary` header, hashed with XXH3-128 in one shot (equal to the streaming digest of the same
+/// bytes, which is what earlier versions computed: ETags survive the upgrade).
+pub fn etag<B>(versions: &[&str], req: &Request<B>, vary: &[header::HeaderName]) -> HeaderValue {
+    thread_local! {
+        /// The text to hash, reused: no allocation per request once warm.
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+    }
+    let digest = SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        buf.clear();
+        etag_text(&mut buf, versions, req, vary);
+        let digest = xxhash_rust::xxh3::xxh3_128(&buf);
+        if buf.capacity() > 16 << 10 {
+            // A long URI grew it: give the memory back.
+            *buf = Vec::with_capacity(512);
+        }
+        digest
+    });
+    etag_value(digest)
+}
+
+fn etag_text<B>(
+    buf: &mut Vec<u8>,
     versions: &[&str],
-    req: &Request<Incoming>,
+    req: &Request<B>,
     vary: &[header::HeaderName],
-) -> HeaderValue {
-    use xxhash_rust::xxh3::Xxh3;
-    let mut h = Xxh3::new();
+) {
     for v in versions {
-        h.update(v.as_bytes());
-        h.update(b"\0");
+        buf.extend_from_slice(v.as_bytes());
+        buf.push(0);
     }
-    h.update(req.uri().path().as_bytes());
-    h.update(b"?");
-    let mut pieces: Vec<&str> = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .collect();
-    pieces.sort_unstable();
-    for p in pieces {
-        h.update(p.as_bytes());
-        h.update(b"&");
-    }
-    for name in vary {
-        h.update(b"\0");
-        h.update(name.as_str().as_bytes());
-        h.update(b":");
-        for v in req.headers().get_all(name) {
-            h.update(v.as_bytes());
-            h.update(b",");
+    buf.extend_from_slice(req.uri().path().as_bytes());
+    buf.push(b'?');
+    let query = req.uri().query().unwrap_or("");
+    if !query.is_empty() {
+        // Sorted pieces; a stack array covers every sane query string.
+        const STACK: usize = 16;
+        let mut stack = [""; STACK];
+        let mut n = 0;
+        let mut heap: Vec<&str> = Vec::new();
+        for p in query.split('&').filter(|p| !p.is_empty()) {
+            if n < STACK {
+                stack[n] = p;
+                n += 1;
+            } else {
+                if heap.is_empty() {
+                    heap.extend_from_slice(&stack);
+                }
+                heap.push(p);
+            }
+        }
+        let pieces: &mut [&str] = if heap.is_empty() {
+            &mut stack[..n]
+        } else {
+            &mut heap
+        };
+        pieces.sort_unstable();
+        for p in pieces.iter() {
+            buf.extend_from_slice(p.as_bytes());
+            buf.push(b'&');
         }
     }
-    let tag = format!("\"{:032x}\"", h.digest128());
+    for name in vary {
+        buf.push(0);
+        buf.extend_from_slice(name.as_str().as_bytes());
+        buf.push(b':');
+        for v in req.headers().get_all(name) {
+            buf.extend_from_slice(v.as_bytes());
+            buf.push(b',');
+        }
+    }
+}
+
+/// `"<32 lowercase hex digits>"`.
+fn etag_value(digest: u128) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'"'; 34];
+    for (i, b) in digest.to_be_bytes().iter().enumerate() {
+        out[1 + 2 * i] = HEX[usize::from(b >> 4)];
+        out[2 + 2 * i] = HEX[usize::from(b & 0xf)];
+    }
     // Quoted hex is always a valid header value.
-    HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"0\""))
+    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
 /// True when `If-None-Match` lists `etag` (weak comparison) or is `*`.
@@ -230,13 +335,99 @@ pub fn cacheable(
     }
     let h = resp.headers_mut();
     h.insert(header::ETAG, etag);
-    if !ctx.config.cache_control.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&ctx.config.cache_control) {
-            h.insert(header::CACHE_CONTROL, v);
-        }
+    if let Some(v) = &ctx.cache_control {
+        h.insert(header::CACHE_CONTROL, v.clone());
     }
     if !vary.is_empty() {
         h.insert(header::VARY, HeaderValue::from_static(vary));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streaming computation ETags were first made with: the one-shot path must agree.
+    fn streaming_etag<B>(
+        versions: &[&str],
+        req: &Request<B>,
+        vary: &[header::HeaderName],
+    ) -> String {
+        use xxhash_rust::xxh3::Xxh3;
+        let mut h = Xxh3::new();
+        for v in versions {
+            h.update(v.as_bytes());
+            h.update(b"\0");
+        }
+        h.update(req.uri().path().as_bytes());
+        h.update(b"?");
+        let mut pieces: Vec<&str> = req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .collect();
+        pieces.sort_unstable();
+        for p in pieces {
+            h.update(p.as_bytes());
+            h.update(b"&");
+        }
+        for name in vary {
+            h.update(b"\0");
+            h.update(name.as_str().as_bytes());
+            h.update(b":");
+            for v in req.headers().get_all(name) {
+                h.update(v.as_bytes());
+                h.update(b",");
+            }
+        }
+        format!("\"{:032x}\"", h.digest128())
+    }
+
+    #[test]
+    fn etags_equal_the_streaming_digest_and_ignore_parameter_order() {
+        let long_query: String = (0..40).map(|i| format!("c{i}=eq.{i}&")).collect();
+        let targets = [
+            "/v1/datasets/flights/rows/20130101-UA1545-EWR".to_string(),
+            "/v1/datasets".to_string(),
+            "/v1/datasets/t/rows?b=eq.2&a=eq.1&&limit=5".to_string(),
+            format!("/v1/datasets/t/rows?{long_query}"),
+        ];
+        let vary = [header::ACCEPT, header::HeaderName::from_static("prefer")];
+        for target in &targets {
+            for (versions, accept) in [
+                (vec!["3c65c67a5a3d0042b8f52fce8d9fd506"], None),
+                (vec!["a", "b", "c"], Some("text/csv")),
+                (vec![], Some("application/x-ndjson")),
+            ] {
+                let mut b = Request::builder().uri(target.as_str());
+                if let Some(a) = accept {
+                    b = b.header(header::ACCEPT, a).header("prefer", "count=exact");
+                }
+                let req = b.body(()).expect("request");
+                for v in [&vary[..], &[]] {
+                    let ours = etag(&versions, &req, v);
+                    let reference = streaming_etag(&versions, &req, v);
+                    assert_eq!(ours.to_str().ok(), Some(reference.as_str()), "{target}");
+                }
+            }
+        }
+        let a = Request::builder()
+            .uri("/r?x=1&y=2")
+            .body(())
+            .expect("request");
+        let b = Request::builder()
+            .uri("/r?y=2&x=1")
+            .body(())
+            .expect("request");
+        let c = Request::builder()
+            .uri("/r?y=2&x=3")
+            .body(())
+            .expect("request");
+        assert_eq!(etag(&["v"], &a, &[]), etag(&["v"], &b, &[]));
+        assert_ne!(etag(&["v"], &a, &[]), etag(&["v"], &c, &[]));
+        assert_ne!(etag(&["v"], &a, &[]), etag(&["w"], &a, &[]));
+    }
 }

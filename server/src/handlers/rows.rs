@@ -66,11 +66,7 @@ fn prefers_exact_count(req: &Request<Incoming>) -> bool {
     })
 }
 
-pub async fn scan(
-    ctx: &Rc<LoopCtx>,
-    req: &Request<Incoming>,
-    ds: Arc<Dataset>,
-) -> ApiResult {
+pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) -> ApiResult {
     let accept = match req.headers().get(header::ACCEPT) {
         Some(v) => Some(v.to_str().map_err(|_| ApiError::BadRequest {
             code: "bad_header",

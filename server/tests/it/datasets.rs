@@ -78,3 +78,33 @@ fn etag_and_if_none_match_give_304() {
     server.shutdown();
     server.join().unwrap();
 }
+
+#[test]
+fn metrics_report_datasets_and_work() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people(dir.path(), "people", &people(700), 256);
+    let server = start(dir.path(), &[]);
+    let addr = server.local_addr();
+    wait_ready(addr);
+    let version = get(addr, "/v1/datasets/people").json()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A filter no zone map can prune: every row is examined.
+    assert_eq!(
+        get(addr, "/v1/datasets/people/rows?name=eq.Nowhere").status,
+        200
+    );
+    let m = get(addr, "/metrics").text();
+    for line in [
+        "quarry_dataset_rows{dataset=\"people\"} 700".to_string(),
+        format!("quarry_dataset_version{{dataset=\"people\",version=\"{version}\"}} 1"),
+        "quarry_rows_examined_total 700".to_string(),
+        "quarry_http_requests_total{route=\"/v1/datasets/{name}/rows\",status=\"200\"} 1"
+            .to_string(),
+    ] {
+        assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+    }
+    server.shutdown();
+    server.join().unwrap();
+}

@@ -22,6 +22,12 @@ fn corrupt_dataset_keeps_the_pod_unready_and_says_why() {
     write_people(dir.path(), "good", &people(50), 16);
     std::fs::write(dir.path().join("bad.qry"), b"this is not a quarry file").unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
+    // A FIFO must not block the loop on open(2).
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("pipe.qry"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
     let server = start(dir.path(), &[]);
     let addr = server.local_addr();
     wait_until("startup finished", || {
@@ -34,12 +40,14 @@ fn corrupt_dataset_keeps_the_pod_unready_and_says_why() {
     assert!(j["reason"].as_str().unwrap().contains("bad"), "{j}");
     assert_eq!(j["datasets"]["bad"]["state"], "failed");
     assert_eq!(j["datasets"]["good"]["state"], "ready");
+    assert_eq!(j["datasets"]["pipe"]["state"], "failed");
     assert!(j["datasets"].get("notes").is_none());
     // The good one is served meanwhile; liveness is unaffected.
     assert_eq!(get(addr, "/v1/datasets/good").status, 200);
     assert_eq!(get(addr, "/livez").status, 200);
     // Fixing the file (and a reload) makes the pod ready.
     write_people(dir.path(), "bad", &people(10), 16);
+    std::fs::remove_file(dir.path().join("pipe.qry")).unwrap();
     server.reload();
     wait_ready(addr);
     server.shutdown();
