@@ -63,6 +63,7 @@ def main():
             failed.append(section)
         body["run_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         body["settings"] = settings
+        body["loadavg_at_end"] = os.getloadavg()  # other work on the machine makes noise
         results["sections"][section] = body
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         tmp = args.out + ".tmp"

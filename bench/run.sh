@@ -49,8 +49,10 @@ fi
 
 status=0
 if [ "${#measure[@]}" -gt 0 ]; then
-    echo "bench: cargo build --release -p quarry-etl -p quarry-server --example fixed_body" >&2
-    cargo build --release -p quarry-etl -p quarry-server --example fixed_body
+    # Two commands: a target flag such as --example makes cargo build only that target.
+    echo "bench: cargo build --release -p quarry-etl -p quarry-server (+ example fixed_body)" >&2
+    cargo build --release -p quarry-etl -p quarry-server
+    cargo build --release -p quarry-server --example fixed_body
     cmd="bench/run.sh${*:+ $*}"
     if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then cmd="QUICK=1 $cmd"; fi
     (cd "$here" && "$py" bench.py "${measure[@]}" "${extra[@]+"${extra[@]}"}" --out "$results" --command "$cmd") || status=$?

@@ -109,6 +109,16 @@ def http_get(url, timeout=10.0, headers=None):
         return 0, b""
 
 
+def http_get_retry(url, timeout=10.0, retry_s=15.0):
+    """http_get that retries while the server sheds load (503), for up to retry_s."""
+    deadline = time.monotonic() + retry_s
+    status, body = http_get(url, timeout)
+    while status == 503 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status, body = http_get(url, timeout)
+    return status, body
+
+
 def wait_http_ok(url, proc, timeout_s, what):
     """Waits until GET url answers 200, failing early if proc exits. Bounded by timeout_s."""
     deadline = time.monotonic() + timeout_s

@@ -31,6 +31,8 @@ def tpch(cfg) -> Path:
         return out
     tpchgen = BENCH / ".venv" / "bin" / "tpchgen-cli"
     out.mkdir(parents=True, exist_ok=True)
+    for t in TABLES:  # left by an interrupted run: tpchgen-cli would keep a partial file
+        (out / f"{t}.csv").unlink(missing_ok=True)
     log(f"generating TPC-H SF{cfg.scale:g} lineitem and orders into {out}")
     subprocess.run(
         [str(tpchgen), "csv", "-s", f"{cfg.scale:g}", "--tables", ",".join(TABLES),

@@ -10,7 +10,7 @@ import random
 import statistics
 
 from . import data
-from .common import WORK, http_get, log, ratio, summary
+from .common import WORK, http_get, http_get_retry, log, ratio, summary
 from .servers import start_datasette, start_fixed_body, start_nginx, start_quarry, static_file
 from .wrk import run_wrk, write_paths
 
@@ -36,7 +36,7 @@ def body_size(base_url, paths, sample=50):
     rnd = random.Random(7)
     sizes = []
     for p in rnd.sample(paths, min(sample, len(paths))):
-        status, body = http_get(base_url + p)
+        status, body = http_get_retry(base_url + p)  # 503: shedding, e.g. right after start-up
         if status != 200:
             raise RuntimeError(f"GET {p} answered {status}: {body[:300]!r}")
         sizes.append(len(body))
