@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// A one-way flag: once set, every waiter (present and future) completes. Single-threaded.
 /// A waiter that is dropped before the flag is set removes its waker, so thousands of
@@ -80,13 +81,39 @@ impl Drop for LatchWait<'_> {
     }
 }
 
-/// Gives the loop one turn (other tasks and I/O readiness) before continuing.
-pub fn yield_now() -> YieldNow {
-    YieldNow { yielded: false }
+/// How long work may keep yielding without letting the runtime park. monoio fires timers only
+/// when its run queue empties and it parks; a task that always re-wakes itself keeps the queue
+/// full, so timers (hyper's timeouts, the loop-lag monitor) would wait until the whole scan ends,
+/// and the lag monitor would report that wait as lag and shed every request.
+const TIMER_TURN: Duration = Duration::from_millis(20);
+
+thread_local! {
+    static LAST_TIMER_TURN: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Gives the loop one turn (other tasks and I/O readiness) before continuing. At most every
+/// `TIMER_TURN` the turn waits on a due timer instead, so the runtime parks (for at most about
+/// a millisecond: monoio's timer resolution) and fires the timers that are due.
+pub async fn yield_now() {
+    let now = Instant::now();
+    let timer_turn = LAST_TIMER_TURN.with(|last| {
+        let due = last
+            .get()
+            .is_none_or(|t| now.duration_since(t) >= TIMER_TURN);
+        if due {
+            last.set(Some(now));
+        }
+        due
+    });
+    if timer_turn {
+        monoio::time::sleep(Duration::ZERO).await;
+    } else {
+        YieldNow { yielded: false }.await;
+    }
 }
 
 #[derive(Debug)]
-pub struct YieldNow {
+struct YieldNow {
     yielded: bool,
 }
 
@@ -112,6 +139,36 @@ mod tests {
         fn wake(self: std::sync::Arc<Self>) {
             self.0.store(true, std::sync::atomic::Ordering::SeqCst);
         }
+    }
+
+    /// With a yield that only re-wakes itself, monoio never parks, so a due timer would not fire
+    /// until the work ended (and the lag monitor would shed every request meanwhile).
+    #[test]
+    fn a_due_timer_fires_while_work_keeps_yielding() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let fired = std::rc::Rc::new(Cell::new(false));
+            let f = fired.clone();
+            monoio::spawn(async move {
+                monoio::time::sleep(Duration::from_millis(5)).await;
+                f.set(true);
+            });
+            let start = Instant::now();
+            while !fired.get() && start.elapsed() < Duration::from_secs(2) {
+                let slice = Instant::now();
+                while slice.elapsed() < Duration::from_micros(500) {
+                    std::hint::spin_loop();
+                }
+                yield_now().await;
+            }
+            assert!(
+                fired.get(),
+                "the timer did not fire while work kept yielding"
+            );
+        });
     }
 
     #[test]
