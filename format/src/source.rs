@@ -35,10 +35,9 @@ impl MappedFile {
     pub fn open(path: &Path) -> Result<MappedFile> {
         let file = File::open(path)
             .map_err(|e| FormatError::io(format!("opening {}", path.display()), e))?;
-        // SAFETY: the map is read-only and lives in this struct, which hands out only shared
-        // borrows. Immutability of the underlying file is the mapping contract in this module's
-        // docs, upheld by quarry-etl (publish by rename, never rewrite) and by quarry-server and
-        // Kubernetes (read-only access to the data directory).
+        // The map lives in this struct, which hands out only shared borrows.
+        // SAFETY: the file is never modified while mapped (this module's mapping contract, upheld
+        // by quarry-etl's publish-by-rename and the server's and Kubernetes' read-only access).
         let map = unsafe { Mmap::map(&file) }
             .map_err(|e| FormatError::io(format!("mapping {}", path.display()), e))?;
         Ok(MappedFile {
