@@ -251,7 +251,7 @@ fn check_keys(column: &ColumnData) -> Result<((KeyOwned, KeyOwned), Vec<KeyOwned
             }
         }
         ColumnData::Utf8 { offsets, bytes, .. } => {
-            let s = |i: usize| &bytes[offsets[i] as usize..offsets[i + 1] as usize];
+            let s = |i: usize| string_at(offsets, bytes, i);
             if let Some(i) = (1..n).find(|&i| s(i - 1) >= s(i)) {
                 return Err(bad(i));
             }
@@ -308,45 +308,23 @@ fn encode_column(column: &ColumnData, policy: DictionaryPolicy) -> EncodedChunk 
         ColumnData::Bool { values, .. } => {
             encoding = encoding_tag::BIT_PACKED;
             buffers[1] = push_buffer(&mut region, &pack_bits(values.iter().copied()));
-            let present = || {
-                values
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| valid(*i))
-                    .map(|(_, v)| *v)
-            };
+            let bit = |b: bool| StatOwned::Bits(u64::from(b));
             (
-                present().min().map(|b| StatOwned::Bits(u64::from(b))),
-                present().max().map(|b| StatOwned::Bits(u64::from(b))),
+                present(values, &valid).min().map(bit),
+                present(values, &valid).max().map(bit),
             )
         }
         ColumnData::Int64 { values, .. } | ColumnData::Timestamp { values, .. } => {
             buffers[1] = push_buffer(&mut region, values.as_bytes());
-            int_stats(
-                values
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| valid(*i))
-                    .map(|(_, v)| *v),
-            )
+            int_stats(present(values, &valid))
         }
         ColumnData::Date { values, .. } => {
             buffers[1] = push_buffer(&mut region, values.as_bytes());
-            int_stats(
-                values
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| valid(*i))
-                    .map(|(_, v)| i64::from(*v)),
-            )
+            int_stats(present(values, &valid).map(i64::from))
         }
         ColumnData::Float64 { values, .. } => {
             buffers[1] = push_buffer(&mut region, values.as_bytes());
-            let mut it = values
-                .iter()
-                .enumerate()
-                .filter(|(i, v)| valid(*i) && !v.is_nan())
-                .map(|(_, v)| *v);
+            let mut it = present(values, &valid).filter(|v| !v.is_nan());
             match it.next() {
                 None => (None, None),
                 Some(first) => {
@@ -361,7 +339,7 @@ fn encode_column(column: &ColumnData, policy: DictionaryPolicy) -> EncodedChunk 
             }
         }
         ColumnData::Utf8 { offsets, bytes, .. } => {
-            let s = |i: usize| &bytes[offsets[i] as usize..offsets[i + 1] as usize];
+            let s = |i: usize| string_at(offsets, bytes, i);
             let present = || (0..n).filter(|&i| valid(i)).map(s);
             let stat = |b: Option<&[u8]>| {
                 b.filter(|b| b.len() <= MAX_STRING_STAT_LEN)
@@ -471,7 +449,7 @@ fn dictionary_for<'a>(
     if policy == DictionaryPolicy::Never {
         return None;
     }
-    let s = |i: usize| &bytes[offsets[i] as usize..offsets[i + 1] as usize];
+    let s = |i: usize| string_at(offsets, bytes, i);
     let max_distinct = n / 2;
     let mut ids: HashMap<&[u8], u32, std::hash::BuildHasherDefault<BytesHasher>> =
         HashMap::default();
@@ -517,4 +495,21 @@ fn dictionary_for<'a>(
         .map(|(i, &p)| if valid(i) { rank[p as usize] } else { 0 })
         .collect();
     Some((dict, codes))
+}
+
+/// String `i` of a utf8 column's offsets and bytes (checked by `check_and_normalise`).
+fn string_at<'a>(offsets: &[u64], bytes: &'a [u8], i: usize) -> &'a [u8] {
+    &bytes[offsets[i] as usize..offsets[i + 1] as usize]
+}
+
+/// The values of the rows that are not null.
+fn present<'a, T: Copy>(
+    values: &'a [T],
+    valid: &'a impl Fn(usize) -> bool,
+) -> impl Iterator<Item = T> + 'a {
+    values
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| valid(*i))
+        .map(|(_, v)| *v)
 }
