@@ -8,8 +8,9 @@
 //!                                                           · key: sort runs (rayon, N),
 //!                                                             spill, k-way merge, dedupe
 //!        ──plans──> N encode workers ──encoded row groups──> writer thread (in seq order)
-//!                   (gather, encode_row_group:                FileWriter::write_encoded,
-//!                    dictionaries, stats, checksums)          then fsync, verify, rename
+//!                   (gather, encode_row_group:                FileWriter::write_encoded;
+//!                    dictionaries, stats, checksums)          a helper fdatasyncs every 64 MiB;
+//!                                                             then fsync, verify, rename
 //! ```
 //! All channels are bounded (crossbeam), so memory in flight is bounded by the channel sizes
 //! and the chunk size. Every stage reorders by sequence number where it needs order, so the
@@ -38,6 +39,7 @@ use crate::progress::{Counters, Progress};
 use crate::publish::{self, ScratchDir, TempFile};
 use crate::schema_file::SchemaFile;
 use crate::sort::{SortStats, Sorter};
+use crate::writeback::EarlySync;
 
 /// Bad rows quoted in messages and the summary.
 pub const BAD_ROWS_SHOWN: usize = 10;
@@ -191,7 +193,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     progress.finish();
     let (file, out) = result?;
     let peak_rss_build = memory::peak_rss();
-    let path = temp.publish(file, &args.out, &args.name)?;
+    let path = temp.publish(file, &args.out, &args.name, threads)?;
     let output_bytes = std::fs::metadata(&path)
         .map(|m| m.len())
         .unwrap_or(out.summary_bytes);
@@ -291,8 +293,14 @@ fn run_pipeline(
         drop((plan_rx, enc_tx));
         let writer = std::thread::Builder::new()
             .name("quarry-write".into())
-            .spawn_scoped(scope, move || {
-                plan::write_loop(file, schema.clone(), options.clone(), enc_rx)
+            .spawn_scoped(scope, move || -> Result<_> {
+                let out = EarlySync::new(file).context("starting the background fsync thread")?;
+                let (out, summary) =
+                    plan::write_loop(out, schema.clone(), options.clone(), enc_rx)?;
+                let (file, _) = out
+                    .finish()
+                    .context("writing the output file to disk (background fsync)")?;
+                Ok((file, summary))
             })
             .context("spawning the writer thread")?;
 

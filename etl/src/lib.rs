@@ -23,6 +23,7 @@ pub mod sort;
 pub mod spill;
 pub mod split;
 pub mod values;
+pub mod writeback;
 
 use anyhow::Result;
 use clap::Parser;

@@ -149,14 +149,21 @@ impl TempFile {
     }
 
     /// fsync, verify, rename over `<dir>/<name>.qry`, fsync the directory.
-    pub fn publish(mut self, file: File, dir: &Path, name: &str) -> Result<PathBuf> {
+    /// Verification runs on `threads` threads.
+    pub fn publish(
+        mut self,
+        file: File,
+        dir: &Path,
+        name: &str,
+        threads: usize,
+    ) -> Result<PathBuf> {
         file.sync_all()
             .with_context(|| format!("fsync {}", self.path.display()))?;
         drop(file);
         let qf = quarry_format::read_file(&self.path).map_err(|e| {
             anyhow::Error::new(Corrupt(format!("the written file does not open: {e}")))
         })?;
-        qf.verify().map_err(|e| {
+        verify_in_parallel(&qf, threads).map_err(|e| {
             anyhow::Error::new(Corrupt(format!("the written file fails verification: {e}")))
         })?;
         drop(qf);
@@ -169,6 +176,29 @@ impl TempFile {
             .with_context(|| format!("fsync directory {}", dir.display()))?;
         Ok(target)
     }
+}
+
+/// `verify` with the chunks split into `threads` contiguous ranges checked at once.
+fn verify_in_parallel<B: AsRef<[u8]> + Sync>(
+    qf: &quarry_format::QuarryFile<B>,
+    threads: usize,
+) -> quarry_format::Result<()> {
+    let n = qf.chunk_count();
+    let per = n.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = (0..n)
+            .step_by(per)
+            .skip(1)
+            .map(|start| s.spawn(move || qf.verify_chunks(start..start + per)))
+            .collect();
+        let first = qf.verify_chunks(0..per);
+        // Report the first failure in file order.
+        parts.into_iter().fold(first, |acc, h| {
+            let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            acc.and(r)
+        })
+    })?;
+    qf.verify_layout()
 }
 
 impl Drop for TempFile {

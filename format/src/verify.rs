@@ -39,6 +39,40 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
         Ok(())
     }
 
+    /// Column chunks in the file (row groups x columns): the units of [`verify_chunks`].
+    ///
+    /// [`verify_chunks`]: QuarryFile::verify_chunks
+    pub fn chunk_count(&self) -> usize {
+        self.chunk_metas().len()
+    }
+
+    /// Checks the chunks `range` of `0..chunk_count()` (row-group-major order): checksums and
+    /// structure. The ranges are independent, so threads may check disjoint ones at once;
+    /// every chunk plus [`verify_layout`] is exactly [`verify`].
+    ///
+    /// The part of `range` past `chunk_count()` is empty: there is nothing there to check.
+    ///
+    /// # Errors
+    /// As [`verify`].
+    ///
+    /// [`verify`]: QuarryFile::verify
+    /// [`verify_layout`]: QuarryFile::verify_layout
+    pub fn verify_chunks(&self, range: std::ops::Range<usize>) -> Result<()> {
+        let end = range.end.min(self.chunk_count());
+        let columns = self.schema().len().max(1);
+        (range.start.min(end)..end).try_for_each(|i| verify_chunk(self, i / columns, i % columns))
+    }
+
+    /// The checks that are not per chunk: the key index and the zero padding between
+    /// structures.
+    ///
+    /// # Errors
+    /// As [`QuarryFile::verify`].
+    pub fn verify_layout(&self) -> Result<()> {
+        verify_key_index(self)?;
+        verify_padding(self)
+    }
+
     /// A sliced verifier for this file.
     pub fn verifier(&self) -> Verifier {
         Verifier {
@@ -76,8 +110,7 @@ impl Verifier {
                 total,
             });
         }
-        verify_key_index(file)?;
-        verify_padding(file)?;
+        file.verify_layout()?;
         self.finished = true;
         Ok(Step::Done)
     }

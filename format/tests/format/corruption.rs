@@ -9,6 +9,12 @@ use crate::common::{open, scan_everything, small_file};
 fn every_single_byte_flip_is_detected() {
     let good = small_file();
     assert!(good.len() > 4096, "the fixture should span many structures");
+    let file = open(&good).unwrap();
+    let n = file.chunk_count();
+    assert!(n > 2, "the fixture should have several chunks");
+    file.verify_chunks(0..n / 2).unwrap();
+    file.verify_chunks(n / 2..n).unwrap();
+    file.verify_layout().unwrap();
     let mut opened_then_failed_verify = 0;
     for at in 0..good.len() {
         for mask in [0x01u8, 0x80, 0xff] {
@@ -23,6 +29,15 @@ fn every_single_byte_flip_is_detected() {
                     assert!(
                         file.verify().is_err(),
                         "flipping byte {at} with {mask:#04x} went undetected"
+                    );
+                    // The pieces threads run at once catch it too (a range past the end is
+                    // empty, not a panic).
+                    let n = file.chunk_count();
+                    assert!(
+                        file.verify_chunks(0..n / 2).is_err()
+                            || file.verify_chunks(n / 2..n + 3).is_err()
+                            || file.verify_layout().is_err(),
+                        "flipping byte {at} with {mask:#04x} went undetected by the pieces"
                     );
                     opened_then_failed_verify += 1;
                 }
