@@ -485,7 +485,90 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
     /// When `row` or `column` is out of range.
     pub fn value(&self, row: u64, column: usize) -> Value<'_> {
         let (g, i) = self.locate(row);
-        self.chunk(g, column).get(i)
+        self.value_at(g, column, i)
+    }
+
+    /// The value at `index` of chunk (`row_group`, `column`): exactly
+    /// `chunk(row_group, column).get(index)`, read straight from the buffers without building
+    /// the chunk's view (a point lookup reads one value of every column).
+    ///
+    /// # Panics
+    /// When `row_group` or `column` is out of range (a caller bug, not a file problem).
+    pub fn value_at(&self, row_group: usize, column: usize, index: usize) -> Value<'_> {
+        let meta = self.chunk_meta(row_group, column);
+        if index as u64 >= meta.num_rows {
+            return Value::Null;
+        }
+        let bytes = self.bytes();
+        let slice = |r: BufferRange| bytes.get(r.range()).unwrap_or(&[]);
+        if let Some(v) = meta.buffers.validity {
+            if !bit(slice(v), index) {
+                return Value::Null;
+            }
+        }
+        let values = slice(meta.buffers.values);
+        let v = match self.schema.fields()[column].data_type {
+            DataType::Bool => Some(Value::Bool(bit(values, index))),
+            DataType::Int64 => fixed(values, index).map(|b| Value::Int64(i64::from_le_bytes(b))),
+            DataType::Timestamp => {
+                fixed(values, index).map(|b| Value::Timestamp(i64::from_le_bytes(b)))
+            }
+            DataType::Float64 => {
+                fixed(values, index).map(|b| Value::Float64(f64::from_le_bytes(b)))
+            }
+            DataType::Date => fixed(values, index).map(|b| Value::Date(i32::from_le_bytes(b))),
+            DataType::Utf8 => {
+                let data = meta.buffers.data.map_or(&[][..], slice);
+                Some(Value::Utf8(match meta.encoding {
+                    Encoding::Dictionary => {
+                        let code = fixed(values, index).map_or(u32::MAX, u32::from_le_bytes);
+                        let dict = meta.buffers.dictionary.map_or(&[][..], slice);
+                        string_at(data, dict, code as usize)
+                    }
+                    _ => string_at(values, data, index),
+                }))
+            }
+        };
+        v.unwrap_or(Value::Null)
+    }
+
+    /// Loads the first byte of row `index` of every chunk of `row_group` (validity, then the
+    /// value, offset or code) and discards it. A point lookup calls this before reading the
+    /// row: the loads do not depend on each other, so their cache and TLB misses overlap
+    /// instead of being paid one column after another. Out-of-range arguments do nothing.
+    pub fn prefetch_row(&self, row_group: usize, index: usize) {
+        let bytes = self.bytes();
+        let columns = self.schema.len();
+        let Some(metas) = row_group
+            .checked_mul(columns)
+            .and_then(|start| self.chunks.get(start..start.checked_add(columns)?))
+        else {
+            return;
+        };
+        let byte_at = |offset: u64, at: Option<usize>| {
+            let at = usize::try_from(offset).ok()?.checked_add(at?)?;
+            bytes.get(at).copied()
+        };
+        let mut acc = 0u8;
+        for (meta, field) in metas.iter().zip(self.schema.fields()) {
+            let width = match field.data_type {
+                DataType::Bool => 0,
+                DataType::Int64 | DataType::Float64 | DataType::Timestamp => 8,
+                DataType::Date => 4,
+                DataType::Utf8 if meta.encoding == Encoding::Dictionary => 4,
+                DataType::Utf8 => 8,
+            };
+            let at = if width == 0 {
+                Some(index / 8)
+            } else {
+                index.checked_mul(width)
+            };
+            acc ^= byte_at(meta.buffers.values.offset, at).unwrap_or(0);
+            if let Some(v) = meta.buffers.validity {
+                acc ^= byte_at(v.offset, Some(index / 8)).unwrap_or(0);
+            }
+        }
+        std::hint::black_box(acc);
     }
 
     /// Typed view of one column chunk, straight from the bytes.
@@ -533,6 +616,37 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
             }
         }
     }
+}
+
+/// Bit `i` of a bitmap buffer, as [`Bitmap::get`] (which also checks `i` against the row count;
+/// callers have).
+fn bit(buf: &[u8], i: usize) -> bool {
+    buf.get(i / 8).is_some_and(|b| (b >> (i % 8)) & 1 == 1)
+}
+
+/// Element `i` of a buffer of `N`-byte little-endian values, as `cast` then `get` would give
+/// it: nothing when the buffer is not a whole number of elements.
+fn fixed<const N: usize>(buf: &[u8], i: usize) -> Option<[u8; N]> {
+    if buf.len() % N != 0 {
+        return None;
+    }
+    let start = i.checked_mul(N)?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(buf.get(start..start.checked_add(N)?)?);
+    Some(out)
+}
+
+/// String `i` of an offsets buffer (u64) and its bytes, as `StringChunk::get` reads it.
+fn string_at<'a>(offsets: &[u8], bytes: &'a [u8], i: usize) -> &'a str {
+    let (Some(start), Some(end)) = (fixed::<8>(offsets, i), fixed::<8>(offsets, i + 1)) else {
+        return "";
+    };
+    let (start, end) = (u64::from_le_bytes(start), u64::from_le_bytes(end));
+    let range = usize::try_from(start).unwrap_or(usize::MAX)..usize::try_from(end).unwrap_or(0);
+    bytes
+        .get(range)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("")
 }
 
 fn cast<T: FromBytes + zerocopy::Immutable>(bytes: &[u8]) -> &[T] {

@@ -71,20 +71,55 @@ pub fn parse_key(raw_percent_encoded: &str, schema: &Schema) -> Result<KeyValue,
 /// Row `row` (< num_rows) as `{"col": value, ...}` over every column.
 /// A row past the end (a caller bug) gives `null` rather than a panic.
 pub fn row_json<B: AsRef<[u8]>>(file: &QuarryFile<B>, row: u64) -> Vec<u8> {
-    if row >= file.num_rows() {
-        return b"null".to_vec();
-    }
-    let fields = file.schema().fields();
-    let mut out = Vec::with_capacity(32 * fields.len() + 2);
-    out.push(b'{');
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_json_str(&mut out, &f.name);
-        out.push(b':');
-        write_json_value(&mut out, file.value(row, i));
-    }
-    out.push(b'}');
+    let mut out = Vec::new();
+    RowJson::new(file.schema()).write(file, row, &mut out);
     out
+}
+
+/// Writes rows as JSON objects with the `"name":` parts of a schema encoded once: a server
+/// builds one per dataset when it maps the file, so a lookup writes only the values.
+#[derive(Clone, Debug)]
+pub struct RowJson {
+    /// `{"a":`, `,"b":`, ...: one per column, back to back.
+    prefixes: Vec<u8>,
+    /// End of each column's prefix in `prefixes`.
+    ends: Vec<usize>,
+}
+
+impl RowJson {
+    pub fn new(schema: &Schema) -> RowJson {
+        let mut prefixes = Vec::new();
+        let mut ends = Vec::with_capacity(schema.len());
+        for (i, f) in schema.fields().iter().enumerate() {
+            prefixes.push(if i == 0 { b'{' } else { b',' });
+            write_json_str(&mut prefixes, &f.name);
+            prefixes.push(b':');
+            ends.push(prefixes.len());
+        }
+        RowJson { prefixes, ends }
+    }
+
+    /// Appends row `row` of `file` (which must have the schema this was built from) to `out`;
+    /// `null` for a row past the end.
+    pub fn write<B: AsRef<[u8]>>(&self, file: &QuarryFile<B>, row: u64, out: &mut Vec<u8>) {
+        if row >= file.num_rows() || self.ends.len() != file.schema().len() {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        if self.ends.is_empty() {
+            out.extend_from_slice(b"{}");
+            return;
+        }
+        // Names, punctuation and about 16 bytes per value.
+        out.reserve(self.prefixes.len() + 16 * self.ends.len() + 1);
+        let (g, i) = file.locate(row);
+        file.prefetch_row(g, i);
+        let mut start = 0;
+        for (c, &end) in self.ends.iter().enumerate() {
+            out.extend_from_slice(&self.prefixes[start..end]);
+            write_json_value(out, file.value_at(g, c, i));
+            start = end;
+        }
+        out.push(b'}');
+    }
 }

@@ -36,7 +36,7 @@ mod scan;
 
 pub use encode::Encoder;
 pub use error::{ErrorKind, QueryError};
-pub use key::{parse_key, row_json, KeyValue};
+pub use key::{parse_key, row_json, KeyValue, RowJson};
 pub use negotiate::{negotiate, OutputFormat};
 pub use output::OwnedValue;
 pub use query::{parse_rows_query, RowsQuery};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use quarry_format::{MappedFile, QuarryFile};
+use quarry_query::RowJson;
 use serde_json::{json, Value as Json};
 
 /// What identifies a file on disk: a rename over `<name>.qry` changes the inode.
@@ -39,6 +40,8 @@ pub struct Dataset {
     pub version_hex: String,
     /// `{name, rows, key, version, columns, row_groups, bytes}`.
     pub info: Json,
+    /// Point-lookup rows as JSON, the column names encoded once.
+    pub row_json: RowJson,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -60,6 +63,7 @@ impl Dataset {
     ) -> Dataset {
         let version_hex = file.version().to_string();
         let schema = file.schema();
+        let row_json = RowJson::new(schema);
         let columns: Vec<Json> = schema
             .fields()
             .iter()
@@ -82,6 +86,7 @@ impl Dataset {
             file,
             version_hex,
             info,
+            row_json,
         }
     }
 }

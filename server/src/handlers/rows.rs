@@ -12,9 +12,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use quarry_query::{
-    negotiate, parse_key, parse_rows_query, row_json, Encoder, Limits, RowsQuery, Scan,
-};
+use quarry_query::{negotiate, parse_key, parse_rows_query, Encoder, Limits, RowsQuery, Scan};
 
 use super::{cacheable, etag, full, ApiResult};
 use crate::body::{Body, FrameSource};
@@ -36,7 +34,8 @@ pub fn one(ctx: &LoopCtx, req: &Request<Incoming>, ds: &Arc<Dataset>, raw_key: &
         .ok_or_else(|| ApiError::KeyNotFound {
             dataset: ds.name.clone(),
         })?;
-    let mut body = row_json(&ds.file, row);
+    let mut body = Vec::new();
+    ds.row_json.write(&ds.file, row, &mut body);
     body.push(b'\n');
     let tag = etag(&[&ds.version_hex], req, &[]);
     Ok(cacheable(
