@@ -10,10 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The differential tests' oracle (DuckDB, from PyPI).
-if ! python3 -c 'import duckdb' 2>/dev/null; then
-  echo "== installing Python test dependencies (duckdb)"
-  python3 -m pip install --quiet --disable-pip-version-check duckdb
+# The differential tests' oracle (DuckDB) and the Arrow client test's reader (pyarrow), from PyPI.
+if ! python3 -c 'import duckdb, pyarrow' 2>/dev/null; then
+  echo "== installing Python test dependencies (duckdb, pyarrow)"
+  python3 -m pip install --quiet --disable-pip-version-check duckdb pyarrow
 fi
 
 echo "== cargo test --workspace"

@@ -872,3 +872,112 @@ fn raw_read_of_a_dictionary_chunk_is_a_400_naming_the_column() {
     assert_eq!(r.error_code(), "dictionary_encoded");
     assert!(r.text().contains(r#""param":"col""#), "{}", r.text());
 }
+
+/// A cell as pyarrow_client.py prints it: dates and timestamps as their raw Arrow integers.
+fn arrow_cell(c: &Cell) -> Json {
+    match c {
+        Cell::Date(d) => json!(d),
+        Cell::Ts(t) => json!(t),
+        other => other.to_json(),
+    }
+}
+
+/// Runs tests/oracle/pyarrow_client.py on `url`: what pyarrow decodes from the Arrow stream.
+fn read_with_pyarrow(url: &str) -> Json {
+    let python = std::env::var("QUARRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("oracle")
+        .join("pyarrow_client.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python:?} (needs Python 3 with pyarrow; scripts/test.sh installs it): {e}")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pyarrow_client.py {url} failed ({}): {stdout}{} -- this is a failure, not a skip: \
+         `python3 -m pip install pyarrow` (scripts/test.sh does)",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("pyarrow_client.py output: {e}: {stdout}"))
+}
+
+#[test]
+fn arrow_stream_reads_in_pyarrow_with_every_type_and_null() {
+    let f = setup(900);
+    let t = &f.table;
+    let base = format!("http://{}/v1/datasets/people/rows", f.server.addr);
+    let arrow_type = |ty: quarry_tests::data::Ty| match ty {
+        quarry_tests::data::Ty::Bool => "bool",
+        quarry_tests::data::Ty::Int64 => "int64",
+        quarry_tests::data::Ty::Float64 => "double",
+        quarry_tests::data::Ty::Utf8 => "string",
+        quarry_tests::data::Ty::Date => "date32[day]",
+        quarry_tests::data::Ty::Timestamp => "timestamp[us, tz=UTC]",
+    };
+
+    // Every row and column.
+    let got = read_with_pyarrow(&format!("{base}?limit=900"));
+    // Every Arrow field is declared nullable (query/src/arrow_out.rs), the key included.
+    let want_schema: Vec<Json> = t
+        .cols
+        .iter()
+        .map(|c| json!([c.name, arrow_type(c.ty), true]))
+        .collect();
+    assert_eq!(got["schema"], Json::Array(want_schema), "{got}");
+    let want: Vec<Json> = t
+        .default_order()
+        .into_iter()
+        .map(|i| Json::Array(t.rows[i].iter().map(arrow_cell).collect()))
+        .collect();
+    let rows = got["rows"].as_array().expect("rows").clone();
+    quarry_tests::assert_rows_eq(&rows, &want, "pyarrow: all rows");
+    assert!(
+        t.rows.iter().any(|r| r.iter().any(|c| *c == Cell::Null)),
+        "the fixture should hold nulls"
+    );
+
+    // A filter and a projection: only the selected columns, in the order asked.
+    let (id, seen, score, active) = (
+        t.col_index("id"),
+        t.col_index("seen"),
+        t.col_index("score"),
+        t.col_index("active"),
+    );
+    let got = read_with_pyarrow(&format!(
+        "{base}?select=seen,score,id&active=is.true&limit=900"
+    ));
+    let names: Vec<&str> = got["schema"]
+        .as_array()
+        .expect("schema")
+        .iter()
+        .map(|f| f[0].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["seen", "score", "id"]);
+    let want: Vec<Json> = t
+        .default_order()
+        .into_iter()
+        .filter(|&i| t.rows[i][active] == Cell::Bool(true))
+        .map(|i| {
+            let r = &t.rows[i];
+            json!([
+                arrow_cell(&r[seen]),
+                arrow_cell(&r[score]),
+                arrow_cell(&r[id])
+            ])
+        })
+        .collect();
+    assert!(!want.is_empty());
+    let rows = got["rows"].as_array().expect("rows").clone();
+    quarry_tests::assert_rows_eq(&rows, &want, "pyarrow: filtered and selected");
+
+    // No rows: a stream with the schema and no batches still reads.
+    let got = read_with_pyarrow(&format!("{base}?id=eq.-999999999"));
+    assert_eq!(got["rows"], json!([]));
+    assert_eq!(got["schema"].as_array().map(Vec::len), Some(t.cols.len()));
+}
