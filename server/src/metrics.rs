@@ -276,6 +276,10 @@ pub struct RequestGuard {
     done: bool,
 }
 
+/// The status recorded for a request whose client went away before the handler answered
+/// (nginx's convention; no response is sent with it).
+pub const CLIENT_CLOSED: u16 = 499;
+
 impl RequestGuard {
     pub fn new(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>) -> RequestGuard {
         ctx.metrics.in_flight.inc();
@@ -285,7 +289,7 @@ impl RequestGuard {
             ctx,
             conn,
             route: ROUTE_SLOTS - 1,
-            status: 0,
+            status: CLIENT_CLOSED,
             start: Instant::now(),
             bytes: 0,
             done: false,
@@ -333,5 +337,45 @@ impl RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use clap::Parser;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_request_dropped_before_its_answer_counts_as_499_and_leaves_in_flight() {
+        let metrics = Arc::new(Metrics::new());
+        let config = Arc::new(Config::parse_from(["quarry-server", "--data-dir", "/d"]));
+        let ctx = LoopCtx::new(0, config, metrics.clone());
+        let conn = ConnActivity::new();
+        let mut answered = RequestGuard::new(ctx.clone(), conn.clone());
+        answered.set_route(0);
+        answered.set_status(200);
+        drop(answered);
+        let mut abandoned = RequestGuard::new(ctx.clone(), conn.clone());
+        abandoned.set_route(0);
+        assert_eq!(ctx.in_flight.get(), 1);
+        drop(abandoned); // hyper drops the service future when the client goes away
+        assert_eq!(ctx.in_flight.get(), 0);
+        assert_eq!(conn.in_flight.get(), 0);
+        let text = metrics.encode();
+        let requests: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("quarry_http_requests_total{"))
+            .collect();
+        assert!(
+            requests.iter().any(|l| l.contains("status=\"499\"")),
+            "{requests:?}"
+        );
+        assert!(
+            requests.iter().any(|l| l.contains("status=\"200\"")),
+            "{requests:?}"
+        );
+        assert!(!text.contains("status=\"0\""), "{text}");
     }
 }
