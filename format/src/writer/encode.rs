@@ -345,7 +345,24 @@ fn encode_column(column: &ColumnData, policy: DictionaryPolicy) -> EncodedChunk 
                 b.filter(|b| b.len() <= MAX_STRING_STAT_LEN)
                     .map(|b| StatOwned::Utf8(String::from_utf8_lossy(b).into_owned()))
             };
-            let (lo, hi) = (present().min(), present().max());
+            let dictionary = dictionary_for(n, offsets, bytes, &valid, policy);
+            // A dictionary holds exactly the present values, sorted: its ends are the extremes.
+            let (lo, hi) = match &dictionary {
+                Some((dict, _)) => (dict.first().copied(), dict.last().copied()),
+                None => {
+                    let mut it = present();
+                    let first = it.next();
+                    match first {
+                        None => (None, None),
+                        Some(f) => {
+                            let (lo, hi) = it.fold((f, f), |(lo, hi), v| {
+                                (if v < lo { v } else { lo }, if v > hi { v } else { hi })
+                            });
+                            (Some(lo), Some(hi))
+                        }
+                    }
+                }
+            };
             let stats = if lo.is_some_and(|b| b.len() > MAX_STRING_STAT_LEN)
                 || hi.is_some_and(|b| b.len() > MAX_STRING_STAT_LEN)
             {
@@ -353,7 +370,7 @@ fn encode_column(column: &ColumnData, policy: DictionaryPolicy) -> EncodedChunk 
             } else {
                 (stat(lo), stat(hi))
             };
-            match dictionary_for(n, offsets, bytes, &valid, policy) {
+            match dictionary {
                 Some((dict, codes)) => {
                     encoding = encoding_tag::DICTIONARY;
                     dictionary_len = dict.len() as u32;
