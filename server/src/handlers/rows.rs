@@ -21,8 +21,10 @@ use crate::error::ApiError;
 use crate::state::LoopCtx;
 use crate::sync::yield_now;
 
-/// Rows examined per loop turn (one default row group).
-const SCAN_STEP_ROWS: u64 = 65_536;
+/// Rows examined per loop turn (half a default row group: about 0.6 ms of a Q1-like
+/// aggregation on SF1; 64k steps gave lookups beside two aggregations a 29 ms p99, 32k 6.5 ms, at
+/// the same aggregation time alone).
+const SCAN_STEP_ROWS: u64 = 32_768;
 /// Encoded bytes per body frame.
 const FRAME_BYTES: usize = 64 << 10;
 
