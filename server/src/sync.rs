@@ -120,26 +120,25 @@ pub async fn yield_now() {
     .await;
 }
 
-/// Runs while tasks wait for a turn: each round makes a socket pair with one byte in flight,
-/// awaits the byte through monoio (which needs a driver poll), then releases the waiters of
-/// that round. Without a socket (descriptors exhausted) it falls back to a plain re-wake, which
-/// never blocks progress.
+/// Runs while tasks wait for a turn. Each round takes the waiters registered so far, makes a
+/// socket pair with one byte in flight, awaits the byte through monoio (which needs a driver
+/// poll that starts after the round did), then wakes that round's waiters; tasks that yield
+/// meanwhile wait for the next round. Without a socket (descriptors exhausted) a round is a
+/// plain re-wake, which never blocks progress.
 async fn pace_turns() {
     loop {
-        let waiting = TURNS.with(|t| !t.waiters.borrow().is_empty());
-        if !waiting {
+        let round = TURNS.with(|t| std::mem::take(&mut *t.waiters.borrow_mut()));
+        if round.is_empty() {
             TURNS.with(|t| t.pacer_running.set(false));
             return;
         }
         if io_turn().await.is_err() {
             YieldNow { yielded: false }.await;
         }
-        TURNS.with(|t| {
-            t.turn.set(t.turn.get().wrapping_add(1));
-            for w in std::mem::take(&mut *t.waiters.borrow_mut()) {
-                w.wake();
-            }
-        });
+        TURNS.with(|t| t.turn.set(t.turn.get().wrapping_add(1)));
+        for w in round {
+            w.wake();
+        }
     }
 }
 
