@@ -184,7 +184,7 @@ pub struct StringChunk<'a> {
 
 /// `offsets[i]..offsets[i+1]` of `bytes` as a str; "" when corrupt (only possible unverified).
 #[inline]
-fn slice_str<'a>(offsets: &[u64], bytes: &'a [u8], i: usize) -> &'a str {
+pub(crate) fn slice_str<'a>(offsets: &[u64], bytes: &'a [u8], i: usize) -> &'a str {
     let (Some(&start), Some(&end)) = (offsets.get(i), offsets.get(i + 1)) else {
         return "";
     };

@@ -6,7 +6,9 @@ use std::ops::Range;
 use xxhash_rust::xxh3::xxh3_128;
 use zerocopy::FromBytes;
 
-use crate::column::{Bitmap, BoolChunk, ColumnChunk, PrimitiveChunk, StringChunk, StringRepr};
+use crate::column::{
+    slice_str, Bitmap, BoolChunk, ColumnChunk, PrimitiveChunk, StringChunk, StringRepr,
+};
 use crate::error::{FormatError, Result};
 use crate::layout::{ChunkMetaRaw, ColumnMetaRaw, FooterHeader, Header, RowGroupMetaRaw, Trailer};
 use crate::schema::{DataType, Field, Schema};
@@ -496,36 +498,34 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
     /// When `row_group` or `column` is out of range (a caller bug, not a file problem).
     pub fn value_at(&self, row_group: usize, column: usize, index: usize) -> Value<'_> {
         let meta = self.chunk_meta(row_group, column);
-        if index as u64 >= meta.num_rows {
-            return Value::Null;
-        }
+        let n = meta.num_rows as usize;
         let bytes = self.bytes();
         let slice = |r: BufferRange| bytes.get(r.range()).unwrap_or(&[]);
-        if let Some(v) = meta.buffers.validity {
-            if !bit(slice(v), index) {
-                return Value::Null;
-            }
+        let valid = |i: usize| {
+            meta.buffers
+                .validity
+                .is_none_or(|v| Bitmap::new(slice(v), n).get(i))
+        };
+        if index >= n || !valid(index) {
+            return Value::Null;
         }
+        // The same slices and casts as `chunk`, for one row.
         let values = slice(meta.buffers.values);
         let v = match self.schema.fields()[column].data_type {
-            DataType::Bool => Some(Value::Bool(bit(values, index))),
-            DataType::Int64 => fixed(values, index).map(|b| Value::Int64(i64::from_le_bytes(b))),
-            DataType::Timestamp => {
-                fixed(values, index).map(|b| Value::Timestamp(i64::from_le_bytes(b)))
-            }
-            DataType::Float64 => {
-                fixed(values, index).map(|b| Value::Float64(f64::from_le_bytes(b)))
-            }
-            DataType::Date => fixed(values, index).map(|b| Value::Date(i32::from_le_bytes(b))),
+            DataType::Bool => Some(Value::Bool(Bitmap::new(values, n).get(index))),
+            DataType::Int64 => cast(values).get(index).map(|&v| Value::Int64(v)),
+            DataType::Timestamp => cast(values).get(index).map(|&v| Value::Timestamp(v)),
+            DataType::Float64 => cast(values).get(index).map(|&v| Value::Float64(v)),
+            DataType::Date => cast(values).get(index).map(|&v| Value::Date(v)),
             DataType::Utf8 => {
                 let data = meta.buffers.data.map_or(&[][..], slice);
                 Some(Value::Utf8(match meta.encoding {
                     Encoding::Dictionary => {
-                        let code = fixed(values, index).map_or(u32::MAX, u32::from_le_bytes);
+                        let code = cast::<u32>(values).get(index).copied().unwrap_or(u32::MAX);
                         let dict = meta.buffers.dictionary.map_or(&[][..], slice);
-                        string_at(data, dict, code as usize)
+                        slice_str(cast(data), dict, code as usize)
                     }
-                    _ => string_at(values, data, index),
+                    _ => slice_str(cast(values), data, index),
                 }))
             }
         };
@@ -551,17 +551,11 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
         };
         let mut acc = 0u8;
         for (meta, field) in metas.iter().zip(self.schema.fields()) {
-            let width = match field.data_type {
-                DataType::Bool => 0,
-                DataType::Int64 | DataType::Float64 | DataType::Timestamp => 8,
-                DataType::Date => 4,
-                DataType::Utf8 if meta.encoding == Encoding::Dictionary => 4,
-                DataType::Utf8 => 8,
-            };
-            let at = if width == 0 {
-                Some(index / 8)
-            } else {
-                index.checked_mul(width)
+            let at = match field.data_type {
+                DataType::Bool => Some(index / 8),
+                DataType::Utf8 if meta.encoding == Encoding::Dictionary => index.checked_mul(4),
+                DataType::Utf8 => index.checked_mul(8),
+                t => index.checked_mul(t.fixed_width().unwrap_or(8)),
             };
             acc ^= byte_at(meta.buffers.values.offset, at).unwrap_or(0);
             if let Some(v) = meta.buffers.validity {
@@ -616,37 +610,6 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
             }
         }
     }
-}
-
-/// Bit `i` of a bitmap buffer, as [`Bitmap::get`] (which also checks `i` against the row count;
-/// callers have).
-fn bit(buf: &[u8], i: usize) -> bool {
-    buf.get(i / 8).is_some_and(|b| (b >> (i % 8)) & 1 == 1)
-}
-
-/// Element `i` of a buffer of `N`-byte little-endian values, as `cast` then `get` would give
-/// it: nothing when the buffer is not a whole number of elements.
-fn fixed<const N: usize>(buf: &[u8], i: usize) -> Option<[u8; N]> {
-    if buf.len() % N != 0 {
-        return None;
-    }
-    let start = i.checked_mul(N)?;
-    let mut out = [0u8; N];
-    out.copy_from_slice(buf.get(start..start.checked_add(N)?)?);
-    Some(out)
-}
-
-/// String `i` of an offsets buffer (u64) and its bytes, as `StringChunk::get` reads it.
-fn string_at<'a>(offsets: &[u8], bytes: &'a [u8], i: usize) -> &'a str {
-    let (Some(start), Some(end)) = (fixed::<8>(offsets, i), fixed::<8>(offsets, i + 1)) else {
-        return "";
-    };
-    let (start, end) = (u64::from_le_bytes(start), u64::from_le_bytes(end));
-    let range = usize::try_from(start).unwrap_or(usize::MAX)..usize::try_from(end).unwrap_or(0);
-    bytes
-        .get(range)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .unwrap_or("")
 }
 
 fn cast<T: FromBytes + zerocopy::Immutable>(bytes: &[u8]) -> &[T] {

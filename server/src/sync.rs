@@ -142,6 +142,9 @@ async fn pace_turns() {
     }
 }
 
+/// One byte through a new socket pair. New each round on purpose: monoio's epoll driver keeps a
+/// descriptor's readiness after a successful read, so a reused socket would be read at once,
+/// without the driver poll this waits for; a fresh descriptor starts not ready.
 async fn io_turn() -> std::io::Result<()> {
     use monoio::io::AsyncReadRent;
     use std::io::Write;

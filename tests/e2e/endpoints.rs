@@ -2,13 +2,13 @@
 //! Lines. Expected values come from the generated table (tests/src/data.rs), never from the
 //! server's own output.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use quarry_tests::data::{Cell, Table};
 use quarry_tests::{pct, temp_dir, Rng, Server};
 use serde_json::{json, Value as Json};
 
-use crate::fixtures::{build_csv, parse_csv, people};
+use crate::fixtures::{build_csv, parse_csv, people, words};
 
 /// The expected JSON object of one row (all columns).
 fn row_object(t: &Table, row: &[Cell]) -> Json {
@@ -66,12 +66,9 @@ struct Fixture {
 }
 
 fn setup(n: usize) -> Fixture {
-    let dir = temp_dir();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
     let (mut rng, _) = Rng::from_env(11);
     let table = people(&mut rng, n);
-    build_csv(&table, dir.path(), &data, "people", &[]);
+    let (dir, data) = build_in_data_dir(&table, "people");
     // The same rows as JSON Lines, schema inferred, key given on the command line.
     let jsonl = dir.path().join("people.jsonl");
     table.write_jsonl(&jsonl);
@@ -89,6 +86,15 @@ fn setup(n: usize) -> Fixture {
         table,
         server,
     }
+}
+
+/// `table` built by quarry-etl into `<temp>/data/<name>.qry`; the temp dir and the data dir.
+fn build_in_data_dir(table: &Table, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    build_csv(table, dir.path(), &data, name, &[]);
+    (dir, data)
 }
 
 fn file_version(path: &Path) -> String {
@@ -683,12 +689,9 @@ fn raw_int64_column_bytes_are_the_keys_in_order() {
 
 #[test]
 fn limit_flags_are_enforced() {
-    let dir = temp_dir();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
     let (mut rng, _) = Rng::from_env(12);
     let table = people(&mut rng, 1000);
-    build_csv(&table, dir.path(), &data, "people", &[]);
+    let (_dir, data) = build_in_data_dir(&table, "people");
     let opts = quarry_tests::ServerOptions::default().args([
         "--default-limit",
         "7",
@@ -731,12 +734,9 @@ fn limit_flags_are_enforced() {
 /// `--threads 2`: two loops on one port (SO_REUSEPORT); every connection is served correctly.
 #[test]
 fn two_loops_serve_the_same_answers() {
-    let dir = temp_dir();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
     let (mut rng, _) = Rng::from_env(13);
     let table = people(&mut rng, 300);
-    build_csv(&table, dir.path(), &data, "people", &[]);
+    let (_dir, data) = build_in_data_dir(&table, "people");
     let mut server = Server::start_with(
         &data,
         quarry_tests::ServerOptions::default().args(["--threads", "2"]),
@@ -759,15 +759,12 @@ fn two_loops_serve_the_same_answers() {
 
 /// Raw utf8 reads: for plain-encoded chunks, `offsets` + `values` rebuild the strings and
 /// `validity` bits (from `Quarry-Bit-Offset`) match the nulls; dictionary-encoded chunks (the
-/// file says which, read with quarry-format) are refused with 409 `dictionary_encoded`.
+/// file says which, read with quarry-format) are refused with 400 `dictionary_encoded`.
 #[test]
 fn raw_utf8_offsets_values_and_validity_rebuild_the_column() {
-    let dir = temp_dir();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
     let (mut rng, _) = Rng::from_env(14);
-    let table = crate::fixtures::words(&mut rng, 600);
-    build_csv(&table, dir.path(), &data, "words", &[]);
+    let table = words(&mut rng, 600);
+    let (_dir, data) = build_in_data_dir(&table, "words");
     let file = quarry_format::read_file(&data.join("words.qry")).expect("open");
     let mut server = Server::start(&data);
     server.wait_ready();
@@ -846,16 +843,13 @@ fn raw_utf8_offsets_values_and_validity_rebuild_the_column() {
     );
 }
 
-/// server/src/handlers/columns.rs: "Dictionary-encoded chunks are refused with 409
-/// `dictionary_encoded`" (bugs-from-tests.md #4: it answers 400).
+/// A raw read of a dictionary-encoded chunk is a 400 `dictionary_encoded` naming the column
+/// (the codes alone mean nothing to a client).
 #[test]
 fn raw_read_of_a_dictionary_chunk_is_a_400_naming_the_column() {
-    let dir = temp_dir();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
     let (mut rng, _) = Rng::from_env(14);
-    let table = crate::fixtures::words(&mut rng, 600);
-    build_csv(&table, dir.path(), &data, "words", &[]);
+    let table = words(&mut rng, 600);
+    let (_dir, data) = build_in_data_dir(&table, "words");
     let file = quarry_format::read_file(&data.join("words.qry")).expect("open");
     let grp = table.col_index("grp");
     assert!(

@@ -2,14 +2,25 @@
 //! value, exit codes, inspect/verify, determinism across thread counts, stdin and gzip input.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use quarry_tests::{etl, temp_dir, Rng};
+use quarry_tests::data::Table;
+use quarry_tests::{etl, etl_build, etl_build_any, temp_dir, Rng};
 
 use crate::fixtures::people;
 
 fn write(p: &Path, s: &str) {
     std::fs::write(p, s).expect("write");
+}
+
+/// A generated `people` table (seed `seed`, `n` rows) written as `p.csv` and `p.schema.json`.
+fn people_csv(dir: &Path, seed: u64, n: usize) -> (Table, PathBuf, PathBuf) {
+    let (mut rng, _) = Rng::from_env(seed);
+    let t = people(&mut rng, n);
+    let (csv, schema) = (dir.join("p.csv"), dir.join("p.schema.json"));
+    t.write_csv(&csv);
+    t.write_schema(&schema);
+    (t, csv, schema)
 }
 
 fn schema_file(dir: &Path) -> String {
@@ -27,16 +38,7 @@ fn bad_values_are_named_by_file_line_column_and_value() {
     let csv = dir.path().join("in.csv");
     write(&csv, "id,name,age\n1,a,3\n2,b,notanumber\n3,c,5\n");
     let schema = schema_file(dir.path());
-    let out = etl([
-        "build",
-        csv.to_str().expect("utf8"),
-        "--out",
-        dir.path().to_str().expect("utf8"),
-        "--name",
-        "t",
-        "--schema",
-        &schema,
-    ]);
+    let out = etl_build_any(&csv, dir.path(), "t", &["--schema", &schema]);
     assert_eq!(out.code, Some(3), "bad input data exits 3: {out:?}");
     let e = &out.stderr;
     assert!(e.contains("in.csv"), "names the file: {e}");
@@ -48,36 +50,29 @@ fn bad_values_are_named_by_file_line_column_and_value() {
         "nothing published after a failed build"
     );
     // --on-bad-row skip publishes the good rows and counts the bad one.
-    let out = etl([
-        "build",
-        csv.to_str().expect("utf8"),
-        "--out",
-        dir.path().to_str().expect("utf8"),
-        "--name",
+    let out = etl_build_any(
+        &csv,
+        dir.path(),
         "t",
-        "--schema",
-        &schema,
-        "--on-bad-row",
-        "skip",
-    ]);
+        &["--schema", &schema, "--on-bad-row", "skip"],
+    );
     assert_eq!(out.code, Some(0), "{out:?}");
     let f = quarry_format::read_file(&dir.path().join("t.qry")).expect("open");
     assert_eq!(f.num_rows(), 2);
     // ... and fails past --max-bad-rows.
-    let out = etl([
-        "build",
-        csv.to_str().expect("utf8"),
-        "--out",
-        dir.path().to_str().expect("utf8"),
-        "--name",
+    let out = etl_build_any(
+        &csv,
+        dir.path(),
         "t2",
-        "--schema",
-        &schema,
-        "--on-bad-row",
-        "skip",
-        "--max-bad-rows",
-        "0",
-    ]);
+        &[
+            "--schema",
+            &schema,
+            "--on-bad-row",
+            "skip",
+            "--max-bad-rows",
+            "0",
+        ],
+    );
     assert_eq!(out.code, Some(3), "{out:?}");
 }
 
@@ -87,17 +82,7 @@ fn duplicate_keys_name_both_records() {
     let csv = dir.path().join("dup.csv");
     write(&csv, "id,name,age\n1,a,3\n2,b,4\n1,c,5\n");
     let schema = schema_file(dir.path());
-    let d = dir.path().to_str().expect("utf8");
-    let out = etl([
-        "build",
-        csv.to_str().expect("utf8"),
-        "--out",
-        d,
-        "--name",
-        "t",
-        "--schema",
-        &schema,
-    ]);
+    let out = etl_build_any(&csv, dir.path(), "t", &["--schema", &schema]);
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(
         out.stderr.contains("dup.csv:2") && out.stderr.contains("dup.csv:4"),
@@ -105,18 +90,12 @@ fn duplicate_keys_name_both_records() {
         out.stderr
     );
     for (policy, want_name) in [("first", "a"), ("last", "c")] {
-        let out = etl([
-            "build",
-            csv.to_str().expect("utf8"),
-            "--out",
-            d,
-            "--name",
+        let out = etl_build_any(
+            &csv,
+            dir.path(),
             policy,
-            "--schema",
-            &schema,
-            "--on-duplicate-key",
-            policy,
-        ]);
+            &["--schema", &schema, "--on-duplicate-key", policy],
+        );
         assert_eq!(out.code, Some(0), "{out:?}");
         let f = quarry_format::read_file(&dir.path().join(format!("{policy}.qry"))).expect("open");
         assert_eq!(f.num_rows(), 2);
@@ -132,31 +111,24 @@ fn duplicate_keys_name_both_records() {
 #[test]
 fn inspect_verify_and_determinism() {
     let dir = temp_dir();
-    let (mut rng, _) = Rng::from_env(31);
-    let t = people(&mut rng, 5000);
-    let csv = dir.path().join("p.csv");
-    t.write_csv(&csv);
-    let schema = dir.path().join("p.schema.json");
-    t.write_schema(&schema);
+    let (t, csv, schema) = people_csv(dir.path(), 31, 5000);
     let mut files = Vec::new();
     for threads in ["1", "2", "3"] {
         let out_dir = dir.path().join(format!("t{threads}"));
         std::fs::create_dir_all(&out_dir).expect("mkdir");
-        etl([
-            "build",
-            csv.to_str().expect("utf8"),
-            "--out",
-            out_dir.to_str().expect("utf8"),
-            "--name",
+        etl_build(
+            &csv,
+            &out_dir,
             "p",
-            "--schema",
-            schema.to_str().expect("utf8"),
-            "--threads",
-            threads,
-            "--row-group-rows",
-            "1000",
-        ])
-        .ok();
+            &[
+                "--schema",
+                schema.to_str().expect("utf8"),
+                "--threads",
+                threads,
+                "--row-group-rows",
+                "1000",
+            ],
+        );
         files.push(std::fs::read(out_dir.join("p.qry")).expect("read"));
     }
     assert!(
@@ -197,25 +169,10 @@ fn inspect_verify_and_determinism() {
 #[test]
 fn stdin_and_gzip_inputs_give_the_same_file() {
     let dir = temp_dir();
-    let (mut rng, _) = Rng::from_env(32);
-    let t = people(&mut rng, 800);
-    let csv = dir.path().join("p.csv");
-    t.write_csv(&csv);
-    let schema = dir.path().join("p.schema.json");
-    t.write_schema(&schema);
+    let (_, csv, schema) = people_csv(dir.path(), 32, 800);
     let s = schema.to_str().expect("utf8");
     let d = dir.path().to_str().expect("utf8");
-    etl([
-        "build",
-        csv.to_str().expect("utf8"),
-        "--out",
-        d,
-        "--name",
-        "plain",
-        "--schema",
-        s,
-    ])
-    .ok();
+    etl_build(&csv, dir.path(), "plain", &["--schema", s]);
     // gzip via the system tool: an independent encoder.
     let st = std::process::Command::new("gzip")
         .arg("-k")
@@ -223,17 +180,12 @@ fn stdin_and_gzip_inputs_give_the_same_file() {
         .status()
         .expect("gzip");
     assert!(st.success());
-    etl([
-        "build",
-        dir.path().join("p.csv.gz").to_str().expect("utf8"),
-        "--out",
-        d,
-        "--name",
+    etl_build(
+        &dir.path().join("p.csv.gz"),
+        dir.path(),
         "gz",
-        "--schema",
-        s,
-    ])
-    .ok();
+        &["--schema", s],
+    );
     let mut child = std::process::Command::new(&quarry_tests::Bins::get().etl)
         .args([
             "build",
@@ -278,41 +230,14 @@ fn stdin_and_gzip_inputs_give_the_same_file() {
 #[test]
 fn spilled_build_equals_in_memory_build() {
     let dir = temp_dir();
-    let (mut rng, _) = Rng::from_env(33);
-    let t = people(&mut rng, 60_000);
-    let csv = dir.path().join("p.csv");
-    t.write_csv(&csv);
-    let schema = dir.path().join("p.schema.json");
-    t.write_schema(&schema);
-    let (c, s) = (csv.to_str().expect("utf8"), schema.to_str().expect("utf8"));
+    let (_, csv, schema) = people_csv(dir.path(), 33, 60_000);
+    let s = schema.to_str().expect("utf8");
     let mem = dir.path().join("mem");
     let spill = dir.path().join("spill");
     std::fs::create_dir_all(&mem).expect("mkdir");
     std::fs::create_dir_all(&spill).expect("mkdir");
-    etl([
-        "build",
-        c,
-        "--out",
-        mem.to_str().expect("utf8"),
-        "--name",
-        "p",
-        "--schema",
-        s,
-    ])
-    .ok();
-    let out = etl([
-        "build",
-        c,
-        "--out",
-        spill.to_str().expect("utf8"),
-        "--name",
-        "p",
-        "--schema",
-        s,
-        "--memory-limit",
-        "1M",
-    ])
-    .ok();
+    etl_build(&csv, &mem, "p", &["--schema", s]);
+    let out = etl_build(&csv, &spill, "p", &["--schema", s, "--memory-limit", "1M"]);
     let a = std::fs::read(mem.join("p.qry")).expect("read");
     let b = std::fs::read(spill.join("p.qry")).expect("read");
     assert!(

@@ -126,7 +126,8 @@ where
 }
 
 /// `quarry-etl build INPUT --out DIR --name NAME EXTRA...`, asserting success.
-pub fn etl_build(input: &Path, out: &Path, name: &str, extra: &[&str]) -> EtlOutput {
+/// `quarry-etl build INPUT --out OUT --name NAME EXTRA...`, whatever its exit code.
+pub fn etl_build_any(input: &Path, out: &Path, name: &str, extra: &[&str]) -> EtlOutput {
     let mut args: Vec<&OsStr> = vec![
         OsStr::new("build"),
         input.as_os_str(),
@@ -136,5 +137,10 @@ pub fn etl_build(input: &Path, out: &Path, name: &str, extra: &[&str]) -> EtlOut
         OsStr::new(name),
     ];
     args.extend(extra.iter().map(OsStr::new));
-    etl(args).ok()
+    etl(args)
+}
+
+/// As [`etl_build_any`], asserting that the build succeeded.
+pub fn etl_build(input: &Path, out: &Path, name: &str, extra: &[&str]) -> EtlOutput {
+    etl_build_any(input, out, name, extra).ok()
 }

@@ -14,7 +14,7 @@ pub mod oracle;
 pub mod rng;
 pub mod server;
 
-pub use bins::{etl, etl_build, Bins, EtlOutput};
+pub use bins::{etl, etl_build, etl_build_any, Bins, EtlOutput};
 pub use http::{Conn, Response};
 pub use oracle::Oracle;
 pub use rng::Rng;

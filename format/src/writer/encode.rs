@@ -308,11 +308,8 @@ fn encode_column(column: &ColumnData, policy: DictionaryPolicy) -> EncodedChunk 
         ColumnData::Bool { values, .. } => {
             encoding = encoding_tag::BIT_PACKED;
             buffers[1] = push_buffer(&mut region, &pack_bits(values.iter().copied()));
-            let bit = |b: bool| StatOwned::Bits(u64::from(b));
-            (
-                present(values, &valid).min().map(bit),
-                present(values, &valid).max().map(bit),
-            )
+            let bit = |b: bool| Some(StatOwned::Bits(u64::from(b)));
+            min_max(present(values, &valid)).map_or((None, None), |(lo, hi)| (bit(lo), bit(hi)))
         }
         ColumnData::Int64 { values, .. } | ColumnData::Timestamp { values, .. } => {
             buffers[1] = push_buffer(&mut region, values.as_bytes());
@@ -324,19 +321,9 @@ fn encode_column(column: &ColumnData, policy: DictionaryPolicy) -> EncodedChunk 
         }
         ColumnData::Float64 { values, .. } => {
             buffers[1] = push_buffer(&mut region, values.as_bytes());
-            let mut it = present(values, &valid).filter(|v| !v.is_nan());
-            match it.next() {
-                None => (None, None),
-                Some(first) => {
-                    let (lo, hi) = it.fold((first, first), |(lo, hi), v| {
-                        (if v < lo { v } else { lo }, if v > hi { v } else { hi })
-                    });
-                    (
-                        Some(StatOwned::Bits(lo.to_bits())),
-                        Some(StatOwned::Bits(hi.to_bits())),
-                    )
-                }
-            }
+            let bits = |v: f64| Some(StatOwned::Bits(v.to_bits()));
+            min_max(present(values, &valid).filter(|v| !v.is_nan()))
+                .map_or((None, None), |(lo, hi)| (bits(lo), bits(hi)))
         }
         ColumnData::Utf8 { offsets, bytes, .. } => {
             let s = |i: usize| string_at(offsets, bytes, i);
@@ -349,19 +336,7 @@ fn encode_column(column: &ColumnData, policy: DictionaryPolicy) -> EncodedChunk 
             // A dictionary holds exactly the present values, sorted: its ends are the extremes.
             let (lo, hi) = match &dictionary {
                 Some((dict, _)) => (dict.first().copied(), dict.last().copied()),
-                None => {
-                    let mut it = present();
-                    let first = it.next();
-                    match first {
-                        None => (None, None),
-                        Some(f) => {
-                            let (lo, hi) = it.fold((f, f), |(lo, hi), v| {
-                                (if v < lo { v } else { lo }, if v > hi { v } else { hi })
-                            });
-                            (Some(lo), Some(hi))
-                        }
-                    }
-                }
+                None => min_max(present()).map_or((None, None), |(lo, hi)| (Some(lo), Some(hi))),
             };
             let stats = if lo.is_some_and(|b| b.len() > MAX_STRING_STAT_LEN)
                 || hi.is_some_and(|b| b.len() > MAX_STRING_STAT_LEN)
@@ -419,17 +394,17 @@ fn encode_column(column: &ColumnData, policy: DictionaryPolicy) -> EncodedChunk 
     }
 }
 
-fn int_stats(mut it: impl Iterator<Item = i64>) -> (Option<StatOwned>, Option<StatOwned>) {
-    match it.next() {
-        None => (None, None),
-        Some(first) => {
-            let (lo, hi) = it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v)));
-            (
-                Some(StatOwned::Bits(lo as u64)),
-                Some(StatOwned::Bits(hi as u64)),
-            )
-        }
-    }
+fn int_stats(it: impl Iterator<Item = i64>) -> (Option<StatOwned>, Option<StatOwned>) {
+    let bits = |v: i64| Some(StatOwned::Bits(v as u64));
+    min_max(it).map_or((None, None), |(lo, hi)| (bits(lo), bits(hi)))
+}
+
+/// The smallest and largest item in one pass (the first of equals); `None` when empty.
+fn min_max<T: PartialOrd + Copy>(mut it: impl Iterator<Item = T>) -> Option<(T, T)> {
+    let first = it.next()?;
+    Some(it.fold((first, first), |(lo, hi), v| {
+        (if v < lo { v } else { lo }, if v > hi { v } else { hi })
+    }))
 }
 
 /// A hasher for byte strings that hashes each slice in one xxh3 call: SipHash, the std
