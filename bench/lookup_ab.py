@@ -8,10 +8,14 @@ ratios against the first system.
 
   bench/lookup_ab.py REPS SECS NAME=BINARY ...
   e.g. bench/lookup_ab.py 5 4 fixed=fixed old=/tmp/quarry-server.old new=target/release/quarry-server
+  1 MiB raw column reads against nginx (bench/run.sh analytics writes the paths and the file):
+  QUARRY_PATHS=bench/work/paths/quarry-raw.txt NGINX_PATHS=bench/work/paths/nginx-raw.txt \
+      bench/lookup_ab.py 5 4 nginx=nginx new=target/release/quarry-server
 
 Environment: QUARRY_DATA (default bench/work/data-sf1), QUARRY_PATHS (default
 bench/work/paths/quarry-lookup.txt; bench/run.sh server writes it), FIXED_BODY (default
-target/release/examples/fixed_body), FIXED_PATHS, FIXED_BYTES (257: an orders row).
+target/release/examples/fixed_body), FIXED_PATHS, FIXED_BYTES (257: an orders row),
+NGINX_PATHS (default bench/work/paths/nginx-lookup.txt; nginx serves bench/work/www).
 """
 import json
 import os
@@ -34,7 +38,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start(binary: str):
+    """Starts a system on core 0: (pid, base URL, paths file, stop function)."""
     env = os.environ.get
+    if binary == "nginx":
+        sys.path.insert(0, str(HERE))
+        from qbench.servers import start_nginx
+        server = start_nginx(HERE / "work/www")
+        paths = env("NGINX_PATHS", str(HERE / "work/paths/nginx-lookup.txt"))
+        return server.pid, server.base_url, paths, server.stop
     if binary == "fixed":
         argv = [env("FIXED_BODY", str(ROOT / "target/release/examples/fixed_body")),
                 "--listen", f"127.0.0.1:{PORT}", "--body-bytes", env("FIXED_BYTES", "257")]
@@ -51,13 +62,17 @@ def start(binary: str):
             break
         except Exception:
             time.sleep(0.1)
-    return p, paths
+
+    def stop():
+        p.kill()
+        p.wait()
+    return p.pid, f"http://127.0.0.1:{PORT}", paths, stop
 
 
-def wrk(paths: str, secs: int) -> dict:
+def wrk(base_url: str, paths: str, secs: int) -> dict:
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{secs}s", "-s", str(HERE / "lua/paths.lua"),
-         f"http://127.0.0.1:{PORT}", "--", paths], capture_output=True, text=True).stdout
+         base_url, "--", paths], capture_output=True, text=True).stdout
     if "WRKJSON " not in out:
         raise SystemExit("wrk failed: " + out)
     return json.loads(out.split("WRKJSON ", 1)[1])
@@ -71,15 +86,14 @@ def main() -> None:
     res = {n: [] for n, _ in systems}
     for r in range(reps):
         for name, binary in systems:
-            p, paths = start(binary)
+            pid, url, paths, stop = start(binary)
             try:
-                wrk(paths, 2)
-                c0 = cpu_seconds(p.pid)
-                w = wrk(paths, secs)
-                c1 = cpu_seconds(p.pid)
+                wrk(url, paths, 2)
+                c0 = cpu_seconds(pid)
+                w = wrk(url, paths, secs)
+                c1 = cpu_seconds(pid)
             finally:
-                p.kill()
-                p.wait()
+                stop()
                 time.sleep(0.5)
             rps = w["requests"] / (w["duration_us"] / 1e6)
             run = (1e6 * (c1 - c0) / w["requests"], rps, w["p50_us"] / 1e3, w["p99_us"] / 1e3)

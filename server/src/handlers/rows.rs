@@ -1,12 +1,13 @@
 //! `/v1/datasets/{name}/rows/{key}` (point lookup) and `/v1/datasets/{name}/rows` (scans).
 //!
-//! A scan runs in two phases on the loop: `Scan::step` over at most `SCAN_STEP_ROWS` rows per
-//! turn, yielding between steps, until the page is known (so the `Link` header and the total
-//! can go in the head); then the body streams one `Encoder::step` of at most `FRAME_BYTES` per
+//! A scan runs in two phases on the loop: `Scan::step`s of `SCAN_STEP_ROWS` rows, yielding to
+//! the loop after each time slice (`SLICE_SHARED`), until the page is known (so the `Link`
+//! header and the total can go in the head); then the body streams one `Encoder::step` of at most `FRAME_BYTES` per
 //! frame, so a large page never sits in memory whole.
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -21,10 +22,19 @@ use crate::error::ApiError;
 use crate::state::LoopCtx;
 use crate::sync::yield_now;
 
-/// Rows examined per loop turn (half a default row group: about 0.6 ms of a Q1-like
-/// aggregation on SF1; 64k steps gave lookups beside two aggregations a 29 ms p99, 32k 6.5 ms, at
-/// the same aggregation time alone).
-const SCAN_STEP_ROWS: u64 = 32_768;
+/// Rows per `Scan::step`: about 0.05 ms of a Q1-like aggregation on SF1, so a slice overruns its
+/// time budget by at most that.
+const SCAN_STEP_ROWS: u64 = 4_096;
+/// A scan's time on the loop between yields while other connections are open. The loop serves
+/// every ready lookup between two slices, so this bounds what a scan adds to their latency:
+/// lookups beside two aggregations (bench/lookups_beside_aggregations.sh), p50 / p99 /
+/// aggregations done: 32k-row slices 1.5 / 3.0-3.3 ms / 68-72; 150 us 1.3 / 2.4-2.8 ms / 49-55;
+/// 75 us 1.1 / 2.3 ms / 36. Lookups alone measured a 2.6-3.4 ms p99 in the same hour: the rest of
+/// the tail is the machine.
+const SLICE_SHARED: Duration = Duration::from_micros(150);
+/// The same when this scan's connection is the loop's only one: nothing else can be waiting
+/// but a new connection (a probe), and each yield costs a driver poll (~14 us).
+const SLICE_ALONE: Duration = Duration::from_millis(5);
 /// Encoded bytes per body frame.
 const FRAME_BYTES: usize = 64 << 10;
 
@@ -98,6 +108,7 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
     }
 
     let mut scan = Scan::new(&query, &ds.file);
+    let mut slice_start = Instant::now();
     loop {
         let done = scan.step(&query, &ds.file, SCAN_STEP_ROWS);
         let done = match done {
@@ -110,7 +121,15 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
         if done {
             break;
         }
-        yield_now().await;
+        let budget = if ctx.connections.get() > 1 {
+            SLICE_SHARED
+        } else {
+            SLICE_ALONE
+        };
+        if slice_start.elapsed() >= budget {
+            yield_now().await;
+            slice_start = Instant::now();
+        }
     }
     ctx.metrics.rows_examined.inc_by(scan.rows_examined());
     let page = scan.finish();

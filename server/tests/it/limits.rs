@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 
@@ -123,6 +123,44 @@ fn force_epoll_flag_serves_the_same_answers() {
     assert_eq!(r.json()["id"], rows[7].id);
     server.reload();
     assert_eq!(get(addr, "/livez").status, 200);
+    server.shutdown();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_long_scan_lets_lookups_on_other_connections_through() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people(dir.path(), "people", &people(300_000), 65_536);
+    let server = start(dir.path(), &[]);
+    let addr = server.local_addr();
+    wait_ready(addr);
+    // Groups all 300k rows by `born` (400 groups); one connection only.
+    let scan = "/v1/datasets/people/rows?select=born,score.sum(),score.avg(),count()";
+    let started = Instant::now();
+    let r = get(addr, scan);
+    let alone = started.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        alone >= Duration::from_millis(60),
+        "the scan took {alone:?}: too short for this test to tell a yield from none"
+    );
+
+    let s = std::thread::spawn(move || {
+        let r = get(addr, scan);
+        (r.status, Instant::now())
+    });
+    std::thread::sleep(alone / 4);
+    let lookup = get(addr, "/v1/datasets/people/rows/30");
+    let looked_up = Instant::now();
+    assert_eq!(lookup.status, 200, "{}", lookup.text());
+    let (status, scanned) = s.join().unwrap();
+    assert_eq!(status, 200);
+    // Without yields the lookup's connection is not even accepted until the scan ends.
+    assert!(
+        looked_up < scanned,
+        "the lookup waited for the scan: it finished {:?} after it",
+        looked_up - scanned
+    );
     server.shutdown();
     server.join().unwrap();
 }
