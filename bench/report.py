@@ -17,7 +17,7 @@ from qbench.common import DOCS, load_json  # noqa: E402
 
 SYSTEM_COLOURS = {
     "quarry": "#1b7f5f", "quarry-etl": "#1b7f5f", "fixed_body": "#8c8c8c", "nginx": "#3a6ea5",
-    "datasette": "#c77c2e", "polars": "#6a4fb3", "duckdb": "#c9a227",
+    "nginx_cold": "#7ea6d4", "datasette": "#c77c2e", "polars": "#6a4fb3", "duckdb": "#c9a227",
 }
 WORKLOAD_TITLES = {
     "lookup": "point lookup", "scan_limit_100": "filtered scan, limit 100",
@@ -144,6 +144,10 @@ def targets(doc):
         v = q.get("ratios", {}).get("nginx", {}).get("rps")
         rows.append(("raw column 1 MiB: req/s vs nginx static", x(v), ">= 1.0x",
                      None if v is None or not _valid(q) else v >= 1.0))
+        v = q.get("ratios", {}).get("nginx_cold", {}).get("rps")
+        if v is not None:
+            rows.append(("raw column 1 MiB: req/s vs nginx over 64 distinct files (same data temperature)",
+                         x(v), "report", None))
     lua = ana.get("lookup_under_aggregation")
     if lua and not lua.get("failed") and lua["lookup_with_aggregations"].get("p99_ms"):
         p99 = lua["lookup_with_aggregations"]["p99_ms"]
@@ -275,7 +279,12 @@ def write_markdown(doc, out: Path):
         raw = ana.get("raw_column")
         if isinstance(raw, list):
             lines += ["Raw column reads (`/columns/l_extendedprice?offset=R&limit=131072`, random R):", "",
-                      *server_rows(raw), "", "Target (issue 5): req/s >= 1.0x nginx.", ""]
+                      *server_rows(raw), "",
+                      "`nginx` serves one 1 MiB file, which stays in the L3 cache; `nginx_cold` serves "
+                      "64 distinct 1 MiB files in random order, like ranges of a column larger than the "
+                      "cache. The load generator copies every byte out of the socket on the other core, "
+                      "so the temperature of the data shows in req/s.",
+                      "", "Target (issue 5): req/s >= 1.0x nginx.", ""]
         elif raw:
             lines += [f"Raw column failed: `{raw.get('failed')}`", ""]
         lua = ana.get("lookup_under_aggregation")

@@ -179,6 +179,7 @@ def raw_column(cfg, quarry):
     size = len(body)
     www = WORK / "www"
     static = static_file(www, f"raw-{size}.bin", size)
+    cold = cold_files(www, size)
     paths_dir = WORK / "paths"
     nginx = start_nginx(www)
     fixed = start_fixed_body(cfg, size)
@@ -186,6 +187,7 @@ def raw_column(cfg, quarry):
         ("raw_column_1mib", "quarry", quarry, write_paths(paths_dir / "quarry-raw.txt", paths)),
         ("raw_column_1mib", "fixed_body", fixed, write_paths(paths_dir / "fixed-raw.txt", paths)),
         ("raw_column_1mib", "nginx", nginx, write_paths(paths_dir / "nginx-raw.txt", [static])),
+        ("raw_column_1mib", "nginx_cold", nginx, write_paths(paths_dir / "nginx-raw-cold.txt", cold)),
     ]
     from .server import add_ratios, measure
 
@@ -196,8 +198,26 @@ def raw_column(cfg, quarry):
         fixed.stop()
     results = [{"workload": w, "system": s, "body_bytes": size, **digest_runs(rs)}
                for (w, s), rs in runs.items()]
-    add_ratios(results, "quarry", ["fixed_body", "nginx"])
+    add_ratios(results, "quarry", ["fixed_body", "nginx", "nginx_cold"])
     return results
+
+
+COLD_FILES = 64  # 64 MiB: more than the 32 MiB L3, like the 48 MB column the ranges come from
+
+
+def cold_files(www: Path, size: int) -> list:
+    """COLD_FILES distinct static files of `size` random bytes for nginx: the same data
+    temperature as random ranges of a column larger than the cache (one file stays in L3)."""
+    d = www / "cold"
+    d.mkdir(parents=True, exist_ok=True)
+    rnd = random.Random(5)
+    paths = []
+    for i in range(COLD_FILES):
+        f = d / f"{size}-{i}.bin"
+        if not f.exists() or f.stat().st_size != size:
+            f.write_bytes(rnd.randbytes(size))
+        paths.append(f"/cold/{f.name}")
+    return paths
 
 
 def lookup_under_aggregation(cfg, quarry, keys):

@@ -157,16 +157,27 @@ impl TempFile {
         name: &str,
         threads: usize,
     ) -> Result<PathBuf> {
-        file.sync_all()
-            .with_context(|| format!("fsync {}", self.path.display()))?;
+        // The fsync waits on the disk and verification reads the page cache: run them at once.
+        // Both must succeed before the rename.
+        let (synced, verified) = std::thread::scope(|s| {
+            let sync = s.spawn(|| file.sync_all());
+            let verified = quarry_format::read_file(&self.path)
+                .map_err(|e| {
+                    anyhow::Error::new(Corrupt(format!("the written file does not open: {e}")))
+                })
+                .and_then(|qf| {
+                    verify_in_parallel(&qf, threads).map_err(|e| {
+                        anyhow::Error::new(Corrupt(format!(
+                            "the written file fails verification: {e}"
+                        )))
+                    })
+                });
+            let synced = sync.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (synced, verified)
+        });
+        synced.with_context(|| format!("fsync {}", self.path.display()))?;
+        verified?;
         drop(file);
-        let qf = quarry_format::read_file(&self.path).map_err(|e| {
-            anyhow::Error::new(Corrupt(format!("the written file does not open: {e}")))
-        })?;
-        verify_in_parallel(&qf, threads).map_err(|e| {
-            anyhow::Error::new(Corrupt(format!("the written file fails verification: {e}")))
-        })?;
-        drop(qf);
         let target = dir.join(format!("{name}.qry"));
         fs::rename(&self.path, &target)
             .with_context(|| format!("renaming {} to {}", self.path.display(), target.display()))?;
