@@ -7,47 +7,35 @@
 //! Fast path: when every group column has a small per-row-group domain (dictionary codes of a
 //! string chunk, or bools) a row's local composite code indexes a per-row-group table that maps
 //! to the global group id, so the hash map is consulted once per distinct local combination,
-//! not once per row. Otherwise each row looks its key up in an Fx-hashed map.
+//! not once per row. Otherwise each row looks its key up in a hash table of group ids whose keys
+//! live in one flat vector (no allocation per group).
 //!
 //! int64 sums accumulate in i128 (no overflow below 2^64 rows); a final sum outside i64 is a
 //! 422 `sum_overflow` error rather than a silently rounded float. avg is always float64.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-use quarry_format::{Bitmap, ColumnChunk, DataType, QuarryFile};
+use hashbrown::HashTable;
+
+use quarry_format::{Bitmap, ColumnChunk, DataType, QuarryFile, Stat};
 
 use crate::error::{ErrorKind, QueryError};
 use crate::eval::cmp_f64;
 use crate::output::OwnedValue;
 use crate::query::{AggFunc, AggSpec};
 
-/// FxHash (rustc's): fast for short integer keys; the keys are not attacker-chosen strings
-/// (strings are interned to dense ids first).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(w));
-        }
+/// Hash of a group key's words for the group table: multiply and fold (the splitmix64 steps),
+/// so every word reaches the low bits the table indexes by. The words are data values and dense
+/// interned string ids, not attacker-chosen strings.
+#[inline]
+fn hash_key(words: &[u64]) -> u64 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for &w in words {
+        h = (h ^ w).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
     }
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.write_u64(v as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    h
 }
-
-type FxBuild = BuildHasherDefault<FxHasher>;
 
 /// At most this many group columns (one null-flag word).
 pub(crate) const MAX_GROUP_COLUMNS: usize = 64;
@@ -57,6 +45,53 @@ pub(crate) const MAX_GROUPS: usize = if cfg!(test) { 64 } else { 1 << 20 };
 /// Largest per-row-group composite domain for the table fast path.
 const LOCAL_TABLE_MAX: usize = 1 << 16;
 const UNSET: u32 = u32::MAX;
+/// Largest file-wide value range of a single integer group column for the direct index
+/// (4 bytes an entry: 16 MiB, allocated zeroed, so untouched pages cost nothing).
+const DIRECT_MAX: u64 = 1 << 22;
+
+/// Group ids of a single integer-like group column (int64, date, timestamp) indexed by value:
+/// `ids[0]` is the null group, `ids[1 + v - min]` the group of `v`, each stored as id + 1 (0:
+/// not seen yet). The range comes from the chunks' statistics; a value outside it (statistics
+/// of an unverified file can lie) takes the hash path.
+#[derive(Debug)]
+struct Direct {
+    min: i64,
+    ids: Vec<u32>,
+}
+
+impl Direct {
+    /// For group column `col` of `file`, when every chunk has statistics and the range is small.
+    fn for_column<B: AsRef<[u8]>>(file: &QuarryFile<B>, col: usize) -> Option<Direct> {
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for rg in 0..file.row_groups().len() {
+            let meta = file.chunk_meta(rg, col);
+            match (&meta.min, &meta.max) {
+                (Some(Stat::Int(a)), Some(Stat::Int(b))) => {
+                    lo = lo.min(*a);
+                    hi = hi.max(*b);
+                }
+                // A chunk of nulls only has no statistics.
+                (None, None) if meta.null_count == meta.num_rows => {}
+                _ => return None,
+            }
+        }
+        let span = if lo <= hi { hi.abs_diff(lo) + 1 } else { 0 };
+        (span <= DIRECT_MAX).then(|| Direct {
+            min: if lo <= hi { lo } else { 0 },
+            ids: vec![0; span as usize + 1],
+        })
+    }
+
+    fn slot(&self, v: Option<i64>) -> Option<usize> {
+        match v {
+            None => Some(0),
+            Some(v) => usize::try_from(v.checked_sub(self.min)?)
+                .ok()
+                .map(|d| d + 1)
+                .filter(|&s| s < self.ids.len()),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Interner {
@@ -153,7 +188,8 @@ pub(crate) struct Aggregator {
     states: Vec<(usize, Kind, State)>,
     /// Rows per group.
     rows: Vec<u64>,
-    map: HashMap<Vec<u64>, u32, FxBuild>,
+    /// Group ids, found by their key words in `keys` (no allocation per group).
+    table: HashTable<u32>,
     /// Encoded key of each group, `key_width` words per group.
     keys: Vec<u64>,
     key_width: usize,
@@ -165,6 +201,8 @@ pub(crate) struct Aggregator {
     dict_ids: Vec<Vec<u32>>,
     /// Local composite code -> group id, when the fast path applies to this row group.
     local_table: Option<Vec<u32>>,
+    /// Value -> group id for one integer-like group column (decided on the first slice).
+    direct: Option<Option<Direct>>,
     // Scratch, reused across slices.
     gids: Vec<u32>,
     composite: Vec<u32>,
@@ -262,7 +300,7 @@ impl Aggregator {
             aggs,
             states,
             rows: Vec::new(),
-            map: HashMap::default(),
+            table: HashTable::new(),
             keys: Vec::new(),
             key_width,
             interners: (0..n).map(|_| Interner::default()).collect(),
@@ -270,6 +308,7 @@ impl Aggregator {
             cache_rg: None,
             dict_ids: vec![Vec::new(); n],
             local_table: None,
+            direct: None,
             gids: Vec::new(),
             composite: Vec::new(),
             key_buf: vec![0; key_width],
@@ -285,7 +324,14 @@ impl Aggregator {
 
     /// The group id of `self.key_buf`, creating the group on first sight.
     fn group_of_key(&mut self) -> u32 {
-        if let Some(&g) = self.map.get(self.key_buf.as_slice()) {
+        let kw = self.key_width;
+        let hash = hash_key(&self.key_buf);
+        let (keys, key) = (&self.keys, &self.key_buf);
+        let same = |g: &u32| {
+            let at = *g as usize * kw;
+            keys[at..at + kw].iter().zip(key).all(|(a, b)| a == b)
+        };
+        if let Some(&g) = self.table.find(hash, same) {
             return g;
         }
         if self.ngroups >= MAX_GROUPS {
@@ -294,8 +340,12 @@ impl Aggregator {
             return 0;
         }
         let g = self.ngroups as u32;
-        self.map.insert(self.key_buf.clone(), g);
         self.keys.extend_from_slice(&self.key_buf);
+        let keys = &self.keys;
+        self.table.insert_unique(hash, g, |&g| {
+            let at = g as usize * kw;
+            hash_key(&keys[at..at + kw])
+        });
         self.ngroups += 1;
         self.rows.resize(self.ngroups, 0);
         for (_, _, s) in &mut self.states {
@@ -436,6 +486,29 @@ impl Aggregator {
             }
             self.composite = composite;
             self.local_table = Some(table);
+        } else if let Some(mut direct) = self.direct_index(file) {
+            for &off in sel {
+                let i = off as usize;
+                let v = match &chunks[0] {
+                    ColumnChunk::Int64(c) | ColumnChunk::Timestamp(c) => c.get(i),
+                    ColumnChunk::Date(c) => c.get(i).map(i64::from),
+                    _ => None,
+                };
+                let slot = direct.slot(v);
+                let g = match slot.map(|s| direct.ids[s]) {
+                    Some(id) if id != 0 => id - 1,
+                    _ => {
+                        self.key_of_row(&chunks, i);
+                        let g = self.group_of_key();
+                        if let (Some(s), false) = (slot, self.too_many_groups) {
+                            direct.ids[s] = g + 1;
+                        }
+                        g
+                    }
+                };
+                gids.push(g);
+            }
+            self.direct = Some(Some(direct));
         } else {
             for &off in sel {
                 self.key_of_row(&chunks, off as usize);
@@ -443,6 +516,20 @@ impl Aggregator {
             }
         }
         self.gids = gids;
+    }
+
+    /// The direct index, taken out of `self` while rows are assigned (put it back after), when
+    /// there is one integer-like group column with a small range.
+    fn direct_index<B: AsRef<[u8]>>(&mut self, file: &QuarryFile<B>) -> Option<Direct> {
+        let decided = self
+            .direct
+            .get_or_insert_with(|| match self.group_cols[..] {
+                [(col, DataType::Int64 | DataType::Date | DataType::Timestamp)] => {
+                    Direct::for_column(file, col)
+                }
+                _ => None,
+            });
+        decided.take()
     }
 
     /// Folds the selected rows of row group `rg` into the aggregates.

@@ -653,11 +653,16 @@ impl Scan {
             Sink::Aggregate(agg) => {
                 let mut groups = agg.finish()?;
                 let ngroups = agg.num_groups();
-                sort_groups(&mut groups, query);
                 let skip = match query.cursor {
                     Some(Cursor::Offset(o)) => usize::try_from(o).unwrap_or(usize::MAX),
                     _ => 0,
                 };
+                // One more than the page, to know whether there is a next one.
+                top_groups(
+                    &mut groups,
+                    query,
+                    skip.saturating_add(self.limit).saturating_add(1),
+                );
                 let rest: Vec<Vec<OwnedValue>> = groups.into_iter().skip(skip).collect();
                 let more = rest.len() > self.limit;
                 let page_rows: Vec<Vec<OwnedValue>> = rest.into_iter().take(self.limit).collect();
@@ -686,47 +691,61 @@ impl Scan {
     }
 }
 
-/// Groups in output order: by the group columns ascending (nulls last), or by `order=` with
-/// ties broken by that default order. Deterministic for a given dataset version.
-fn sort_groups(groups: &mut [Vec<OwnedValue>], query: &RowsQuery) {
+/// Keeps the first `keep` groups in output order and drops the rest. The output order is
+/// `order=` (if given), with ties broken by the group columns ascending (nulls last), or just
+/// the group columns. Groups are distinct, so the order is total and the page is deterministic
+/// for a given dataset version. Selecting before sorting makes a query with many groups cost
+/// O(groups) plus the sort of one page, not a sort of every group.
+fn top_groups(groups: &mut Vec<Vec<OwnedValue>>, query: &RowsQuery, keep: usize) {
     let Projection::Aggregate { group_by, .. } = &query.projection else {
         return;
     };
     let ngroup = group_by.len();
-    let default_cmp = |a: &Vec<OwnedValue>, b: &Vec<OwnedValue>| {
-        for j in 0..ngroup {
+    let primary = query.order.map(|order| {
+        let idx = match order.target {
+            OrderTarget::Column(c) => group_by.iter().position(|&g| g == c).unwrap_or(0),
+            OrderTarget::Aggregate(a) => ngroup + a,
+        };
+        (idx, order.desc, order.nulls_first)
+    });
+    let cmp = |a: &Vec<OwnedValue>, b: &Vec<OwnedValue>| {
+        if let Some((idx, desc, nulls_first)) = primary {
             let o = cmp_ordered(
-                &Key::of_owned(&a[j]),
+                &Key::of_owned(&a[idx]),
                 0,
-                &Key::of_owned(&b[j]),
+                &Key::of_owned(&b[idx]),
                 0,
-                false,
-                false,
+                desc,
+                nulls_first,
             );
             if o != Ordering::Equal {
                 return o;
             }
         }
-        Ordering::Equal
+        (0..ngroup)
+            .map(|j| {
+                cmp_ordered(
+                    &Key::of_owned(&a[j]),
+                    0,
+                    &Key::of_owned(&b[j]),
+                    0,
+                    false,
+                    false,
+                )
+            })
+            .find(|&o| o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
     };
-    groups.sort_by(default_cmp);
-    if let Some(order) = query.order {
-        let idx = match order.target {
-            OrderTarget::Column(c) => group_by.iter().position(|&g| g == c).unwrap_or(0),
-            OrderTarget::Aggregate(a) => ngroup + a,
-        };
-        // Stable: ties keep the default order.
-        groups.sort_by(|a, b| {
-            cmp_ordered(
-                &Key::of_owned(&a[idx]),
-                0,
-                &Key::of_owned(&b[idx]),
-                0,
-                order.desc,
-                order.nulls_first,
-            )
-        });
+    if keep < groups.len() {
+        if keep == 0 {
+            groups.clear();
+            return;
+        }
+        // The `keep` first groups in output order end up in front, in some order.
+        groups.select_nth_unstable_by(keep - 1, cmp);
+        groups.truncate(keep);
     }
+    groups.sort_unstable_by(cmp);
 }
 
 #[cfg(test)]

@@ -549,3 +549,67 @@ fn running_on_another_version_is_refused_not_a_panic() {
     assert!(enc.step(&q, &other.file, 4096).is_none());
     assert_eq!(row_json(&other.file, 99), b"null");
 }
+
+#[test]
+fn integer_group_columns_group_like_a_reference_map() {
+    // x: small range with negatives and nulls (the direct index); d: dates; t: a range far over
+    // the direct index's bound (the hash table). 100 rows a row group, unsorted values.
+    let rows: Vec<Vec<RV>> = (0..1000i64)
+        .map(|i| {
+            vec![
+                RV::I(i),
+                RV::S("g".into()),
+                RV::Null,
+                if i % 9 == 4 {
+                    RV::Null
+                } else {
+                    RV::I((i * 37) % 50 - 20)
+                },
+                RV::F(i as f64),
+                RV::B(true),
+                RV::D(((i * 11) % 13) as i32 - 3),
+                RV::T(((i * 13) % 17) * 1_000_000_007),
+            ]
+        })
+        .collect();
+    let ds = build(rows.clone(), 100, true);
+    for (col, idx) in [("x", 3usize), ("d", 6), ("t", 7)] {
+        let mut want: std::collections::BTreeMap<Option<i64>, (i64, f64)> = Default::default();
+        for r in &rows {
+            let k = match &r[idx] {
+                RV::I(v) | RV::T(v) => Some(*v),
+                RV::D(v) => Some(i64::from(*v)),
+                _ => None,
+            };
+            let RV::F(f) = r[4] else { unreachable!() };
+            let e = want.entry(k).or_default();
+            e.0 += 1;
+            e.1 += f;
+        }
+        let got = run(
+            &ds,
+            &format!("select={col},count(),f.sum()&limit=1000"),
+            false,
+            64,
+            1 << 20,
+            &lim(),
+        )
+        .unwrap()
+        .rows;
+        // Ascending, nulls last: BTreeMap puts None first, so rotate it to the end.
+        let mut want: Vec<_> = want.into_iter().collect();
+        if want.first().is_some_and(|(k, _)| k.is_none()) {
+            want.rotate_left(1);
+        }
+        assert_eq!(got.len(), want.len(), "{col}: {got:?}");
+        for (g, (k, (n, sum))) in got.iter().zip(&want) {
+            assert_eq!(g["count"], *n, "{col} {k:?}");
+            assert_eq!(g["sum(f)"].as_f64().unwrap(), *sum, "{col} {k:?}");
+            match k {
+                None => assert!(g[col].is_null(), "{col}: {g}"),
+                Some(v) if col == "x" => assert_eq!(g[col], *v),
+                Some(_) => assert!(!g[col].is_null(), "{col}: {g}"),
+            }
+        }
+    }
+}

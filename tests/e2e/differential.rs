@@ -411,7 +411,7 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
         }
         // Order: a group column or an aggregate, or first-seen order.
         // Default group order: the group columns ascending, nulls last (query/src/scan.rs
-        // sort_groups); `order=` ties keep that order.
+        // top_groups); `order=` ties keep that order.
         let mut by_groups: Vec<String> = groups
             .iter()
             .map(|&g| format!("{} ASC NULLS LAST", ident(&t.cols[g].name)))
