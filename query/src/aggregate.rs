@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use hashbrown::HashTable;
 
-use quarry_format::{Bitmap, ColumnChunk, DataType, QuarryFile, Stat};
+use quarry_format::{Bitmap, ColumnChunk, DataType, QuarryFile, Stat, Value};
 
 use crate::error::{ErrorKind, QueryError};
 use crate::eval::cmp_f64;
@@ -621,40 +621,49 @@ impl Aggregator {
         self.ngroups
     }
 
-    /// Output rows: group key values then aggregate values, in first-seen order.
-    pub(crate) fn finish(&self) -> Result<Vec<Vec<OwnedValue>>, QueryError> {
-        let mut rows = Vec::with_capacity(self.ngroups);
-        for g in 0..self.ngroups {
-            let key = &self.keys[g * self.key_width..(g + 1) * self.key_width];
-            let nulls = key[self.key_width - 1];
-            let mut row = Vec::with_capacity(self.group_cols.len() + self.aggs.len());
-            for (j, &(_, t)) in self.group_cols.iter().enumerate() {
-                let w = key[j];
-                row.push(if nulls & (1 << j) != 0 {
-                    OwnedValue::Null
-                } else {
-                    match t {
-                        DataType::Bool => OwnedValue::Bool(w != 0),
-                        DataType::Int64 => OwnedValue::Int64(w as i64),
-                        DataType::Timestamp => OwnedValue::Timestamp(w as i64),
-                        DataType::Date => OwnedValue::Date(w as i64 as i32),
-                        DataType::Float64 => OwnedValue::Float64(f64::from_bits(w)),
-                        DataType::Utf8 => OwnedValue::Utf8(
-                            self.interners[j]
-                                .strings
-                                .get(w as usize)
-                                .map(|s| s.to_string())
-                                .unwrap_or_default(),
-                        ),
-                    }
-                });
-            }
-            for (spec, t, out) in &self.aggs {
-                row.push(self.final_value(*out, g, *t, spec)?);
-            }
-            rows.push(row);
+    /// Group column `j` of group `g`, borrowed (interned strings are not copied).
+    pub(crate) fn group_value(&self, g: usize, j: usize) -> Value<'_> {
+        let key = &self.keys[g * self.key_width..(g + 1) * self.key_width];
+        if key[self.key_width - 1] & (1 << j) != 0 {
+            return Value::Null;
         }
-        Ok(rows)
+        let w = key[j];
+        match self.group_cols[j].1 {
+            DataType::Bool => Value::Bool(w != 0),
+            DataType::Int64 => Value::Int64(w as i64),
+            DataType::Timestamp => Value::Timestamp(w as i64),
+            DataType::Date => Value::Date(w as i64 as i32),
+            DataType::Float64 => Value::Float64(f64::from_bits(w)),
+            DataType::Utf8 => {
+                Value::Utf8(self.interners[j].strings.get(w as usize).map_or("", |s| s))
+            }
+        }
+    }
+
+    /// Aggregate `a` of group `g` (a 422 when an int64 sum overflows).
+    pub(crate) fn agg_value(&self, g: usize, a: usize) -> Result<OwnedValue, QueryError> {
+        let (spec, t, out) = &self.aggs[a];
+        self.final_value(*out, g, *t, spec)
+    }
+
+    /// Output row of group `g`: group key values then aggregate values.
+    pub(crate) fn row(&self, g: usize) -> Result<Vec<OwnedValue>, QueryError> {
+        let mut row = Vec::with_capacity(self.group_cols.len() + self.aggs.len());
+        for j in 0..self.group_cols.len() {
+            row.push(OwnedValue::from_value(self.group_value(g, j)));
+        }
+        for a in 0..self.aggs.len() {
+            row.push(self.agg_value(g, a)?);
+        }
+        Ok(row)
+    }
+
+    pub(crate) fn num_group_cols(&self) -> usize {
+        self.group_cols.len()
+    }
+
+    pub(crate) fn num_aggs(&self) -> usize {
+        self.aggs.len()
     }
 }
 

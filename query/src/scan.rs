@@ -651,19 +651,22 @@ impl Scan {
                 page.total = total.then_some(self.total);
             }
             Sink::Aggregate(agg) => {
-                let mut groups = agg.finish()?;
                 let ngroups = agg.num_groups();
                 let skip = match query.cursor {
                     Some(Cursor::Offset(o)) => usize::try_from(o).unwrap_or(usize::MAX),
                     _ => 0,
                 };
                 // One more than the page, to know whether there is a next one.
-                top_groups(
-                    &mut groups,
+                let ids = page_groups(
+                    &agg,
                     query,
                     skip.saturating_add(self.limit).saturating_add(1),
-                );
-                let rest: Vec<Vec<OwnedValue>> = groups.into_iter().skip(skip).collect();
+                )?;
+                let rest = ids
+                    .into_iter()
+                    .skip(skip)
+                    .map(|g| agg.row(g as usize))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let more = rest.len() > self.limit;
                 let page_rows: Vec<Vec<OwnedValue>> = rest.into_iter().take(self.limit).collect();
                 if more && self.limit > 0 {
@@ -691,61 +694,77 @@ impl Scan {
     }
 }
 
-/// Keeps the first `keep` groups in output order and drops the rest. The output order is
-/// `order=` (if given), with ties broken by the group columns ascending (nulls last), or just
-/// the group columns. Groups are distinct, so the order is total and the page is deterministic
-/// for a given dataset version. Selecting before sorting makes a query with many groups cost
-/// O(groups) plus the sort of one page, not a sort of every group.
-fn top_groups(groups: &mut Vec<Vec<OwnedValue>>, query: &RowsQuery, keep: usize) {
+/// The ids of the first `keep` groups in output order. The output order is `order=` (if
+/// given), with ties broken by the group columns ascending (nulls last), or just the group
+/// columns. Groups are distinct, so the order is total and the page is deterministic for a given
+/// dataset version. Ids are selected (`select_nth_unstable`) before the few kept are sorted, and
+/// only the page's rows are built afterwards, so many groups cost O(groups) on the loop, not a
+/// sort and a row each.
+fn page_groups(agg: &Aggregator, query: &RowsQuery, keep: usize) -> Result<Vec<u32>, QueryError> {
+    let n = agg.num_groups();
+    let ngroup = agg.num_group_cols();
     let Projection::Aggregate { group_by, .. } = &query.projection else {
-        return;
+        return Ok((0..n as u32).take(keep).collect());
     };
-    let ngroup = group_by.len();
-    let primary = query.order.map(|order| {
-        let idx = match order.target {
-            OrderTarget::Column(c) => group_by.iter().position(|&g| g == c).unwrap_or(0),
-            OrderTarget::Aggregate(a) => ngroup + a,
-        };
-        (idx, order.desc, order.nulls_first)
+    let order_agg = query.order.and_then(|o| match o.target {
+        OrderTarget::Aggregate(a) => Some(a),
+        OrderTarget::Column(_) => None,
     });
-    let cmp = |a: &Vec<OwnedValue>, b: &Vec<OwnedValue>| {
-        if let Some((idx, desc, nulls_first)) = primary {
-            let o = cmp_ordered(
-                &Key::of_owned(&a[idx]),
-                0,
-                &Key::of_owned(&b[idx]),
-                0,
-                desc,
-                nulls_first,
-            );
+    // Every aggregate of every group is computed once, so an overflow in any group is reported
+    // whatever the page; the `order=` aggregate's values are kept for the comparisons.
+    let mut order_values = Vec::with_capacity(if order_agg.is_some() { n } else { 0 });
+    for g in 0..n {
+        for a in 0..agg.num_aggs() {
+            let v = agg.agg_value(g, a)?;
+            if order_agg == Some(a) {
+                order_values.push(v);
+            }
+        }
+    }
+    let group_key = |g: u32, j: usize| Key::of(agg.group_value(g as usize, j));
+    let cmp = |&x: &u32, &y: &u32| {
+        if let Some(order) = query.order {
+            let o = match order.target {
+                OrderTarget::Column(c) => {
+                    let j = group_by.iter().position(|&g| g == c).unwrap_or(0);
+                    cmp_ordered(
+                        &group_key(x, j),
+                        0,
+                        &group_key(y, j),
+                        0,
+                        order.desc,
+                        order.nulls_first,
+                    )
+                }
+                OrderTarget::Aggregate(_) => cmp_ordered(
+                    &Key::of_owned(&order_values[x as usize]),
+                    0,
+                    &Key::of_owned(&order_values[y as usize]),
+                    0,
+                    order.desc,
+                    order.nulls_first,
+                ),
+            };
             if o != Ordering::Equal {
                 return o;
             }
         }
         (0..ngroup)
-            .map(|j| {
-                cmp_ordered(
-                    &Key::of_owned(&a[j]),
-                    0,
-                    &Key::of_owned(&b[j]),
-                    0,
-                    false,
-                    false,
-                )
-            })
+            .map(|j| cmp_ordered(&group_key(x, j), 0, &group_key(y, j), 0, false, false))
             .find(|&o| o != Ordering::Equal)
             .unwrap_or(Ordering::Equal)
     };
-    if keep < groups.len() {
+    let mut ids: Vec<u32> = (0..n as u32).collect();
+    if keep < ids.len() {
         if keep == 0 {
-            groups.clear();
-            return;
+            return Ok(Vec::new());
         }
         // The `keep` first groups in output order end up in front, in some order.
-        groups.select_nth_unstable_by(keep - 1, cmp);
-        groups.truncate(keep);
+        ids.select_nth_unstable_by(keep - 1, cmp);
+        ids.truncate(keep);
     }
-    groups.sort_unstable_by(cmp);
+    ids.sort_unstable_by(cmp);
+    Ok(ids)
 }
 
 #[cfg(test)]

@@ -377,6 +377,10 @@ fn int64_sum_overflow_is_a_clear_error() {
     let ds = build(vec![row(1, i64::MAX), row(2, 1), row(3, 5)], 2, true);
     let e = run(&ds, "select=x.sum()", false, 10, 4096, &lim()).unwrap_err();
     assert_eq!((e.status(), e.code), (422, "sum_overflow"));
+    // Also when the overflowing group is not on the page.
+    let ds2 = build(vec![row(1, 5), row(2, i64::MAX), row(2, 1)], 2, false);
+    let e = run(&ds2, "select=id,x.sum()&limit=1", false, 10, 4096, &lim()).unwrap_err();
+    assert_eq!((e.status(), e.code), (422, "sum_overflow"));
     // Back in range after the negative row: i128 accumulation is exact.
     let ds = build(vec![row(1, i64::MAX), row(2, 1), row(3, -2)], 2, true);
     let r = run(&ds, "select=x.sum(),x.avg()", false, 10, 4096, &lim()).unwrap();
