@@ -13,9 +13,8 @@
 //! int64 sums accumulate in i128 (no overflow below 2^64 rows); a final sum outside i64 is a
 //! 422 `sum_overflow` error rather than a silently rounded float. avg is always float64.
 
-use std::collections::HashMap;
-
 use hashbrown::HashTable;
+use xxhash_rust::xxh3::xxh3_64;
 
 use quarry_format::{Bitmap, ColumnChunk, DataType, QuarryFile, Stat, Value};
 
@@ -93,20 +92,40 @@ impl Direct {
     }
 }
 
+/// Distinct strings of one group column, numbered densely in first-seen order. The strings
+/// live end to end in one buffer (two allocations, however many groups; dropped at once) and
+/// each one's hash is kept, so growing the table never hashes a string again.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<Box<str>, u32>,
-    strings: Vec<Box<str>>,
+    table: HashTable<u32>,
+    hashes: Vec<u64>,
+    bytes: String,
+    /// End of string `i` in `bytes`; it starts where string `i - 1` ends.
+    ends: Vec<usize>,
 }
 
 impl Interner {
+    fn get(&self, id: usize) -> Option<&str> {
+        let end = *self.ends.get(id)?;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        self.bytes.get(start..end)
+    }
+
     fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        let hash = xxh3_64(s.as_bytes());
+        let found = self
+            .table
+            .find(hash, |&id| self.get(id as usize) == Some(s));
+        if let Some(&id) = found {
             return id;
         }
-        let id = self.strings.len() as u32;
-        self.strings.push(s.into());
-        self.ids.insert(s.into(), id);
+        let id = self.ends.len() as u32;
+        self.bytes.push_str(s);
+        self.ends.push(self.bytes.len());
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.table
+            .insert_unique(hash, id, |&id| hashes[id as usize]);
         id
     }
 }
@@ -634,9 +653,7 @@ impl Aggregator {
             DataType::Timestamp => Value::Timestamp(w as i64),
             DataType::Date => Value::Date(w as i64 as i32),
             DataType::Float64 => Value::Float64(f64::from_bits(w)),
-            DataType::Utf8 => {
-                Value::Utf8(self.interners[j].strings.get(w as usize).map_or("", |s| s))
-            }
+            DataType::Utf8 => Value::Utf8(self.interners[j].get(w as usize).unwrap_or("")),
         }
     }
 

@@ -617,3 +617,41 @@ fn integer_group_columns_group_like_a_reference_map() {
         }
     }
 }
+
+#[test]
+fn plain_string_groups_keep_every_distinct_value() {
+    // s: null on every 7th row, "" on every 11th, otherwise unique (plain-encoded, interned).
+    let ds = sorted_dataset();
+    let mut want: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut nulls = 0;
+    for r in &ds.rows {
+        match &r[2] {
+            RV::S(v) => *want.entry(v.clone()).or_default() += 1,
+            _ => nulls += 1,
+        }
+    }
+    let got = run(
+        &ds,
+        "select=s,count()&limit=2000",
+        false,
+        64,
+        1 << 20,
+        &lim(),
+    )
+    .unwrap()
+    .rows;
+    assert_eq!(
+        got.len(),
+        want.len() + 1,
+        "one group per value plus the null group"
+    );
+    for (g, (v, n)) in got.iter().zip(&want) {
+        assert_eq!(
+            (g["s"].as_str(), g["count"].as_i64()),
+            (Some(v.as_str()), Some(*n))
+        );
+    }
+    let last = got.last().unwrap();
+    assert!(last["s"].is_null());
+    assert_eq!(last["count"], nulls);
+}
