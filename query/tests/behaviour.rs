@@ -45,6 +45,11 @@ fn lim() -> Limits {
     Limits::default()
 }
 
+/// The rows of one page of `query`, scanned 64 rows a step.
+fn all_rows(ds: &Dataset, query: &str) -> Vec<Json> {
+    run(ds, query, false, 64, 1 << 20, &lim()).unwrap().rows
+}
+
 #[test]
 fn dictionary_encoding_is_exercised() {
     let ds = sorted_dataset();
@@ -590,16 +595,7 @@ fn integer_group_columns_group_like_a_reference_map() {
             e.0 += 1;
             e.1 += f;
         }
-        let got = run(
-            &ds,
-            &format!("select={col},count(),f.sum()&limit=1000"),
-            false,
-            64,
-            1 << 20,
-            &lim(),
-        )
-        .unwrap()
-        .rows;
+        let got = all_rows(&ds, &format!("select={col},count(),f.sum()&limit=1000"));
         // Ascending, nulls last: BTreeMap puts None first, so rotate it to the end.
         let mut want: Vec<_> = want.into_iter().collect();
         if want.first().is_some_and(|(k, _)| k.is_none()) {
@@ -630,16 +626,7 @@ fn plain_string_groups_keep_every_distinct_value() {
             _ => nulls += 1,
         }
     }
-    let got = run(
-        &ds,
-        "select=s,count()&limit=2000",
-        false,
-        64,
-        1 << 20,
-        &lim(),
-    )
-    .unwrap()
-    .rows;
+    let got = all_rows(&ds, "select=s,count()&limit=2000");
     assert_eq!(
         got.len(),
         want.len() + 1,
