@@ -470,9 +470,18 @@ fn sigterm_under_load_fails_no_accepted_request() {
     std::thread::sleep(Duration::from_millis(1500));
     let before = stats.ok.load(Ordering::Relaxed);
     server.signal("TERM");
-    // Readiness drops at once while the process still serves.
-    let h = quarry_tests::http::request(server.addr, "GET", "/healthz", &[])
-        .expect("healthz during drain");
+    // Readiness drops at once while the process still serves. `kill` returns before the
+    // server's handler has run, so a probe right after it may still be answered first: poll,
+    // well inside the 1 s drain delay.
+    let signalled = Instant::now();
+    let h = loop {
+        let h = quarry_tests::http::request(server.addr, "GET", "/healthz", &[])
+            .expect("healthz during drain");
+        if h.status != 200 || signalled.elapsed() > Duration::from_millis(300) {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert_eq!(h.status, 503, "{}", h.text());
     assert_eq!(h.json()["status"], "draining");
     let st = server
