@@ -220,8 +220,8 @@ pub(crate) struct Aggregator {
     dict_ids: Vec<Vec<u32>>,
     /// Local composite code -> group id, when the fast path applies to this row group.
     local_table: Option<Vec<u32>>,
-    /// Value -> group id for one integer-like group column (decided on the first slice).
-    direct: Option<Option<Direct>>,
+    /// Value -> group id for one integer-like group column with a small range.
+    direct: Option<Direct>,
     // Scratch, reused across slices.
     gids: Vec<u32>,
     composite: Vec<u32>,
@@ -251,13 +251,21 @@ fn float_key(v: f64) -> u64 {
 }
 
 impl Aggregator {
-    pub(crate) fn new(
+    /// An aggregator for scans of `file` (whose zone maps decide the direct index).
+    pub(crate) fn new<B: AsRef<[u8]>>(
         group_by: &[usize],
         aggs: &[AggSpec],
         fields: &[(String, DataType)],
+        file: &QuarryFile<B>,
     ) -> Aggregator {
         let group_cols: Vec<(usize, DataType)> =
             group_by.iter().map(|&c| (c, fields[c].1)).collect();
+        let direct = match group_cols[..] {
+            [(col, DataType::Int64 | DataType::Date | DataType::Timestamp)] => {
+                Direct::for_column(file, col)
+            }
+            _ => None,
+        };
         let mut states: Vec<(usize, Kind, State)> = Vec::new();
         let mut slot = |col: usize, kind: Kind| -> usize {
             if let Some(i) = states.iter().position(|(c, k, _)| *c == col && *k == kind) {
@@ -327,7 +335,7 @@ impl Aggregator {
             cache_rg: None,
             dict_ids: vec![Vec::new(); n],
             local_table: None,
-            direct: None,
+            direct,
             gids: Vec::new(),
             composite: Vec::new(),
             key_buf: vec![0; key_width],
@@ -505,7 +513,8 @@ impl Aggregator {
             }
             self.composite = composite;
             self.local_table = Some(table);
-        } else if let Some(mut direct) = self.direct_index(file) {
+        } else if let Some(mut direct) = self.direct.take() {
+            // Out of `self` while the loop below borrows it mutably; put back after.
             for &off in sel {
                 let i = off as usize;
                 let v = match &chunks[0] {
@@ -527,7 +536,7 @@ impl Aggregator {
                 };
                 gids.push(g);
             }
-            self.direct = Some(Some(direct));
+            self.direct = Some(direct);
         } else {
             for &off in sel {
                 self.key_of_row(&chunks, off as usize);
@@ -535,20 +544,6 @@ impl Aggregator {
             }
         }
         self.gids = gids;
-    }
-
-    /// The direct index, taken out of `self` while rows are assigned (put it back after), when
-    /// there is one integer-like group column with a small range.
-    fn direct_index<B: AsRef<[u8]>>(&mut self, file: &QuarryFile<B>) -> Option<Direct> {
-        let decided = self
-            .direct
-            .get_or_insert_with(|| match self.group_cols[..] {
-                [(col, DataType::Int64 | DataType::Date | DataType::Timestamp)] => {
-                    Direct::for_column(file, col)
-                }
-                _ => None,
-            });
-        decided.take()
     }
 
     /// Folds the selected rows of row group `rg` into the aggregates.

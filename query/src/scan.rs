@@ -253,7 +253,8 @@ impl Scan {
         };
         let sink = match &query.projection {
             Projection::Aggregate { group_by, aggs } => {
-                Sink::Aggregate(Box::new(Aggregator::new(group_by, aggs, &query.fields)))
+                let agg = Aggregator::new(group_by, aggs, &query.fields, file);
+                Sink::Aggregate(Box::new(agg))
             }
             Projection::Columns(_) => match query.order {
                 // The key column is non-null and strictly increasing by row: key order is row
@@ -721,28 +722,26 @@ fn page_groups(agg: &Aggregator, query: &RowsQuery, keep: usize) -> Result<Vec<u
             }
         }
     }
+    // `order=` on a group column: its index among the group columns (`None`: an aggregate).
+    let primary = query.order.map(|order| {
+        let column = match order.target {
+            OrderTarget::Column(c) => Some(group_by.iter().position(|&g| g == c).unwrap_or(0)),
+            OrderTarget::Aggregate(_) => None,
+        };
+        (column, order.desc, order.nulls_first)
+    });
     let group_key = |g: u32, j: usize| Key::of(agg.group_value(g as usize, j));
     let cmp = |&x: &u32, &y: &u32| {
-        if let Some(order) = query.order {
-            let o = match order.target {
-                OrderTarget::Column(c) => {
-                    let j = group_by.iter().position(|&g| g == c).unwrap_or(0);
-                    cmp_ordered(
-                        &group_key(x, j),
-                        0,
-                        &group_key(y, j),
-                        0,
-                        order.desc,
-                        order.nulls_first,
-                    )
-                }
-                OrderTarget::Aggregate(_) => cmp_ordered(
+        if let Some((column, desc, nulls_first)) = primary {
+            let o = match column {
+                Some(j) => cmp_ordered(&group_key(x, j), 0, &group_key(y, j), 0, desc, nulls_first),
+                None => cmp_ordered(
                     &Key::of_owned(&order_values[x as usize]),
                     0,
                     &Key::of_owned(&order_values[y as usize]),
                     0,
-                    order.desc,
-                    order.nulls_first,
+                    desc,
+                    nulls_first,
                 ),
             };
             if o != Ordering::Equal {

@@ -2,8 +2,8 @@
 //!
 //! A scan runs in two phases on the loop: `Scan::step`s of `SCAN_STEP_ROWS` rows, yielding to
 //! the loop after each time slice (`SLICE_SHARED`), until the page is known (so the `Link`
-//! header and the total can go in the head); then the body streams one `Encoder::step` of at most `FRAME_BYTES` per
-//! frame, so a large page never sits in memory whole.
+//! header and the total can go in the head); then the body streams one `Encoder::step` of at
+//! most `FRAME_BYTES` per frame, so a large page never sits in memory whole.
 
 use std::rc::Rc;
 use std::sync::Arc;
