@@ -3,6 +3,7 @@
 //! HTTP/1.1 (monoio + hyper). `main.rs` only parses flags, sets up logging and calls [`run`];
 //! tests call [`start`] to run the server in-process.
 
+mod batch;
 mod body;
 mod catalog;
 pub mod config;

@@ -280,7 +280,10 @@ async fn load(
         let mut verifier = file.verifier();
         loop {
             match verifier.step(&file, SLICE_BYTES as u64) {
-                Ok(Step::More { .. }) => yield_now().await,
+                Ok(Step::More { .. }) => {
+                    yield_now().await;
+                    ctx.turn_end.write_all();
+                }
                 Ok(Step::Done) => break,
                 Err(e) => return Err(format!("{} failed verification: {e}", path.display())),
             }

@@ -225,6 +225,7 @@ async fn run_loop(ctx: Rc<LoopCtx>, listener: TcpListener, control: Control) -> 
     let term = UnixStream::from_std(control.term_rx).context("registering the control socket")?;
     let hup = UnixStream::from_std(control.hup_rx).context("registering the control socket")?;
     monoio::spawn(lag_monitor(ctx.clone()));
+    monoio::spawn(crate::batch::TurnEnd::run(ctx.clone()));
     monoio::spawn(accept_loop(ctx.clone(), listener));
     monoio::spawn(crate::loader::run(ctx.clone(), hup));
 
@@ -357,7 +358,8 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
     let service = hyper::service::service_fn(move |req| {
         crate::handlers::serve(svc_ctx.clone(), svc_activity.clone(), req)
     });
-    let conn = builder.serve_connection(MonoioIo::new(io), service);
+    let io = crate::batch::TurnIo::new(MonoioIo::new(io), ctx.clone());
+    let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let idle = ctx.config.idle_timeout;
     let mut closing = false;

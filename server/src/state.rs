@@ -62,6 +62,8 @@ pub struct LoopCtx {
     pub close_conns: Latch,
     /// Set when `close_conns` is set and the last connection has closed.
     pub conns_done: Latch,
+    /// Writers waiting for the end of the turn (`batch`).
+    pub turn_end: crate::batch::TurnEnd,
 }
 
 impl LoopCtx {
@@ -81,6 +83,7 @@ impl LoopCtx {
             listener_closed: Latch::default(),
             close_conns: Latch::default(),
             conns_done: Latch::default(),
+            turn_end: Default::default(),
         })
     }
 

@@ -68,6 +68,38 @@ proptest! {
         prop_assert_eq!(file.find_key(KeyRef::Utf8("1")), None);
     }
 
+    /// Integer searches start from a guess interpolated between index entries: keys bunched in
+    /// clusters, far apart, or at the ends of the i64 range must not lead them astray.
+    #[test]
+    fn int64_lookups_with_skewed_keys_match_a_plain_search(
+        keys in prop::collection::btree_set(
+            prop_oneof![
+                -50i64..50,
+                (0i64..40).prop_map(|x| x * 1_000_000_007),
+                any::<i64>(),
+                Just(i64::MIN),
+                Just(i64::MAX),
+            ],
+            0..700,
+        ),
+        group_rows in 1usize..300,
+        probes in prop::collection::vec(any::<i64>(), 30),
+    ) {
+        let keys: Vec<i64> = keys.into_iter().collect();
+        let cells: Vec<Cell> = keys.iter().map(|k| Cell::Int(*k)).collect();
+        let file = key_file(&cells, group_rows);
+        for (row, k) in keys.iter().enumerate() {
+            prop_assert_eq!(file.find_key(KeyRef::Int64(*k)), Some(row as u64));
+        }
+        let near = keys.iter().flat_map(|k| [k.saturating_sub(1), k.saturating_add(1)]);
+        for p in probes.iter().copied().chain(near).chain([i64::MIN, i64::MAX, 0]) {
+            let expected = keys.binary_search(&p).ok().map(|i| i as u64);
+            prop_assert_eq!(file.find_key(KeyRef::Int64(p)), expected);
+            prop_assert_eq!(file.key_lower_bound(KeyRef::Int64(p)), keys.partition_point(|k| *k < p) as u64);
+            prop_assert_eq!(file.key_upper_bound(KeyRef::Int64(p)), keys.partition_point(|k| *k <= p) as u64);
+        }
+    }
+
     #[test]
     fn utf8_lookups_match_a_plain_search(
         keys in prop::collection::btree_set("[a-e]{0,4}", 0..400),

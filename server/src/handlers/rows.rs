@@ -108,6 +108,7 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
     }
 
     let mut scan = Scan::new(&query, &ds.file);
+    ctx.turn_end.write_all();
     let mut slice_start = Instant::now();
     loop {
         let done = scan.step(&query, &ds.file, SCAN_STEP_ROWS);
@@ -128,6 +129,7 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
         };
         if slice_start.elapsed() >= budget {
             yield_now().await;
+            ctx.turn_end.write_all();
             slice_start = Instant::now();
         }
     }
