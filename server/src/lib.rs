@@ -17,6 +17,7 @@ pub mod routes;
 mod server;
 mod state;
 mod sync;
+mod timer;
 
 pub use config::{Config, LogFormat, VerifyMode};
 pub use server::{run, start, ServerHandle};

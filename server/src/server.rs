@@ -17,7 +17,7 @@ use anyhow::{bail, Context as _};
 use hyper::server::conn::http1;
 use monoio::io::{AsyncReadRent, IntoPollIo};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream, UnixStream};
-use monoio_compat::hyper::{MonoioIo, MonoioTimer};
+use monoio_compat::hyper::MonoioIo;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
@@ -302,7 +302,7 @@ async fn lag_monitor(ctx: Rc<LoopCtx>) {
 async fn accept_loop(ctx: Rc<LoopCtx>, listener: TcpListener) {
     let mut builder = http1::Builder::new();
     builder
-        .timer(MonoioTimer)
+        .timer(crate::timer::CoarseTimer)
         .header_read_timeout(ctx.config.header_read_timeout)
         .max_buf_size(ctx.config.max_header_bytes.max(8192) + 8192)
         .max_header_size(ctx.config.max_header_bytes)
