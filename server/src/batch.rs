@@ -11,7 +11,7 @@
 //!
 //! Bounds: only while other connections are open (the loop's only connection writes at once),
 //! and only up to `DEFER_MAX` bytes per connection; larger writes go out directly, after
-//! anything deferred before them. A deferred write that would block is left to the connection
+//! anything deferred before them, and so does the rest of their response (until hyper flushes). A deferred write that would block is left to the connection
 //! itself: hyper polls its flush whenever the connection's task runs, and that retries it with
 //! the task's own waker. A failed deferred write is returned by the connection's next call.
 
@@ -97,6 +97,9 @@ struct Conn<T> {
     waker: RefCell<Option<Waker>>,
     /// A deferred write's error, for the connection's next call.
     error: Cell<Option<io::Error>>,
+    /// A write went to the socket directly and hyper has not flushed since: the rest of that
+    /// response follows it directly too (its tail must not wait for the end of the turn).
+    direct: Cell<bool>,
 }
 
 impl<T: Write + Unpin> Conn<T> {
@@ -164,6 +167,7 @@ impl<T: Write + Unpin + 'static> TurnIo<T> {
                 queued: Cell::new(false),
                 waker: RefCell::new(None),
                 error: Cell::new(None),
+                direct: Cell::new(false),
             }),
             ctx,
         }
@@ -176,7 +180,7 @@ impl<T: Write + Unpin + 'static> TurnIo<T> {
         }
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         let pending = conn.pending.borrow().len();
-        if self.ctx.connections.get() > 1 && pending + len <= DEFER_MAX {
+        if !conn.direct.get() && self.ctx.connections.get() > 1 && pending + len <= DEFER_MAX {
             let mut p = conn.pending.borrow_mut();
             for b in bufs {
                 p.extend_from_slice(b);
@@ -191,6 +195,7 @@ impl<T: Write + Unpin + 'static> TurnIo<T> {
         if pending > 0 {
             std::task::ready!(conn.write_pending(cx))?;
         }
+        conn.direct.set(true);
         Pin::new(&mut *conn.io.borrow_mut()).poll_write_vectored(cx, bufs)
     }
 
@@ -240,7 +245,9 @@ impl<T: Write + Unpin + 'static> Write for TurnIo<T> {
     /// Deferred bytes count as flushed: the end of the turn writes them.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.settle(cx))?;
-        Pin::new(&mut *self.conn.io.borrow_mut()).poll_flush(cx)
+        std::task::ready!(Pin::new(&mut *self.conn.io.borrow_mut()).poll_flush(cx))?;
+        self.conn.direct.set(false);
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -264,11 +271,13 @@ mod tests {
 
     type Log = Rc<RefCell<Vec<String>>>;
 
-    /// Logs each write; refuses the first `block` writes with `Pending` (waking the writer).
+    /// Logs each write; refuses the first `block` writes with `Pending` (waking the writer);
+    /// takes at most `max` bytes a write.
     struct Recorder {
         name: &'static str,
         log: Log,
         block: usize,
+        max: usize,
     }
 
     impl Write for Recorder {
@@ -282,7 +291,12 @@ mod tests {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            let line = format!("{} wrote {}", self.name, String::from_utf8_lossy(buf));
+            let buf = &buf[..buf.len().min(self.max)];
+            let line = if buf.len() > 100 {
+                format!("{} wrote {} bytes", self.name, buf.len())
+            } else {
+                format!("{} wrote {}", self.name, String::from_utf8_lossy(buf))
+            };
             self.log.borrow_mut().push(line);
             Poll::Ready(Ok(buf.len()))
         }
@@ -294,20 +308,24 @@ mod tests {
         }
     }
 
-    /// Two responses, as a handler and hyper make them (write, flush), then a close.
-    async fn respond(name: &'static str, block: usize, ctx: Rc<LoopCtx>, log: Log) {
-        let recorder = Recorder {
-            name,
-            log: log.clone(),
-            block,
-        };
+    /// Two responses (of `size` bytes, or short ones), as a handler and hyper make them: write
+    /// until all is taken, flush; then a close.
+    async fn respond(name: &'static str, recorder: Recorder, size: usize, ctx: Rc<LoopCtx>) {
+        let log = recorder.log.clone();
         let mut io = TurnIo::new(recorder, ctx);
         for i in 1..=2 {
             log.borrow_mut().push(format!("{name} handled {i}"));
-            let response = format!("[{i}]");
-            poll_fn(|cx| Pin::new(&mut io).poll_write(cx, response.as_bytes()))
-                .await
-                .unwrap();
+            let response = match size {
+                0 => format!("[{i}]"),
+                n => "x".repeat(n),
+            };
+            let mut rest = response.as_bytes();
+            while !rest.is_empty() {
+                let n = poll_fn(|cx| Pin::new(&mut io).poll_write(cx, rest))
+                    .await
+                    .unwrap();
+                rest = &rest[n..];
+            }
             poll_fn(|cx| Pin::new(&mut io).poll_flush(cx))
                 .await
                 .unwrap();
@@ -320,6 +338,15 @@ mod tests {
     }
 
     fn run_two_writers(connections: usize, block_a: usize) -> Vec<String> {
+        run_two_writers_of(connections, block_a, usize::MAX, 0)
+    }
+
+    fn run_two_writers_of(
+        connections: usize,
+        block_a: usize,
+        max: usize,
+        size: usize,
+    ) -> Vec<String> {
         let log = Log::default();
         let config = Arc::new(Config::parse_from(["quarry-server", "--data-dir", "/d"]));
         let ctx = LoopCtx::new(0, config, Arc::new(Metrics::new()));
@@ -330,8 +357,14 @@ mod tests {
         let l = log.clone();
         rt.block_on(async move {
             monoio::spawn(TurnEnd::run(ctx.clone()));
-            let a = monoio::spawn(respond("a", block_a, ctx.clone(), l.clone()));
-            let b = monoio::spawn(respond("b", 0, ctx, l));
+            let recorder = |name, block| Recorder {
+                name,
+                log: l.clone(),
+                block,
+                max,
+            };
+            let a = monoio::spawn(respond("a", recorder("a", block_a), size, ctx.clone()));
+            let b = monoio::spawn(respond("b", recorder("b", 0), size, ctx));
             a.await;
             b.await;
         });
@@ -373,5 +406,19 @@ mod tests {
             .collect();
         assert_eq!(a, "[1][2]");
         assert_eq!(log.iter().filter(|l| l.starts_with("b wrote")).count(), 2);
+    }
+
+    #[test]
+    fn a_large_response_goes_out_directly_tail_and_all() {
+        let log = run_two_writers_of(2, 0, DEFER_MAX + 100, DEFER_MAX + 300);
+        assert_eq!(
+            log[..4],
+            [
+                "a handled 1",
+                "a wrote 8292 bytes",
+                "a wrote 200 bytes",
+                "b handled 1"
+            ]
+        );
     }
 }
