@@ -261,8 +261,8 @@ fn interpolate(v: i64, lo: i64, hi: Option<i64>, last: usize) -> usize {
     if v <= lo {
         return 0;
     }
-    // i128: the differences of two i64 cannot overflow it; the float keeps the product in range.
-    let frac = (i128::from(v) - i128::from(lo)) as f64 / (i128::from(hi) - i128::from(lo)) as f64;
+    // In f64 the differences cannot overflow; rounding only moves the guess, never the answer.
+    let frac = (v as f64 - lo as f64) / (hi as f64 - lo as f64);
     ((frac * last as f64) as usize).min(last)
 }
 
@@ -346,5 +346,7 @@ mod tests {
         assert_eq!(interpolate(500, 0, Some(100), 64), 64);
         assert_eq!(interpolate(5, 7, Some(7), 10), 5);
         assert_eq!(interpolate(5, 0, None, 10), 5);
+        // Keys closer together than an f64 can tell apart near i64::MAX.
+        assert!(interpolate(i64::MAX - 1, i64::MAX - 3, Some(i64::MAX), 10) <= 10);
     }
 }
