@@ -216,6 +216,15 @@ fn bench_lookup(c: &mut Criterion) {
                 .count()
         })
     });
+    // What the first string lookup on a freshly opened file (or the server's loader) pays.
+    let path = string_file(ROWS_10M);
+    g.bench_function("utf8_open_and_prepare_key_search", |b| {
+        b.iter(|| {
+            let f = read_file(&path).unwrap();
+            f.prepare_key_search();
+            f
+        })
+    });
     g.bench_function("utf8_unindexed", |b| {
         b.iter(|| {
             skeys

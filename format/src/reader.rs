@@ -120,6 +120,8 @@ pub struct QuarryFile<B> {
     version: Version,
     created_by: String,
     pub(crate) key_index: Option<KeyIndex>,
+    /// String keys' index entries as integers, made on the first string lookup (`key.rs`).
+    pub(crate) key_words: std::sync::OnceLock<crate::key::KeyWords>,
     pub(crate) footer_offset: u64,
 }
 
@@ -415,6 +417,7 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
             version,
             created_by,
             key_index,
+            key_words: std::sync::OnceLock::new(),
             footer_offset,
         })
     }

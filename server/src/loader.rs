@@ -292,6 +292,8 @@ async fn load(
             }
         }
     }
+    // Here rather than on the first lookup, which would pay for it (string keys only).
+    file.prepare_key_search();
     if ctx.config.warm {
         if let Err(e) = file.source().advise_willneed() {
             warn!(dataset = %name, error = %e, "madvise(WILLNEED) failed; touching pages anyway");

@@ -122,6 +122,44 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// String searches compare 8-byte words taken after the prefix all index entries share:
+    /// keys that share more than 8 bytes past it (ties), NUL bytes (where zero padding could
+    /// confuse "ab" with "ab\0"), and probes shorter than, before or after the shared prefix.
+    #[test]
+    fn utf8_lookups_with_long_shared_prefixes_match_a_plain_search(
+        keys in prop::collection::btree_set(
+            prop_oneof!["id-[ab]{8}[\\x00a-c]{0,3}", "id-[ab\\x00]{0,3}"],
+            0..500,
+        ),
+        group_rows in 1usize..200,
+        probes in prop::collection::vec(
+            prop_oneof![
+                "id-[ab]{8}[\\x00a-c]{0,3}",
+                "id-[ab\\x00]{0,3}",
+                "[a-z\\-]{0,4}",
+            ],
+            40,
+        ),
+    ) {
+        let keys: Vec<String> = keys.into_iter().collect();
+        let cells: Vec<Cell> = keys.iter().map(|k| Cell::Str(k.clone())).collect();
+        let file = key_file(&cells, group_rows);
+        for (row, k) in keys.iter().enumerate() {
+            prop_assert_eq!(file.find_key(KeyRef::Utf8(k)), Some(row as u64));
+        }
+        let fixed = ["", "i", "id", "id-", "id-a", "ia", "ie", "zz", "id-\0"].map(String::from);
+        for p in probes.iter().chain(fixed.iter()) {
+            let expected = keys.binary_search(p).ok().map(|i| i as u64);
+            prop_assert_eq!(file.find_key(KeyRef::Utf8(p)), expected);
+            prop_assert_eq!(file.key_lower_bound(KeyRef::Utf8(p)), keys.partition_point(|k| k < p) as u64);
+            prop_assert_eq!(file.key_upper_bound(KeyRef::Utf8(p)), keys.partition_point(|k| k <= p) as u64);
+        }
+    }
+}
+
 #[test]
 fn unsorted_or_duplicate_keys_are_refused_naming_both_rows() {
     let schema = Schema::new(
