@@ -191,15 +191,19 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
     ) -> Option<Position> {
         let index = self.key_index.as_ref()?;
         let keys = self.index_keys()?;
+        let ints = match (&keys, key) {
+            (IndexKeys::Int64(k), KeyRef::Int64(v)) => Some((*k, v)),
+            _ => None,
+        };
         // Entries whose first key comes before the bound: the bound is in the last such block.
-        let e = match (&keys, key) {
-            (IndexKeys::Int64(k), KeyRef::Int64(v)) => {
+        let e = match (ints, &keys, key) {
+            (Some((k, v)), ..) => {
                 let guess = k.first().zip(k.last()).map_or(0, |(&lo, &hi)| {
                     interpolate(v, lo, Some(hi), k.len().saturating_sub(1))
                 });
                 gallop(k, guess, |x| before(x.cmp(&v)))
             }
-            (IndexKeys::Utf8 { offsets, bytes }, KeyRef::Utf8(k)) => self
+            (_, IndexKeys::Utf8 { offsets, bytes }, KeyRef::Utf8(k)) => self
                 .key_words
                 .get_or_init(|| KeyWords::new(offsets, bytes))
                 .partition_point(&keys, k, before),
@@ -224,17 +228,11 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
         let start = (block as u64 - index.entries_before[g]) as usize * stride;
         let end = (start + stride).min(rg.num_rows as usize);
         // The block's keys lie between its index entry and the next one: a guess for integers.
-        let guess = match (&keys, key) {
-            (IndexKeys::Int64(k), KeyRef::Int64(v)) => k.get(block).map(|&lo| {
-                interpolate(
-                    v,
-                    lo,
-                    k.get(block + 1).copied(),
-                    end.saturating_sub(start + 1),
-                )
-            }),
-            _ => None,
-        };
+        let guess = ints.and_then(|(k, v)| {
+            let last = end.saturating_sub(start + 1);
+            k.get(block)
+                .map(|&lo| interpolate(v, lo, k.get(block + 1).copied(), last))
+        });
         Some(Position {
             g,
             end,

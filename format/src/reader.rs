@@ -568,35 +568,27 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
         // Second stage: a string's bytes sit behind its offset (or code, then dictionary
         // offset). Those loads wait for the first stage's, but start before any value is
         // formatted, so the last column's string is not a miss of its own at the end.
-        let u64_at = |r: BufferRange, i: usize| {
-            let at = usize::try_from(r.offset)
+        // (Element `i`, `width` bytes little-endian, of the buffer at `offset`.)
+        let le_at = |offset: u64, i: usize, width: usize| -> Option<u64> {
+            let at = usize::try_from(offset)
                 .ok()?
-                .checked_add(i.checked_mul(8)?)?;
-            let b = bytes.get(at..at.checked_add(8)?)?;
-            Some(u64::from_le_bytes(b.try_into().ok()?))
+                .checked_add(i.checked_mul(width)?)?;
+            let mut w = [0u8; 8];
+            w[..width].copy_from_slice(bytes.get(at..at.checked_add(width)?)?);
+            Some(u64::from_le_bytes(w))
         };
         for (meta, field) in metas.iter().zip(self.schema.fields()) {
             if field.data_type != DataType::Utf8 {
                 continue;
             }
+            let values = meta.buffers.values.offset;
             let (start, base) = match (meta.encoding, meta.buffers.data, meta.buffers.dictionary) {
-                (Encoding::Dictionary, Some(dict_offsets), Some(dict)) => {
-                    let code = index
-                        .checked_mul(4)
-                        .and_then(|i| {
-                            usize::try_from(meta.buffers.values.offset)
-                                .ok()?
-                                .checked_add(i)
-                        })
-                        .and_then(|at| bytes.get(at..at.checked_add(4)?))
-                        .and_then(|b| Some(u32::from_le_bytes(b.try_into().ok()?)));
-                    (
-                        code.and_then(|c| u64_at(dict_offsets, c as usize)),
-                        dict.offset,
-                    )
-                }
+                (Encoding::Dictionary, Some(dict_offsets), Some(dict)) => (
+                    le_at(values, index, 4).and_then(|c| le_at(dict_offsets.offset, c as usize, 8)),
+                    dict.offset,
+                ),
                 (Encoding::Dictionary, ..) => continue,
-                (_, Some(data), _) => (u64_at(meta.buffers.values, index), data.offset),
+                (_, Some(data), _) => (le_at(values, index, 8), data.offset),
                 _ => continue,
             };
             acc ^= start

@@ -11,9 +11,10 @@
 //!
 //! Bounds: only while other connections are open (the loop's only connection writes at once),
 //! and only up to `DEFER_MAX` bytes per connection; larger writes go out directly, after
-//! anything deferred before them, and so does the rest of their response (until hyper flushes). A deferred write that would block is left to the connection
-//! itself: hyper polls its flush whenever the connection's task runs, and that retries it with
-//! the task's own waker. A failed deferred write is returned by the connection's next call.
+//! anything deferred before them, and so does the rest of their response (until hyper
+//! flushes). A deferred write that would block is left to the connection itself: hyper polls
+//! its flush whenever the connection's task runs, and that retries it with the task's own
+//! waker. A failed deferred write is returned by the connection's next call.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -192,19 +193,18 @@ impl<T: Write + Unpin + 'static> TurnIo<T> {
             }
             return Poll::Ready(Ok(len));
         }
-        if pending > 0 {
-            std::task::ready!(conn.write_pending(cx))?;
-        }
+        // Whatever was deferred goes first.
+        std::task::ready!(self.settle(cx, false))?;
         conn.direct.set(true);
         Pin::new(&mut *conn.io.borrow_mut()).poll_write_vectored(cx, bufs)
     }
 
-    /// Writes what is deferred, unless the end of the turn will.
-    fn settle(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Writes what is deferred now, unless `later` and the end of the turn will.
+    fn settle(&self, cx: &mut Context<'_>, later: bool) -> Poll<io::Result<()>> {
         if let Some(e) = self.conn.error.take() {
             return Poll::Ready(Err(e));
         }
-        if self.conn.queued.get() || self.conn.pending.borrow().is_empty() {
+        if (later && self.conn.queued.get()) || self.conn.pending.borrow().is_empty() {
             return Poll::Ready(Ok(()));
         }
         self.conn.write_pending(cx)
@@ -244,19 +244,14 @@ impl<T: Write + Unpin + 'static> Write for TurnIo<T> {
 
     /// Deferred bytes count as flushed: the end of the turn writes them.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.settle(cx))?;
+        std::task::ready!(self.settle(cx, true))?;
         std::task::ready!(Pin::new(&mut *self.conn.io.borrow_mut()).poll_flush(cx))?;
         self.conn.direct.set(false);
         Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.conn.error.take() {
-            return Poll::Ready(Err(e));
-        }
-        if !self.conn.pending.borrow().is_empty() {
-            std::task::ready!(self.conn.write_pending(cx))?;
-        }
+        std::task::ready!(self.settle(cx, false))?;
         Pin::new(&mut *self.conn.io.borrow_mut()).poll_shutdown(cx)
     }
 }

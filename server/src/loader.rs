@@ -21,7 +21,6 @@ use crate::config::VerifyMode;
 use crate::dataset::{Dataset, FileIdentity};
 use crate::metrics::{DatasetLabel, DatasetVersionLabel};
 use crate::state::{LoopCtx, Phase};
-use crate::sync::yield_now;
 
 /// Bytes verified or warmed per loop turn.
 const SLICE_BYTES: usize = 8 << 20;
@@ -280,10 +279,7 @@ async fn load(
         let mut verifier = file.verifier();
         loop {
             match verifier.step(&file, SLICE_BYTES as u64) {
-                Ok(Step::More { .. }) => {
-                    yield_now().await;
-                    ctx.turn_end.write_all();
-                }
+                Ok(Step::More { .. }) => ctx.next_slice().await,
                 Ok(Step::Done) => break,
                 Err(e) => return Err(format!("{} failed verification: {e}", path.display())),
             }
@@ -305,7 +301,7 @@ async fn load(
                 sum = sum.wrapping_add(*page);
             }
             std::hint::black_box(sum);
-            yield_now().await;
+            ctx.next_slice().await;
         }
     }
     Ok(Dataset::new(

@@ -87,6 +87,13 @@ impl LoopCtx {
         })
     }
 
+    /// Ends a slice of long work (a scan, verification, warming): the loop takes an I/O turn,
+    /// then the responses that turn deferred are written before the next slice runs.
+    pub async fn next_slice(&self) {
+        crate::sync::yield_now().await;
+        self.turn_end.write_all();
+    }
+
     pub fn draining(&self) -> bool {
         self.phase.get() == Phase::Draining
     }

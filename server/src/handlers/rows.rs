@@ -20,7 +20,6 @@ use crate::body::{Body, FrameSource};
 use crate::dataset::Dataset;
 use crate::error::ApiError;
 use crate::state::LoopCtx;
-use crate::sync::yield_now;
 
 /// Rows per `Scan::step`: about 0.05 ms of a Q1-like aggregation on SF1, so a slice overruns its
 /// time budget by at most that.
@@ -128,8 +127,7 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
             SLICE_ALONE
         };
         if slice_start.elapsed() >= budget {
-            yield_now().await;
-            ctx.turn_end.write_all();
+            ctx.next_slice().await;
             slice_start = Instant::now();
         }
     }
