@@ -123,7 +123,16 @@ pub struct QuarryFile<B> {
     /// String keys' index entries as integers, made on the first string lookup (`key.rs`).
     pub(crate) key_words: std::sync::OnceLock<crate::key::KeyWords>,
     pub(crate) footer_offset: u64,
+    /// Unique per opened file, so a `Verifier` can tell which file it has been checking.
+    pub(crate) id: u64,
+    /// Set when a full verification of this file passed (`verify.rs`): where `bytes()` was
+    /// then. While `bytes()` is still there, every string buffer is known to be UTF-8 cut at
+    /// character boundaries, and strings are read without checking them again.
+    pub(crate) strings_checked: std::sync::OnceLock<(usize, usize)>,
 }
+
+/// Source of [`QuarryFile::id`].
+static NEXT_FILE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn read<'a, T: FromBytes + zerocopy::KnownLayout + zerocopy::Immutable>(
     bytes: &'a [u8],
@@ -418,12 +427,29 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
             created_by,
             key_index,
             key_words: std::sync::OnceLock::new(),
+            id: NEXT_FILE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            strings_checked: std::sync::OnceLock::new(),
             footer_offset,
         })
     }
 
     pub fn bytes(&self) -> &[u8] {
         self.source.as_ref()
+    }
+
+    /// Whether a full verification ([`QuarryFile::verify`] or a [`crate::Verifier`] run to the
+    /// end) of these very bytes passed. Strings are then read without checking their UTF-8
+    /// again: `check_strings` in `verify.rs` checked every string buffer and offset once.
+    #[inline]
+    pub fn fully_verified(&self) -> bool {
+        let b = self.bytes();
+        self.strings_checked.get() == Some(&(b.as_ptr() as usize, b.len()))
+    }
+
+    /// Records that a full verification passed (called by `Verifier::step` only).
+    pub(crate) fn mark_strings_checked(&self) {
+        let b = self.bytes();
+        let _ = self.strings_checked.set((b.as_ptr() as usize, b.len()));
     }
 
     pub fn source(&self) -> &B {
@@ -526,9 +552,9 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
                     Encoding::Dictionary => {
                         let code = cast::<u32>(values).get(index).copied().unwrap_or(u32::MAX);
                         let dict = meta.buffers.dictionary.map_or(&[][..], slice);
-                        slice_str(cast(data), dict, code as usize)
+                        slice_str(cast(data), dict, code as usize, self.fully_verified())
                     }
-                    _ => slice_str(cast(values), data, index),
+                    _ => slice_str(cast(values), data, index, self.fully_verified()),
                 }))
             }
         };
@@ -639,7 +665,13 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
                         bytes: data,
                     },
                 };
-                ColumnChunk::Utf8(StringChunk::new(n, validity, nulls, repr))
+                ColumnChunk::Utf8(StringChunk::new(
+                    n,
+                    validity,
+                    nulls,
+                    repr,
+                    self.fully_verified(),
+                ))
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Byte sources for [`QuarryFile`]: a read-only memory map, or aligned owned bytes.
-//! This is the only module that touches memmap2, and the only `unsafe` in Quarry.
+//! This is the only module that touches memmap2. Its `unsafe` block and the one in
+//! `column.rs::slice_str` are the only ones in Quarry.
 //!
 //! # The mapping contract (SIGBUS)
 //! A mapped file's bytes are borrowed as `&[u8]` for as long as the map lives. If another

@@ -23,6 +23,10 @@ pub enum Step {
 /// Verifies a file a slice at a time: `step` until it returns `Step::Done`.
 #[derive(Clone, Debug)]
 pub struct Verifier {
+    /// The file this verifier was made for ([`QuarryFile::id`]); steps over another file still
+    /// check it, but do not mark either file's strings as checked.
+    file_id: u64,
+    other_file: bool,
     next_chunk: usize,
     done_bytes: u64,
     finished: bool,
@@ -76,6 +80,8 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
     /// A sliced verifier for this file.
     pub fn verifier(&self) -> Verifier {
         Verifier {
+            file_id: self.id,
+            other_file: false,
             next_chunk: 0,
             done_bytes: 0,
             finished: false,
@@ -93,6 +99,7 @@ impl Verifier {
         if self.finished {
             return Ok(Step::Done);
         }
+        self.other_file |= file.id != self.file_id;
         let metas = file.chunk_metas();
         let total = metas.iter().map(|m| m.len).sum::<u64>();
         let mut budget = 0u64;
@@ -112,6 +119,9 @@ impl Verifier {
         }
         file.verify_layout()?;
         self.finished = true;
+        if !self.other_file {
+            file.mark_strings_checked();
+        }
         Ok(Step::Done)
     }
 }

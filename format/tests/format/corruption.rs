@@ -106,6 +106,57 @@ fn verify_names_the_column_and_row_group_of_a_corrupt_chunk() {
     );
 }
 
+/// Strings are read without a UTF-8 check only after a full verification of that very file:
+/// not after a partial one, not after `verify_chunks` (which leaves the layout unchecked), and
+/// not for a file whose verifier was stepped over another file.
+#[test]
+fn only_a_full_verification_of_the_same_file_makes_it_fully_verified() {
+    use quarry_format::Step;
+    let good = small_file();
+    let (a, b) = (open(&good).unwrap(), open(&good).unwrap());
+    let strings = |f: &quarry_format::QuarryFile<_>| {
+        let mut all = Vec::new();
+        for r in 0..f.num_rows() {
+            for c in 0..f.schema().len() {
+                all.push(format!("{:?}", f.value(r, c)));
+            }
+        }
+        all
+    };
+    let before = strings(&a);
+    assert!(!a.fully_verified());
+
+    a.verify_chunks(0..a.chunk_count()).unwrap();
+    assert!(
+        !a.fully_verified(),
+        "verify_chunks does not check the layout"
+    );
+
+    let mut v = a.verifier();
+    assert!(matches!(v.step(&a, 1).unwrap(), Step::More { .. }));
+    assert!(!a.fully_verified(), "one step is not a full verification");
+    while v.step(&b, 1).unwrap() != Step::Done {}
+    assert!(
+        !a.fully_verified() && !b.fully_verified(),
+        "the verifier crossed files"
+    );
+
+    b.verify().unwrap();
+    assert!(b.fully_verified() && !a.fully_verified());
+    assert_eq!(
+        strings(&b),
+        before,
+        "trusted reads return what checked reads did"
+    );
+
+    let mut bad = good.clone();
+    let meta = a.chunk_meta(1, 3).clone();
+    bad[meta.offset as usize] ^= 0x10;
+    let bad = open(&bad).unwrap();
+    assert!(bad.verify().is_err());
+    assert!(!bad.fully_verified());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 

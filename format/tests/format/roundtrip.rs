@@ -134,7 +134,15 @@ proptest! {
         };
         let bytes = write(&case.schema, &case.rows, options.clone()).unwrap();
         let file = open(&bytes).unwrap();
+        // Values are compared twice: with UTF-8 checked on every read, then trusted after the
+        // full verification.
+        for (r, row) in case.rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                prop_assert!(cell.same_as(&file.value(r as u64, c)));
+            }
+        }
         file.verify().unwrap();
+        prop_assert!(file.fully_verified());
         prop_assert_eq!(file.num_rows(), case.rows.len() as u64);
         prop_assert_eq!(file.schema(), &case.schema);
         let expected_groups = case.rows.len().div_ceil(case.row_group_rows);
