@@ -37,22 +37,12 @@ pub fn parse_key(raw_percent_encoded: &str, schema: &Schema) -> Result<KeyValue,
         )
         .with_param("key"));
     };
-    if let Some(at) = crate::query::malformed_escape(raw_percent_encoded) {
-        return Err(QueryError::bad(
-            "bad_encoding",
-            "key",
-            format!(
-                "expected '%' followed by two hex digits at byte {at} of {raw_percent_encoded:?} (write a literal '%' as %25)"
-            ),
-        ));
-    }
-    let text = percent_decode_str(raw_percent_encoded).decode_utf8().map_err(|_| {
-        QueryError::bad(
-            "bad_key",
-            "key",
-            format!("expected UTF-8 after percent-decoding, found invalid bytes in {raw_percent_encoded:?}"),
-        )
-    })?;
+    let text = if raw_percent_encoded.contains('%') {
+        decode_key(raw_percent_encoded)?
+    } else {
+        // Nothing to decode: the common case, and the text is already UTF-8.
+        std::borrow::Cow::Borrowed(raw_percent_encoded)
+    };
     match field.data_type {
         DataType::Int64 => text.parse::<i64>().map(KeyValue::Int64).map_err(|_| {
             QueryError::bad(
@@ -66,6 +56,26 @@ pub fn parse_key(raw_percent_encoded: &str, schema: &Schema) -> Result<KeyValue,
         }),
         _ => Ok(KeyValue::Utf8(text.into_owned())),
     }
+}
+
+/// Percent-decodes a key segment that holds at least one '%'.
+fn decode_key(raw_percent_encoded: &str) -> Result<std::borrow::Cow<'_, str>, QueryError> {
+    if let Some(at) = crate::query::malformed_escape(raw_percent_encoded) {
+        return Err(QueryError::bad(
+            "bad_encoding",
+            "key",
+            format!(
+                "expected '%' followed by two hex digits at byte {at} of {raw_percent_encoded:?} (write a literal '%' as %25)"
+            ),
+        ));
+    }
+    percent_decode_str(raw_percent_encoded).decode_utf8().map_err(|_| {
+        QueryError::bad(
+            "bad_key",
+            "key",
+            format!("expected UTF-8 after percent-decoding, found invalid bytes in {raw_percent_encoded:?}"),
+        )
+    })
 }
 
 /// Row `row` (< num_rows) as `{"col": value, ...}` over every column.
@@ -110,8 +120,9 @@ impl RowJson {
             out.extend_from_slice(b"{}");
             return;
         }
-        // Names, punctuation and about 16 bytes per value.
-        out.reserve(self.prefixes.len() + 16 * self.ends.len() + 1);
+        // Names, punctuation and up to 32 bytes per value (and a caller's newline): one
+        // allocation for most rows, where 16 bytes per value left longer strings to grow it.
+        out.reserve(self.prefixes.len() + 32 * self.ends.len() + 2);
         let (g, i) = file.locate(row);
         file.prefetch_row(g, i);
         let mut start = 0;
