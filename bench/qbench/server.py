@@ -2,12 +2,16 @@
 against the one-core HTTP floor (hyper on monoio answering a fixed body of the same size),
 nginx serving a static file of the same size, and Datasette (point lookups, as a peer).
 
-All servers run at once, idle except the one under load, each pinned to the server core; wrk
-runs on the load core. Workloads and systems are interleaved inside each repetition.
+All servers are started at once, each pinned to the server core, and only the one under load
+runs: the others are stopped (SIGSTOP) meanwhile. wrk runs on the load core. Workloads and
+systems are interleaved inside each repetition.
 """
 
+import os
 import random
+import signal
 import statistics
+import time
 
 from . import data
 from .common import WORK, http_get, http_get_retry, log, ratio, summary
@@ -59,17 +63,59 @@ def status_counts(server):
     return counts
 
 
+_stopped = set()
+
+
+def only_running(servers, active):
+    """Continues `active` and stops (SIGSTOP) every other server of the plan, so that no idle
+    peer runs on the server core during a measured run. Idle is not silent: Datasette's uvicorn
+    wakes every 100 ms, and those wake-ups alone moved Quarry's lookup p99 from 0.80-0.97 ms
+    to 0.92-1.26 ms (bench/README.md). Stopped processes keep their sockets and state.
+
+    A server that was stopped gets 1.2 s after it continues: quarry-server's lag monitor sees
+    the stop as one late tick and sheds load for the rest of that second, as it should after a
+    real stall of its loop."""
+    for server in servers:
+        if server is not active and server.proc.poll() is None and server.pid not in _stopped:
+            os.kill(server.pid, signal.SIGSTOP)
+            _stopped.add(server.pid)
+    if active.pid in _stopped:
+        _stopped.discard(active.pid)
+        if active.proc.poll() is None:
+            os.kill(active.pid, signal.SIGCONT)
+            time.sleep(1.2)
+
+
+def continue_all(servers):
+    for server in servers:
+        if server.pid in _stopped:
+            _stopped.discard(server.pid)
+            if server.proc.poll() is None:
+                os.kill(server.pid, signal.SIGCONT)
+
+
 def measure(cfg, plan, label):
-    """plan: list of (workload, system, server, paths_file). Returns {(workload, system): [runs]}."""
+    """plan: list of (workload, system, server, paths_file). Returns {(workload, system): [runs]}.
+    Only the server under load runs; the others are stopped meanwhile (`only_running`)."""
+    servers = list({id(server): server for _, _, server, _ in plan}.values())
+    try:
+        return _measure(cfg, plan, label, servers)
+    finally:
+        continue_all(servers)
+
+
+def _measure(cfg, plan, label, servers):
     runs = {(w, s): [] for w, s, _, _ in plan}
     if cfg.warmup_s:
         for w, s, server, paths in plan:
+            only_running(servers, server)
             try:
                 run_wrk(server.pid, server.base_url, paths, cfg.warmup_s, cfg.connections)
             except Exception as e:  # noqa: BLE001 - recorded below when the real runs fail too
                 log(f"{label} warm-up {w}/{s} failed: {e}")
     for rep in range(cfg.reps):
         for w, s, server, paths in plan:
+            only_running(servers, server)
             try:
                 before = status_counts(server) if s == "quarry" else None
                 r = run_wrk(server.pid, server.base_url, paths, cfg.duration_s, cfg.connections,
