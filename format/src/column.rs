@@ -187,7 +187,11 @@ pub struct StringChunk<'a> {
 /// `offsets[i]..offsets[i+1]` of `bytes` as a str; "" when corrupt (only possible unverified).
 ///
 /// `trusted`: the buffers belong to a file whose full verification passed
-/// ([`QuarryFile::fully_verified`](crate::QuarryFile::fully_verified)), so the UTF-8 check is skipped.
+/// ([`QuarryFile::fully_verified`](crate::QuarryFile::fully_verified)), so the UTF-8 check is
+/// skipped. That verification (`check_strings` in `verify.rs`) found every string buffer valid
+/// UTF-8 and every one of its offsets a character boundary; the bytes cannot have changed since:
+/// `fully_verified` also compares their address and length, the file owns its source and hands
+/// out only shared borrows, and a mapped file is never modified (the contract in `source.rs`).
 #[inline]
 pub(crate) fn slice_str<'a>(offsets: &[u64], bytes: &'a [u8], i: usize, trusted: bool) -> &'a str {
     let (Some(&start), Some(&end)) = (offsets.get(i), offsets.get(i + 1)) else {
@@ -198,13 +202,8 @@ pub(crate) fn slice_str<'a>(offsets: &[u64], bytes: &'a [u8], i: usize, trusted:
         return "";
     };
     if trusted {
-        // SAFETY: `trusted` is true only when `QuarryFile::fully_verified` was: a full
-        // verification of the same bytes (same address and length) passed, and its
-        // `check_strings` found every string buffer valid UTF-8 and every one of its offsets,
-        // `offsets[i]` and `offsets[i + 1]` included, a character boundary. The bytes have not
-        // changed since: the file owns its source, which hands out only shared borrows, and a
-        // mapped file is never modified (the mapping contract in `source.rs`). A slice between
-        // two character boundaries of valid UTF-8 is valid UTF-8.
+        // SAFETY: invariant `QuarryFile::fully_verified` (set by `Verifier::step` after
+        // `check_strings`; see above): `b` lies between two character boundaries of valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(b) }
     } else {
         std::str::from_utf8(b).unwrap_or("")

@@ -128,7 +128,7 @@ pub struct QuarryFile<B> {
     /// Set when a full verification of this file passed (`verify.rs`): where `bytes()` was
     /// then. While `bytes()` is still there, every string buffer is known to be UTF-8 cut at
     /// character boundaries, and strings are read without checking them again.
-    pub(crate) strings_checked: std::sync::OnceLock<(usize, usize)>,
+    pub(crate) verified_at: std::sync::OnceLock<(usize, usize)>,
 }
 
 /// Source of [`QuarryFile::id`].
@@ -428,7 +428,7 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
             key_index,
             key_words: std::sync::OnceLock::new(),
             id: NEXT_FILE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            strings_checked: std::sync::OnceLock::new(),
+            verified_at: std::sync::OnceLock::new(),
             footer_offset,
         })
     }
@@ -443,13 +443,13 @@ impl<B: AsRef<[u8]>> QuarryFile<B> {
     #[inline]
     pub fn fully_verified(&self) -> bool {
         let b = self.bytes();
-        self.strings_checked.get() == Some(&(b.as_ptr() as usize, b.len()))
+        self.verified_at.get() == Some(&(b.as_ptr() as usize, b.len()))
     }
 
     /// Records that a full verification passed (called by `Verifier::step` only).
-    pub(crate) fn mark_strings_checked(&self) {
+    pub(crate) fn mark_fully_verified(&self) {
         let b = self.bytes();
-        let _ = self.strings_checked.set((b.as_ptr() as usize, b.len()));
+        let _ = self.verified_at.set((b.as_ptr() as usize, b.len()));
     }
 
     pub fn source(&self) -> &B {

@@ -120,7 +120,7 @@ impl Verifier {
         file.verify_layout()?;
         self.finished = true;
         if !self.other_file {
-            file.mark_strings_checked();
+            file.mark_fully_verified();
         }
         Ok(Step::Done)
     }

@@ -1,6 +1,5 @@
 //! Point lookups: the `{key}` path segment and one row as a JSON object.
 
-use percent_encoding::percent_decode_str;
 use quarry_format::{DataType, KeyRef, QuarryFile, Schema};
 
 use crate::error::{ErrorKind, QueryError};
@@ -37,12 +36,7 @@ pub fn parse_key(raw_percent_encoded: &str, schema: &Schema) -> Result<KeyValue,
         )
         .with_param("key"));
     };
-    let text = if raw_percent_encoded.contains('%') {
-        decode_key(raw_percent_encoded)?
-    } else {
-        // Nothing to decode: the common case, and the text is already UTF-8.
-        std::borrow::Cow::Borrowed(raw_percent_encoded)
-    };
+    let text = crate::query::percent_decode(raw_percent_encoded, "key", "bad_key")?;
     match field.data_type {
         DataType::Int64 => text.parse::<i64>().map(KeyValue::Int64).map_err(|_| {
             QueryError::bad(
@@ -56,26 +50,6 @@ pub fn parse_key(raw_percent_encoded: &str, schema: &Schema) -> Result<KeyValue,
         }),
         _ => Ok(KeyValue::Utf8(text.into_owned())),
     }
-}
-
-/// Percent-decodes a key segment that holds at least one '%'.
-fn decode_key(raw_percent_encoded: &str) -> Result<std::borrow::Cow<'_, str>, QueryError> {
-    if let Some(at) = crate::query::malformed_escape(raw_percent_encoded) {
-        return Err(QueryError::bad(
-            "bad_encoding",
-            "key",
-            format!(
-                "expected '%' followed by two hex digits at byte {at} of {raw_percent_encoded:?} (write a literal '%' as %25)"
-            ),
-        ));
-    }
-    percent_decode_str(raw_percent_encoded).decode_utf8().map_err(|_| {
-        QueryError::bad(
-            "bad_key",
-            "key",
-            format!("expected UTF-8 after percent-decoding, found invalid bytes in {raw_percent_encoded:?}"),
-        )
-    })
 }
 
 /// Row `row` (< num_rows) as `{"col": value, ...}` over every column.

@@ -13,6 +13,8 @@
 //! The names `select`, `order`, `limit`, `cursor` are reserved: columns with these names can
 //! be selected but not filtered on.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 use quarry_format::{DataType, Schema, Version};
 
@@ -215,6 +217,20 @@ pub(crate) fn malformed_escape(raw: &str) -> Option<usize> {
 }
 
 fn decode(raw: &str, param_for_error: &str) -> Result<String, QueryError> {
+    percent_decode(raw, param_for_error, "bad_encoding").map(Cow::into_owned)
+}
+
+/// Percent-decodes `raw`, borrowing it when it holds no `%` (the common case). A malformed
+/// escape is 400 `bad_encoding`; bytes that are not UTF-8 once decoded are a 400 with the code
+/// `utf8_code`.
+pub(crate) fn percent_decode<'a>(
+    raw: &'a str,
+    param_for_error: &str,
+    utf8_code: &'static str,
+) -> Result<Cow<'a, str>, QueryError> {
+    if !raw.contains('%') {
+        return Ok(Cow::Borrowed(raw));
+    }
     if let Some(at) = malformed_escape(raw) {
         return Err(QueryError::bad(
             "bad_encoding",
@@ -224,16 +240,13 @@ fn decode(raw: &str, param_for_error: &str) -> Result<String, QueryError> {
             ),
         ));
     }
-    percent_decode_str(raw)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| {
-            QueryError::bad(
-                "bad_encoding",
-                param_for_error,
-                format!("expected UTF-8 after percent-decoding, found invalid bytes in {raw:?}"),
-            )
-        })
+    percent_decode_str(raw).decode_utf8().map_err(|_| {
+        QueryError::bad(
+            utf8_code,
+            param_for_error,
+            format!("expected UTF-8 after percent-decoding, found invalid bytes in {raw:?}"),
+        )
+    })
 }
 
 /// Parses a raw (still percent-encoded) query string for a dataset with `schema` at `version`.
