@@ -194,6 +194,10 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     let chunk_size =
         ((memory_limit as usize) / (4 * 3 * (4 * threads + 2))).clamp(MIN_CHUNK, MAX_CHUNK);
     let in_flight = chunk_size * 3 * (4 * threads + 2);
+    // Row groups end early past a power of two near 1/16 of the limit (a power of two, so
+    // that a default limit that moves a little with MemAvailable rarely changes the cuts);
+    // groups in flight (planned, gathered, encoded) share half of the limit.
+    let max_group_bytes = 1usize << (memory_limit / 16).max(1 << 20).ilog2();
     // 3/4: allocator slack and the sort's temporary vectors come on top of what is counted.
     let run_budget = (memory_limit as usize).saturating_sub(in_flight) / 4 * 3;
 
@@ -219,6 +223,8 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         threads,
         chunk_size,
         max_record: (memory_limit as usize / 8).max(MAX_CHUNK),
+        max_group_bytes,
+        group_budget: memory_limit as usize / 2,
         run_budget,
         counters: &counters,
         scratch: &scratch,
@@ -262,6 +268,10 @@ struct Setup<'a> {
     chunk_size: usize,
     /// Longest record the splitter buffers.
     max_record: usize,
+    /// Column data bytes after which a row group ends early.
+    max_group_bytes: usize,
+    /// Bytes of row groups between the planner and the file (see plan::InFlight).
+    group_budget: usize,
     run_budget: usize,
     counters: &'a Counters,
     scratch: &'a ScratchDir,
@@ -295,6 +305,8 @@ fn run_pipeline(
     let (plan_tx, plan_rx) = bounded::<Plan>(t);
     let (enc_tx, enc_rx) = bounded(t);
     let schema = &s.ctx.schema;
+    let in_flight = plan::InFlight::new(s.group_budget);
+    let writer_in_flight = Arc::clone(&in_flight);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("quarry-read".into())
@@ -334,8 +346,13 @@ fn run_pipeline(
             .name("quarry-write".into())
             .spawn_scoped(scope, move || -> Result<_> {
                 let out = EarlySync::new(file).context("starting the background fsync thread")?;
-                let (out, summary) =
-                    plan::write_loop(out, schema.clone(), options.clone(), enc_rx)?;
+                let (out, summary) = plan::write_loop(
+                    out,
+                    schema.clone(),
+                    options.clone(),
+                    enc_rx,
+                    writer_in_flight,
+                )?;
                 let (file, _) = out
                     .finish()
                     .context("writing the output file to disk (background fsync)")?;
@@ -343,7 +360,7 @@ fn run_pipeline(
             })
             .context("spawning the writer thread")?;
 
-        let collected = collect(s, parsed_rx, plan_tx);
+        let collected = collect(s, parsed_rx, plan_tx, in_flight);
 
         // Join everything, then report the first real error in pipeline order.
         let mut errors: Vec<anyhow::Error> = Vec::new();
@@ -464,11 +481,16 @@ fn read_loop(
 
 /// Collector: takes parsed chunks in input order, numbers lines, counts bad rows, and feeds
 /// the planner directly (no key) or through the sorter (key).
-fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result<Outcome> {
+fn collect(
+    s: &Setup<'_>,
+    rx: Receiver<Parsed>,
+    plan_tx: Sender<Plan>,
+    in_flight: Arc<plan::InFlight>,
+) -> Result<Outcome> {
     let args = s.args;
     let schema: &Schema = &s.ctx.schema;
     let names: Vec<String> = s.inputs.iter().map(|i| i.display.clone()).collect();
-    let mut planner = Planner::new(args.row_group_rows, plan_tx);
+    let mut planner = Planner::new(args.row_group_rows, s.max_group_bytes, plan_tx, in_flight);
     let mut sorter = match schema.key() {
         Some(k) => Some(Sorter::new(schema, k, s.run_budget, s.threads, s.scratch)?),
         None => None,

@@ -10,6 +10,7 @@ mod hostile;
 mod inference;
 mod jsonl_input;
 mod keys;
+mod memory;
 mod publish;
 mod quoting;
 mod roundtrip;
