@@ -1,4 +1,4 @@
-//! Command-line and environment configuration (SERVER_API.md: every flag also from
+//! Command-line and environment configuration (every flag also from
 //! `QUARRY_<FLAG>`).
 
 use std::net::SocketAddr;
