@@ -405,6 +405,10 @@ impl ParseCtx {
             None => builder.quoting(false),
         };
         let mut rdr = builder.build();
+        // Chunks without any quote (the common case) skip the per-record quote check.
+        let quote = dialect
+            .quote
+            .filter(|&q| memchr::memchr(q, bytes).is_some());
         let mut out = vec![0u8; 4096];
         let mut ends = vec![0usize; map.len() + 1];
         let (mut nout, mut nends) = (0usize, 0usize);
@@ -447,7 +451,7 @@ impl ParseCtx {
             // line, exactly where the splitter resumes (split.rs), so no stray quote can merge
             // the lines after it into one record.
             let raw = &bytes[start..end];
-            let fault = match dialect.quote {
+            let fault = match quote {
                 Some(q) if memchr::memchr(q, raw).is_some() => {
                     crate::split::check_quotes(&bytes[start..], &dialect).err()
                 }
