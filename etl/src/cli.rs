@@ -133,7 +133,8 @@ pub struct ReadArgs {
     )]
     pub max_field_bytes: String,
     /// Rename input columns (CSV header names, JSON keys) before anything else: `old=new`,
-    /// repeatable; `--key`, `--schema` and the file use the new names.
+    /// repeatable or `;`-separated (QUARRY_RENAME='a=b;c=d'); `--key`, `--schema` and the file
+    /// use the new names.
     #[arg(
         long = "rename",
         env = "QUARRY_RENAME",
