@@ -100,7 +100,19 @@ fn a_live_build_keeps_its_lease_and_clean_never_removes_its_files() {
     };
     // Pretend the lease is two hours old; the build refreshes it within 5 s.
     set_age(&temp, Duration::from_secs(7200));
-    std::thread::sleep(Duration::from_secs(7));
+    let start = Instant::now();
+    loop {
+        let m = std::fs::metadata(&temp).unwrap().modified().unwrap();
+        let age = SystemTime::now().duration_since(m).unwrap_or_default();
+        if age < Duration::from_secs(60) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the lease was not refreshed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let out = bin(&["clean", data.to_str().unwrap(), "--stale-after", "60s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(temp.exists(), "clean removed a live build's file");
