@@ -451,9 +451,11 @@ fn read_loop(
             .next_chunk()
             .with_context(|| format!("reading {}", spec.display))?
         {
-            let (bytes, fatal) = match piece {
-                crate::split::Piece::Chunk(b) => (b, None),
-                crate::split::Piece::Fatal { bytes, at, message } => (bytes, Some((at, message))),
+            let (bytes, fatal, quote_faults) = match piece {
+                crate::split::Piece::Chunk { bytes, faults } => (bytes, None, faults),
+                crate::split::Piece::Fatal { bytes, at, message } => {
+                    (bytes, Some((at, message)), false)
+                }
             };
             let stop = fatal.is_some();
             let len = bytes.len() as u64;
@@ -464,6 +466,7 @@ fn read_loop(
                 first_line: first.take(),
                 offset,
                 fatal,
+                quote_faults,
             };
             offset += len;
             seq += 1;

@@ -43,6 +43,9 @@ pub struct Chunk {
     pub offset: u64,
     /// The splitter gave up at byte `.0` of `bytes` (a record start precedes it): message `.1`.
     pub fatal: Option<(usize, String)>,
+    /// Some record may have wrong quoting: check each record's (the splitter saw a fault, or
+    /// this is the end of the input).
+    pub quote_faults: bool,
 }
 
 /// A bad row: its line offset within the chunk and what is wrong (without file:line).
@@ -295,6 +298,7 @@ impl ParseCtx {
                     map,
                     self.dialect(chunk.file as usize),
                     chunk.offset,
+                    chunk.quote_faults,
                 ),
                 Layout::Jsonl => self.parse_jsonl(&chunk.bytes),
             }
@@ -390,6 +394,7 @@ impl ParseCtx {
         map: &[usize],
         dialect: crate::split::Dialect,
         chunk_offset: u64,
+        quote_faults: bool,
     ) -> (Vec<ColBuf>, Vec<u64>, Vec<BadRow>, u64) {
         // A row holds at least a byte and a delimiter per column.
         let mut bufs = self.new_bufs(bytes.len() / 64.max(2 * map.len()));
@@ -405,10 +410,11 @@ impl ParseCtx {
             None => builder.quoting(false),
         };
         let mut rdr = builder.build();
-        // Chunks without any quote (the common case) skip the per-record quote check.
+        // Records are checked only where the splitter, which applies the same rules, saw a
+        // fault (or at the end of the input); chunks without a quote character never.
         let quote = dialect
             .quote
-            .filter(|&q| memchr::memchr(q, bytes).is_some());
+            .filter(|&q| quote_faults && memchr::memchr(q, bytes).is_some());
         let mut out = vec![0u8; 4096];
         let mut ends = vec![0usize; map.len() + 1];
         let (mut nout, mut nends) = (0usize, 0usize);
