@@ -19,20 +19,37 @@ pub fn livez() -> Response<Body> {
     )
 }
 
+/// Datasets listed by name in `/healthz` when the catalog is larger: then only those not ready.
+const HEALTHZ_LISTED: usize = 1000;
+
 pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
-    let phase = ctx.phase.get();
-    let cat = ctx.catalog.borrow();
+    let phase = ctx.phase();
+    let cat = ctx.catalog();
     let mut datasets = Map::new();
+    let all = cat.states.len() <= HEALTHZ_LISTED;
+    let (mut ready, mut loading, mut failed) = (0usize, 0usize, 0usize);
     for (name, state) in &cat.states {
         let version = cat.datasets.get(name).map(|d| d.version_hex.clone());
         let entry = match state {
-            LoadState::Loading => json!({"state": "loading", "version": version, "error": null}),
-            LoadState::Ready => json!({"state": "ready", "version": version, "error": null}),
-            LoadState::Failed { error, .. } => {
+            LoadState::Loading => {
+                loading += 1;
+                json!({"state": "loading", "version": version, "error": null})
+            }
+            LoadState::Ready => {
+                ready += 1;
+                if !all {
+                    continue;
+                }
+                json!({"state": "ready", "version": version, "error": null})
+            }
+            LoadState::Failed { error, .. } | LoadState::Modified { error, .. } => {
+                failed += 1;
                 json!({"state": "failed", "version": version, "error": error})
             }
         };
-        datasets.insert(name.clone(), entry);
+        if datasets.len() < HEALTHZ_LISTED {
+            datasets.insert(name.to_string(), entry);
+        }
     }
     let reason: Json = match phase {
         Phase::Ready => Json::Null,
@@ -42,7 +59,8 @@ pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
                 .states
                 .iter()
                 .filter(|(_, s)| matches!(s, LoadState::Loading))
-                .map(|(n, _)| n.as_str())
+                .take(20)
+                .map(|(n, _)| &**n)
                 .collect();
             if loading.is_empty() {
                 "scanning the data directory".into()
@@ -70,7 +88,12 @@ pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
     };
     let mut resp = json_response(
         status,
-        &json!({"status": phase.name(), "reason": reason, "datasets": datasets}),
+        &json!({
+            "status": phase.name(),
+            "reason": reason,
+            "counts": {"ready": ready, "loading": loading, "failed": failed},
+            "datasets": datasets,
+        }),
     );
     resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
