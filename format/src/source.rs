@@ -33,7 +33,8 @@ use crate::reader::QuarryFile;
 pub struct MappedFile {
     /// Declared before `file`: unmapped before the descriptor (and its lease) is closed.
     map: Mmap,
-    file: File,
+    /// Kept for a read lease; `None` after `release_descriptor`.
+    file: Option<File>,
     path: PathBuf,
 }
 
@@ -52,7 +53,7 @@ impl MappedFile {
             .map_err(|e| FormatError::io(format!("mapping {}", path.display()), e))?;
         Ok(MappedFile {
             map,
-            file,
+            file: Some(file),
             path: path.to_owned(),
         })
     }
@@ -65,13 +66,25 @@ impl MappedFile {
     /// # Errors
     /// The kernel's refusal.
     pub fn take_read_lease(&self) -> std::io::Result<()> {
-        fcntl_int(&self.file, libc::F_SETLEASE, libc::F_RDLCK).map(|_| ())
+        let file = self.file.as_ref().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "descriptor released")
+        })?;
+        fcntl_int(file, libc::F_SETLEASE, libc::F_RDLCK).map(|_| ())
+    }
+
+    /// Closes the file descriptor (the map stays): for files served without a lease, so a
+    /// process with many datasets does not hold one descriptor each.
+    pub fn release_descriptor(&mut self) {
+        self.file = None;
     }
 
     /// True when a read lease taken by [`take_read_lease`](Self::take_read_lease) is being
     /// broken or gone: another process is opening the file for writing or truncating it.
     pub fn lease_broken(&self) -> bool {
-        !matches!(fcntl_int(&self.file, libc::F_GETLEASE, 0), Ok(l) if l == libc::F_RDLCK)
+        let Some(file) = &self.file else {
+            return false;
+        };
+        !matches!(fcntl_int(file, libc::F_GETLEASE, 0), Ok(l) if l == libc::F_RDLCK)
     }
 
     pub fn path(&self) -> &Path {

@@ -40,25 +40,44 @@ impl FileIdentity {
 
 /// Dataset versions mapped in this process (all loops, old versions still held by requests).
 static LIVE_MAPS: AtomicUsize = AtomicUsize::new(0);
+/// Of those, the ones holding a file descriptor (and a read lease).
+static LIVE_LEASES: AtomicUsize = AtomicUsize::new(0);
 
-/// One mapped dataset version, counted from its mapping until its drop.
+/// One mapped dataset version, counted from its mapping until its drop (and its lease).
 #[derive(Debug)]
-pub struct MapCount(());
+pub struct MapCount {
+    leased: bool,
+}
 
 impl MapCount {
     pub fn acquire() -> MapCount {
         LIVE_MAPS.fetch_add(1, Ordering::Relaxed);
-        MapCount(())
+        MapCount { leased: false }
+    }
+
+    /// Counts this version's descriptor and lease too.
+    pub fn leased(&mut self) {
+        if !self.leased {
+            self.leased = true;
+            LIVE_LEASES.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn live() -> usize {
         LIVE_MAPS.load(Ordering::Relaxed)
+    }
+
+    pub fn live_leases() -> usize {
+        LIVE_LEASES.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for MapCount {
     fn drop(&mut self) {
         LIVE_MAPS.fetch_sub(1, Ordering::Relaxed);
+        if self.leased {
+            LIVE_LEASES.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -51,6 +51,22 @@ const MAP_RESERVE: usize = 4096;
 
 /// Whether read leases were refused once (logged once per process).
 static LEASE_REFUSAL_LOGGED: AtomicBool = AtomicBool::new(false);
+static LEASE_LIMIT_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Leases (one descriptor each) at most: half the soft `RLIMIT_NOFILE`, leaving the rest to
+/// connections.
+fn lease_limit() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<usize>().ok())
+        })
+        .unwrap_or(1024);
+    soft / 2
+}
 
 /// How many datasets may be mapped at once: `--max-mapped-datasets`, else `vm.max_map_count`
 /// minus the mappings the process has now minus `MAP_RESERVE`.
@@ -82,6 +98,7 @@ struct Loader {
     slice_start: Instant,
     map_limit: usize,
     map_limit_why: String,
+    lease_limit: usize,
 }
 
 /// Initial load, then a pass every `--reload-interval`, on every SIGHUP and on every SIGIO
@@ -97,6 +114,7 @@ pub async fn run(ctx: Rc<LoopCtx>, hup: UnixStream, sigio: UnixStream) {
         slice_start: Instant::now(),
         map_limit,
         map_limit_why,
+        lease_limit: lease_limit(),
     };
     loader.pass().await;
     let mut hup_wait = Box::pin(crate::server::next_control_byte(hup));
@@ -424,14 +442,6 @@ impl Loader {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         m.dataset_last_reload.get_or_create(&label).set(now);
-        if self
-            .work
-            .states
-            .values()
-            .all(|s| !matches!(s, LoadState::Modified { .. }))
-        {
-            self.update_readiness();
-        }
     }
 
     fn forget_metrics(&self, old: &Dataset) {
@@ -467,18 +477,30 @@ impl Loader {
                 self.map_limit_why
             ));
         }
-        let mapped =
+        let mut mapped =
             MappedFile::open(path).map_err(|e| format!("cannot map {}: {e}", path.display()))?;
-        let count = MapCount::acquire();
-        let leased = match mapped.take_read_lease() {
-            Ok(()) => true,
-            Err(e) => {
-                if !LEASE_REFUSAL_LOGGED.swap(true, Ordering::Relaxed) {
-                    warn!(dataset = %name, error = %e, "no read lease on a dataset file (not its owner and no CAP_LEASE, or no leases on this filesystem): files changed in place are detected by polling only, and a truncation can still end the process with SIGBUS");
+        let mut count = MapCount::acquire();
+        let leased = if MapCount::live_leases() >= self.lease_limit {
+            if !LEASE_LIMIT_LOGGED.swap(true, Ordering::Relaxed) {
+                warn!(dataset = %name, limit = self.lease_limit, "read leases hold one file descriptor each and half of RLIMIT_NOFILE is in use by them: further datasets are served without a lease (in-place changes detected by polling only)");
+            }
+            false
+        } else {
+            match mapped.take_read_lease() {
+                Ok(()) => true,
+                Err(e) => {
+                    if !LEASE_REFUSAL_LOGGED.swap(true, Ordering::Relaxed) {
+                        warn!(dataset = %name, error = %e, "no read lease on a dataset file (not its owner and no CAP_LEASE, or no leases on this filesystem): files changed in place are detected by polling only, and a truncation can still end the process with SIGBUS");
+                    }
+                    false
                 }
-                false
             }
         };
+        if leased {
+            count.leased();
+        } else {
+            mapped.release_descriptor();
+        }
         let file = QuarryFile::open(mapped)
             .map_err(|e| format!("{} is not a valid Quarry file: {e}", path.display()))?;
         if self.ctx.config.verify == VerifyMode::Full {
