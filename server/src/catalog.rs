@@ -4,9 +4,10 @@
 //! and lookups cannot differ by connection.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 
 use crate::dataset::{Dataset, FileIdentity};
 
@@ -50,6 +51,8 @@ pub struct Catalog {
     pub readiness: Readiness,
     /// XXH3-128 of every served (name, version): the `/v1/datasets` ETags depend on it alone.
     pub list_digest: u128,
+    /// `/healthz`'s body for this snapshot, made by the first probe that needs it.
+    pub health_body: OnceLock<Bytes>,
 }
 
 impl Default for Catalog {
@@ -59,6 +62,7 @@ impl Default for Catalog {
             states: BTreeMap::new(),
             readiness: Readiness::Starting,
             list_digest: 0,
+            health_body: OnceLock::new(),
         }
     }
 }
@@ -91,8 +95,9 @@ impl Catalog {
             .any(|s| matches!(s, LoadState::Modified { .. }))
     }
 
-    /// Recomputes `list_digest` from the served versions.
+    /// Recomputes `list_digest` from the served versions and forgets the cached `/healthz`.
     pub fn seal(&mut self) {
+        self.health_body = OnceLock::new();
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         for (name, ds) in &self.datasets {
             h.update(name.as_bytes());

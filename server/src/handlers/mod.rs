@@ -214,12 +214,6 @@ pub fn full(
     resp
 }
 
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut body = value.to_string().into_bytes();
-    body.push(b'\n');
-    full(status, "application/json", body)
-}
-
 /// Strong ETag from the data versions a response depends on and the normalized request target
 /// (query pieces sorted, so parameter order does not matter) plus the headers it varies on.
 ///
