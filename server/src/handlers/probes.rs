@@ -22,7 +22,7 @@ pub fn livez() -> Response<Body> {
 }
 
 /// Up to this many datasets, `/healthz` lists every one; beyond, only those not ready.
-const HEALTHZ_ALL_UP_TO: usize = 100;
+const HEALTHZ_ALL_UP_TO: usize = 1000;
 /// Datasets listed by name in `/healthz`, at most.
 const HEALTHZ_LISTED: usize = 1000;
 
