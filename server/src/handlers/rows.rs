@@ -58,11 +58,12 @@ pub fn one(ctx: &LoopCtx, req: &Request<Incoming>, ds: &Arc<Dataset>, raw_key: &
     ))
 }
 
-fn limits(ctx: &LoopCtx) -> Limits {
+pub(super) fn limits(ctx: &LoopCtx) -> Limits {
     Limits {
         default_limit: ctx.config.default_limit,
         max_limit: ctx.config.max_limit,
         max_scan_rows: ctx.config.max_scan_rows,
+        max_offset: Limits::default().max_offset,
     }
 }
 
