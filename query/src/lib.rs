@@ -36,7 +36,7 @@ mod plan;
 mod query;
 mod scan;
 
-pub use encode::Encoder;
+pub use encode::{Encoder, JsonShape};
 pub use error::{ErrorKind, QueryError};
 pub use key::{parse_key, row_json, KeyValue, RowJson};
 pub use negotiate::{negotiate, OutputFormat};

@@ -1,6 +1,7 @@
 //! The parsed form of a rows query, and the parser for PostgREST-style query strings.
 //!
-//! Grammar (after percent-decoding each name and value; `+` stays a literal plus):
+//! Grammar (after percent-decoding each name and value; `+` stays a literal plus in `/v1` and
+//! is a space on the PostgREST face, as in PostgREST):
 //! - `col=[not.]op.value` with op in eq, neq, gt, gte, lt, lte, like, ilike, isdistinct;
 //!   `col=[not.]in.(a,b,"quoted, with comma")`; `col=[not.]is.null|true|false`.
 //!   Several filters are ANDed; a column may appear several times (a range).
@@ -226,6 +227,12 @@ impl RowsQuery {
     /// The page size in effect.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Lowers the page size to at most `n` (the PostgREST face's single-object requests need
+    /// only two rows to know whether there is exactly one).
+    pub fn cap_limit(&mut self, n: usize) {
+        self.limit = self.limit.min(n);
     }
 
     /// Matches skipped before the page (`offset=`).
@@ -454,7 +461,14 @@ pub fn parse_rows_query_in(
         .iter()
         .map(|f| (f.name.clone(), f.data_type))
         .collect();
-    let (pairs, cursor) = resolve_cursor(decode_pairs(raw_query)?, version)?;
+    // PostgREST decodes `+` as a space, as form encoding does (and as the HTTP libraries of its
+    // clients encode spaces); `/v1` keeps it a literal plus.
+    let raw_query: Cow<'_, str> = if dialect == Dialect::PostgRest && raw_query.contains('+') {
+        Cow::Owned(raw_query.replace('+', "%20"))
+    } else {
+        Cow::Borrowed(raw_query)
+    };
+    let (pairs, cursor) = resolve_cursor(decode_pairs(&raw_query)?, version)?;
     let mut filters = Vec::new();
     let mut trees = Vec::new();
     let mut select: Option<String> = None;

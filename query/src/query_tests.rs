@@ -363,6 +363,14 @@ fn postgrest_dialect_nulls_and_aggregate_names() {
     assert!(!o[1].desc && !o[1].nulls_first);
     assert!(!pg("order=price.desc.nullslast").unwrap().order[0].nulls_first);
     assert!(!parse("order=price.desc").unwrap().order[0].nulls_first);
+    // `+` is a space on the PostgREST face (form encoding, as PostgREST and its clients do),
+    // a literal plus in /v1.
+    let lit = |q: &RowsQuery| match &q.filters[0].pred {
+        Predicate::Cmp(_, Literal::Str(s)) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(lit(&pg("name=eq.a+b%2Bc").unwrap()), "a b+c");
+    assert_eq!(lit(&parse("name=eq.a+b%2Bc").unwrap()), "a+b+c");
     let q = pg("select=name,price.avg(),id.count(),count()").unwrap_err();
     assert_eq!(q.code, "bad_select", "count twice needs an alias");
     let q = pg("select=name,price.avg(),n:id.count()").unwrap();

@@ -893,7 +893,8 @@ fn read_with_pyarrow(url: &str) -> Json {
     assert!(
         out.status.success(),
         "pyarrow_client.py {url} failed ({}): {stdout}{} -- this is a failure, not a skip: \
-         `python3 -m pip install pyarrow` (scripts/test.sh does)",
+         pyarrow in QUARRY_TEST_PYTHON's environment (scripts/test.sh makes a venv from \
+         tests/requirements.txt)",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
