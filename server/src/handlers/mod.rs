@@ -140,7 +140,7 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
             if m == Method::GET || m == Method::HEAD || m == Method::POST {
                 postgrest::no_function(name)
             } else {
-                postgrest::read_only(m)
+                postgrest::read_only(m, "GET, HEAD, POST")
             },
         ));
     }
@@ -148,7 +148,7 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         && req.method() != Method::GET
         && req.method() != Method::HEAD
     {
-        return Handled::Done(Ok(postgrest::read_only(req.method())));
+        return Handled::Done(Ok(postgrest::read_only(req.method(), "GET, HEAD")));
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }).into();

@@ -112,8 +112,8 @@ pub fn error(e: ApiError, table: &str) -> Response<Body> {
 }
 
 /// POST, PATCH, PUT, DELETE: the data is read-only; PostgREST answers a write in a read-only
-/// transaction (SQLSTATE 25006) with 405.
-pub fn read_only(method: &Method) -> Response<Body> {
+/// transaction (SQLSTATE 25006) with 405. `allow`: the methods the path has.
+pub fn read_only(method: &Method, allow: &'static str) -> Response<Body> {
     let verb = match *method {
         Method::POST => "INSERT",
         Method::PATCH | Method::PUT => "UPDATE",
@@ -128,7 +128,7 @@ pub fn read_only(method: &Method) -> Response<Body> {
         None,
     );
     resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     resp
 }
 
