@@ -5,7 +5,7 @@ Usage: bench/postgrest_face.py [--secs 5] [--reps 3] [--out docs/bench/postgrest
 Needs: target/release/quarry-server and quarry-etl (cargo build --release -p quarry-server
 -p quarry-etl), wrk, taskset. Builds examples/flights into a temporary data dir, runs the server
 alone on core 0 and wrk (one thread, 32 connections, bench/lua/paths.lua) on core 1, over
-127.0.0.1 only. CPU per request = utime+stime of the server's PID over a run / requests
+127.0.0.1 only; shedding on loop lag off (a shared machine lags). CPU per request = utime+stime of the server's PID over a run / requests
 completed. Variants run interleaved in each repetition; medians of the repetitions are reported
 with their min-max. Pairs compare the same query through both faces:
 - lookup: one flight by key (`flight_id=eq.K`, a scan planned on the key index), and /v1's
@@ -65,7 +65,8 @@ def main():
             files[name] = f
         port = 18000 + os.getpid() % 1000
         server = subprocess.Popen(["taskset", "-c", "0", REL / "quarry-server", "--data-dir", tmp / "data",
-                                   "--listen", f"127.0.0.1:{port}", "--log-format", "json"],
+                                   "--listen", f"127.0.0.1:{port}", "--log-format", "json",
+                                   "--shed-lag", "0s"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for _ in range(300):
@@ -99,7 +100,8 @@ def main():
         "",
         f"Command: `bench/postgrest_face.py --secs {args.secs} --reps {args.reps}` (release build; "
         "server alone on core 0, wrk -t1 -c32 on core 1; examples/flights; "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; a shared, noisy machine).",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; a shared machine, load average "
+        f"{os.getloadavg()[0]:.1f} at the end: the ratios are the figure, not the microseconds).",
         "",
         "| query | CPU us/request, median | min-max |",
         "|---|---|---|",
