@@ -55,6 +55,9 @@ pub struct Parsed {
     pub input_bytes: u64,
     pub batch: Batch,
     pub bad: Vec<BadRow>,
+    /// An error that stops the build, reported when the collector reaches this sequence
+    /// number (so the first one in input order wins at any thread count).
+    pub fatal: Option<anyhow::Error>,
 }
 
 /// Newlines in `bytes[..pos]` for non-decreasing `pos`, each byte scanned once.
@@ -150,6 +153,7 @@ impl ParseCtx {
             input_bytes,
             batch,
             bad,
+            fatal: None,
         }
     }
 
