@@ -36,8 +36,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use anyhow::{Context, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Date64Type, Float64Type, Int64Type, Time32MillisecondType, Time32SecondType,
-    Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType,
+    Date32Type, Date64Type, Decimal128Type, Float64Type, Int64Type, Time32MillisecondType,
+    Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -1051,6 +1051,40 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                 },
             )
         }
+        (A::Decimal128(_, scale), DataType::Float64)
+            if !cx.job.src.strict_decimals && (0..=22).contains(scale) =>
+        {
+            // Clinger's fast path: |m| <= 2^53 and 10^scale (scale <= 22) are exact doubles, so
+            // one division is the correctly rounded value, the same double that parsing the
+            // decimal's text gives; other values go through their text.
+            let x = a.as_primitive::<Decimal128Type>();
+            let pow = 10f64.powi(i32::from(*scale));
+            let text = std::cell::OnceCell::new();
+            each(
+                cx,
+                buf,
+                a,
+                |i| x.value(i),
+                |b, m, i| {
+                    if m.unsigned_abs() <= 1u128 << 53 {
+                        b.push_f64(m as f64 / pow);
+                        return Ok(());
+                    }
+                    let t = match text.get() {
+                        Some(t) => t,
+                        None => {
+                            let t = arrow_cast::cast(arr, &A::Utf8).map_err(|e| cx.err(i, e))?;
+                            text.get_or_init(|| t)
+                        }
+                    };
+                    let s = t.as_string::<i32>().value(i);
+                    let v = values::parse_float(s)
+                        .ok_or_else(|| cx.err(i, format!("decimal {s:?} is not a number")))?;
+                    b.push_f64(v);
+                    Ok(())
+                },
+            )
+        }
         (
             A::Decimal32(..) | A::Decimal64(..) | A::Decimal128(..) | A::Decimal256(..),
             DataType::Float64,
@@ -1228,6 +1262,24 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_admits_one_job_always_and_blocks_past_the_budget() {
+        let gate = Arc::new(Gate::new(100));
+        assert!(gate.acquire(0, 1_000), "an empty gate admits any job");
+        let g = Arc::clone(&gate);
+        let waiter = std::thread::spawn(move || g.acquire(1, 10));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "admitted past the budget");
+        gate.release(0);
+        assert!(waiter.join().unwrap());
+        gate.release(7); // not held: no-op
+        assert!(gate.acquire(2, 90));
+        let g = Arc::clone(&gate);
+        let waiter = std::thread::spawn(move || g.acquire(3, 50));
+        gate.close();
+        assert!(!waiter.join().unwrap(), "a closed gate stops the reader");
+    }
 
     #[test]
     fn times_and_decimals() {
