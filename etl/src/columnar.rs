@@ -588,21 +588,23 @@ pub fn send_input(
                 strict_decimals: opts.strict_decimals,
                 parquet: Some((meta, mask)),
             });
+            let leaves: Vec<usize> = used
+                .iter()
+                .filter_map(|&i| leaf_range(&md, i))
+                .flatten()
+                .collect();
             let mut first_row = 0u64;
             for (g, rg) in md.row_groups().iter().enumerate() {
                 let rows = u64::try_from(rg.num_rows()).unwrap_or(0);
-                let compressed: i64 = used
-                    .iter()
-                    .filter_map(|&i| leaf_range(&md, i))
-                    .flat_map(|r| r.map(|l| rg.column(l).compressed_size()))
-                    .sum();
-                let decoded: i64 = used
-                    .iter()
-                    .filter_map(|&i| leaf_range(&md, i))
-                    .flat_map(|r| r.map(|l| rg.column(l).uncompressed_size()))
-                    .sum();
+                let (mut compressed, mut decoded) = (0u64, 0u64);
+                for c in leaves.iter().filter_map(|&l| rg.columns().get(l)) {
+                    compressed += u64::try_from(c.compressed_size()).unwrap_or(0);
+                    decoded += u64::try_from(c.uncompressed_size()).unwrap_or(0);
+                }
                 // Decoded arrays and the column buffers exist at the same time.
-                let estimate = (decoded.max(0) as u64).saturating_mul(2) + rows * 16;
+                let estimate = decoded
+                    .saturating_mul(2)
+                    .saturating_add(rows.saturating_mul(16));
                 if !gate.acquire(seq, estimate) {
                     return Err(anyhow::Error::new(Stopped));
                 }
@@ -611,7 +613,7 @@ pub fn send_input(
                     src: Arc::clone(&src),
                     first_row,
                     rows,
-                    input_bytes: compressed.max(0) as u64,
+                    input_bytes: compressed,
                     what: What::RowGroup(g),
                 };
                 if tx.send(Work::Columnar(job)).is_err() {
