@@ -30,6 +30,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -284,13 +285,23 @@ fn open(spec: &InputSpec, projection: Option<Vec<usize>>) -> Result<Opened> {
     let mut file = File::open(path).with_context(|| format!("opening {}", spec.display))?;
     match spec.format {
         InputFormat::Parquet => {
-            let meta =
-                ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
-                    bad_input(format!(
-                        "{}: not a readable Parquet file: {e}",
-                        spec.display
-                    ))
-                })?;
+            // A decoder bug must not take the build down without naming the file.
+            let loaded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            }))
+            .map_err(|p| {
+                bad_input(format!(
+                    "{}: the Parquet footer reader failed: {}",
+                    spec.display,
+                    panic_text(&p)
+                ))
+            })?;
+            let meta = loaded.map_err(|e| {
+                bad_input(format!(
+                    "{}: not a readable Parquet file: {e}",
+                    spec.display
+                ))
+            })?;
             Ok(Opened::Parquet(meta))
         }
         _ => {
@@ -318,6 +329,13 @@ fn open(spec: &InputSpec, projection: Option<Vec<usize>>) -> Result<Opened> {
             }
         }
     }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
 }
 
 fn read_fully(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -624,7 +642,7 @@ pub fn send_input(
             }
         }
         Opened::Arrow(..) => {
-            let Opened::Arrow(reader, _) = open(spec, Some(used.clone()))? else {
+            let Opened::Arrow(mut reader, _) = open(spec, Some(used.clone()))? else {
                 anyhow::bail!(
                     "internal error: {} reopened as another format",
                     spec.display
@@ -639,7 +657,17 @@ pub fn send_input(
                 parquet: None,
             });
             let mut first_row = 0u64;
-            for (i, b) in reader.enumerate() {
+            for i in 0.. {
+                let next =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| reader.next())).map_err(|p| {
+                        bad_input(format!(
+                            "{}: record batch {i} (from row {}): the IPC reader failed: {}",
+                            spec.display,
+                            first_row + 1,
+                            panic_text(&p)
+                        ))
+                    })?;
+                let Some(b) = next else { break };
                 let b = b.map_err(|e| {
                     bad_input(format!(
                         "{}: record batch {i} (from row {}): {e}",
@@ -692,7 +720,16 @@ pub fn decode(ctx: &ParseCtx, job: Job) -> Parsed {
         .iter()
         .map(|f| ColBuf::new(f.data_type, rows.min(1 << 20) as usize))
         .collect();
-    let result = decode_into(ctx, &job, &mut bufs);
+    // A decoder bug on hostile bytes must not take the build down without naming the place.
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| decode_into(ctx, &job, &mut bufs)))
+        .unwrap_or_else(|p| {
+            Err(bad_input(format!(
+                "{}: {}: the decoder failed: {}",
+                job.src.display,
+                where_(&job),
+                panic_text(&p)
+            )))
+        });
     let got = bufs.first().map_or(0, ColBuf::len);
     let fatal = match result {
         Err(e) => Some(e),
@@ -930,6 +967,16 @@ fn each<T>(
     Ok(())
 }
 
+/// Midnight of a day as a timestamp; days past the microsecond range are refused.
+fn day_micros(cx: &Cx<'_>, days: i32, i: usize) -> Result<i64> {
+    i64::from(days).checked_mul(86_400_000_000).ok_or_else(|| {
+        cx.err(
+            i,
+            format!("date {days} (days) is out of the timestamp range"),
+        )
+    })
+}
+
 fn ts_micros(v: i64, unit: TimeUnit) -> Option<i64> {
     match unit {
         TimeUnit::Second => v.checked_mul(1_000_000),
@@ -1120,11 +1167,11 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                 buf,
                 a,
                 |i| x.value(i),
-                |b, v, _| {
+                |b, v, i| {
                     if t == DataType::Date {
                         b.push_date(v)
                     } else {
-                        b.push_i64(i64::from(v) * 86_400_000_000)
+                        b.push_i64(day_micros(cx, v, i)?)
                     }
                     Ok(())
                 },
@@ -1143,7 +1190,7 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                     if t == DataType::Date {
                         b.push_date(days)
                     } else {
-                        b.push_i64(i64::from(days) * 86_400_000_000)
+                        b.push_i64(day_micros(cx, days, i)?)
                     }
                     Ok(())
                 },

@@ -307,3 +307,39 @@ fn column_chunk(_file: &[u8], group: usize, column: &str) -> (usize, usize) {
         .map(|x| x.parse::<usize>().expect("number"));
     (it.next().expect("offset"), it.next().expect("length"))
 }
+
+/// Bytes flipped anywhere in a Parquet and an Arrow IPC file: each build succeeds or fails
+/// with exit 3 (bad input) naming the file, and a failed one publishes nothing; never a crash.
+#[test]
+fn flipped_bytes_never_crash_the_build() {
+    let env = Env::new();
+    let mut rng = Rng(17);
+    for (fixture, name) in [
+        ("duckdb_snappy_dict_1000.parquet", "flip.parquet"),
+        ("all.arrows", "flip.arrows"),
+    ] {
+        let good = std::fs::read(fixtures().join(fixture)).unwrap();
+        for _ in 0..25 {
+            let mut bad = good.clone();
+            let at = rng.below(bad.len() as u64) as usize;
+            for b in bad.iter_mut().skip(at).take(1 + rng.below(16) as usize) {
+                *b ^= 1 + rng.below(255) as u8;
+            }
+            let p = env.write(name, &bad);
+            let _ = std::fs::remove_dir_all(env.data());
+            let mut args = vec!["build", p.to_str().unwrap()];
+            let out = out_args(&env, "flip");
+            args.extend(out.iter().map(String::as_str));
+            let o = bin(&args);
+            let err = stderr(&o);
+            match o.status.code() {
+                Some(0) => assert!(env.qry("flip").exists()),
+                Some(3) => {
+                    assert!(err.contains(name), "flip at {at}: {err}");
+                    assert!(!env.qry("flip").exists(), "flip at {at} published");
+                }
+                c => panic!("{fixture} flipped at {at}: exit {c:?}: {err}"),
+            }
+        }
+    }
+}
