@@ -1116,7 +1116,8 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                 |i| x.value(i),
                 |b, m, i| {
                     if m.unsigned_abs() <= 1u128 << 53 {
-                        b.push_f64(m as f64 / pow);
+                        // Exact: |m| <= 2^53 fits i64 and converts to f64 without rounding.
+                        b.push_f64(m as i64 as f64 / pow);
                         return Ok(());
                     }
                     let t = match text.get() {
