@@ -15,7 +15,9 @@
 //!   chunks do; one job is always admitted, so a row group larger than that still goes through.
 //! - Errors name the file, row group (Parquet), column and the row (1-based within the file),
 //!   and travel in input order (`Parsed::fatal`), so the first one is reported at any thread
-//!   count. The row number stands where CSV messages put the line number.
+//!   count. The row number stands where CSV messages put the line number. A refused value
+//!   (`BadValue`) is a bad row: under `--on-bad-row skip` a null placeholder keeps the columns
+//!   aligned, and the row is dropped from every column before the batch leaves the worker.
 //!
 //! Type mapping (also in etl/README.md): integers of every width -> int64 (uint64 above
 //! 2^63-1 refused with value and row); float16/32/64 -> float64; decimal -> float64 through its
@@ -27,6 +29,7 @@
 //! writer keeps a dictionary where it pays); null -> utf8, all null. Binary, intervals,
 //! durations and nested types (list, struct, map, union) are refused naming the column.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -56,7 +59,7 @@ use crate::columns::ColBuf;
 use crate::error::{bad_input, usage};
 use crate::infer::{Guess, Probe};
 use crate::input::InputSpec;
-use crate::parse::{Chunk, ParseCtx, Parsed};
+use crate::parse::{BadRow, Chunk, ParseCtx, Parsed};
 use crate::plan::Stopped;
 use crate::values;
 
@@ -721,15 +724,17 @@ pub fn decode(ctx: &ParseCtx, job: Job) -> Parsed {
         .map(|f| ColBuf::new(f.data_type, rows.min(1 << 20) as usize))
         .collect();
     // A decoder bug on hostile bytes must not take the build down without naming the place.
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| decode_into(ctx, &job, &mut bufs)))
-        .unwrap_or_else(|p| {
-            Err(bad_input(format!(
-                "{}: {}: the decoder failed: {}",
-                job.src.display,
-                where_(&job),
-                panic_text(&p)
-            )))
-        });
+    let bad = RefCell::new(Vec::new());
+    let result =
+        std::panic::catch_unwind(AssertUnwindSafe(|| decode_into(ctx, &job, &mut bufs, &bad)))
+            .unwrap_or_else(|p| {
+                Err(bad_input(format!(
+                    "{}: {}: the decoder failed: {}",
+                    job.src.display,
+                    where_(&job),
+                    panic_text(&p)
+                )))
+            });
     let got = bufs.first().map_or(0, ColBuf::len);
     let fatal = match result {
         Err(e) => Some(e),
@@ -740,8 +745,39 @@ pub fn decode(ctx: &ParseCtx, job: Job) -> Parsed {
         ))),
         Ok(()) => None,
     };
+    let mut columns: Vec<_> = bufs.into_iter().map(ColBuf::finish).collect();
+    // Skipped rows (a row may be refused in several columns: reported once, first column).
+    let mut bad = bad.into_inner();
+    bad.sort_by_key(|(r, _)| *r);
+    bad.dedup_by_key(|(r, _)| *r);
+    let mut kept: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0usize;
+    for (r, _) in &bad {
+        let r = *r as usize;
+        if r > start {
+            kept.push(start..r);
+        }
+        start = r + 1;
+    }
+    if start < got {
+        kept.push(start..got);
+    }
+    if fatal.is_none() && !bad.is_empty() {
+        columns = columns
+            .iter()
+            .zip(ctx.schema.fields())
+            .map(|(c, f)| {
+                let parts: Vec<_> = kept.iter().map(|r| (c, r.clone())).collect();
+                crate::columns::gather(f.data_type, &parts)
+            })
+            .collect();
+    }
+    let kept_rows: usize = kept.iter().map(|r| r.len()).sum();
     let line_offsets = if ctx.keep_lines && fatal.is_none() {
-        (0..got as u64).collect()
+        kept.iter()
+            .flat_map(|r| r.clone())
+            .map(|r| r as u64)
+            .collect()
     } else {
         Vec::new()
     };
@@ -752,15 +788,21 @@ pub fn decode(ctx: &ParseCtx, job: Job) -> Parsed {
         lines: rows,
         input_bytes: job.input_bytes,
         batch: Batch {
-            columns: bufs.into_iter().map(ColBuf::finish).collect(),
-            rows: got,
+            columns,
+            rows: if fatal.is_none() { kept_rows } else { got },
             origin: Origin::Chunk {
                 file: job.src.file,
                 base_line: 0,
                 line_offsets,
             },
         },
-        bad: Vec::new(),
+        bad: bad
+            .into_iter()
+            .map(|(r, message)| BadRow {
+                line_offset: r,
+                message,
+            })
+            .collect(),
         fatal,
     }
 }
@@ -780,10 +822,15 @@ fn where_(job: &Job) -> String {
     }
 }
 
-fn decode_into(ctx: &ParseCtx, job: &Job, bufs: &mut [ColBuf]) -> Result<()> {
+fn decode_into(
+    ctx: &ParseCtx,
+    job: &Job,
+    bufs: &mut [ColBuf],
+    bad: &RefCell<Vec<(u64, String)>>,
+) -> Result<()> {
     let src = &job.src;
     match &job.what {
-        What::Batch(b) => convert_batch(ctx, job, b, job.first_row, bufs),
+        What::Batch(b) => convert_batch(ctx, job, b, job.first_row, bufs, bad),
         What::RowGroup(g) => {
             let Some((meta, mask)) = &src.parquet else {
                 anyhow::bail!("internal error: a row group job without Parquet metadata");
@@ -804,7 +851,7 @@ fn decode_into(ctx: &ParseCtx, job: &Job, bufs: &mut [ColBuf]) -> Result<()> {
                     Ok(b) => b,
                     Err(e) => return Err(locate_corruption(job, &reader, e)),
                 };
-                convert_batch(ctx, job, &b, row, bufs)?;
+                convert_batch(ctx, job, &b, row, bufs, bad)?;
                 row += b.num_rows() as u64;
             }
             Ok(())
@@ -861,6 +908,7 @@ fn convert_batch(
     b: &RecordBatch,
     first_row: u64,
     bufs: &mut [ColBuf],
+    bad: &RefCell<Vec<(u64, String)>>,
 ) -> Result<()> {
     let src = &job.src;
     for (ci, (c, buf)) in src.cols.iter().zip(bufs.iter_mut()).enumerate() {
@@ -871,14 +919,17 @@ fn convert_batch(
             first_row,
             nullable: f.nullable,
             is_key: ctx.schema.key() == Some(ci),
+            skip: !ctx.fail_fast,
+            bad,
         };
         match c {
             ColSrc::Const(v) => {
                 for i in 0..b.num_rows() {
-                    match v {
-                        None => cx.null(buf, i)?,
-                        Some(v) => push_text(&cx, buf, f.data_type, v, i)?,
-                    }
+                    let r = match v {
+                        None => cx.null(buf, i),
+                        Some(v) => push_text(&cx, buf, f.data_type, v, i),
+                    };
+                    cx.check(r, buf, i)?;
                 }
             }
             ColSrc::Column(name) => {
@@ -894,24 +945,74 @@ fn convert_batch(
     Ok(())
 }
 
-/// Where a value is, for messages.
+/// A refused value (row-level): with `--on-bad-row skip` its row is left out and reported.
+#[derive(Debug)]
+struct BadValue {
+    full: String,
+    /// Without file and row (the collector prefixes `file:row: `).
+    short: String,
+}
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+/// Where a value is, for messages, and the rows skipped so far (job-relative row, message).
 struct Cx<'a> {
     job: &'a Job,
     name: &'a str,
     first_row: u64,
     nullable: bool,
     is_key: bool,
+    skip: bool,
+    bad: &'a RefCell<Vec<(u64, String)>>,
 }
 
 impl Cx<'_> {
+    /// A refused value at row `i` of the current batch.
     fn err(&self, i: usize, what: impl std::fmt::Display) -> anyhow::Error {
-        bad_input(format!(
+        let g = match self.job.what {
+            What::RowGroup(g) => format!("row group {g}, "),
+            What::Batch(_) => String::new(),
+        };
+        let full = format!(
             "{}: {}, column {:?}, row {}: {what}",
             self.job.src.display,
             where_(self.job),
             self.name,
             self.first_row + i as u64 + 1
+        );
+        let short = format!("{g}column {:?}: {what}", self.name);
+        bad_input(full.clone()).context(BadValue { full, short })
+    }
+
+    /// An error that is not one value's (the column cannot be converted at all).
+    fn fatal(&self, what: impl std::fmt::Display) -> anyhow::Error {
+        bad_input(format!(
+            "{}: {}, column {:?}: {what}",
+            self.job.src.display,
+            where_(self.job),
+            self.name
         ))
+    }
+
+    /// `r` of row `i`: a refused value is skipped (a null placeholder pushed, the row
+    /// recorded) under `--on-bad-row skip`, else returned.
+    fn check(&self, r: Result<()>, buf: &mut ColBuf, i: usize) -> Result<()> {
+        match r {
+            Err(e) if self.skip => {
+                let Some(b) = e.downcast_ref::<BadValue>() else {
+                    return Err(e);
+                };
+                let row = self.first_row - self.job.first_row + i as u64;
+                self.bad.borrow_mut().push((row, b.short.clone()));
+                buf.push_null();
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     fn null(&self, buf: &mut ColBuf, i: usize) -> Result<()> {
@@ -958,11 +1059,12 @@ fn each<T>(
     mut f: impl FnMut(&mut ColBuf, T, usize) -> Result<()>,
 ) -> Result<()> {
     for i in 0..arr.len() {
-        if arr.is_null(i) {
-            cx.null(buf, i)?;
+        let r = if arr.is_null(i) {
+            cx.null(buf, i)
         } else {
-            f(buf, get(i), i)?;
-        }
+            f(buf, get(i), i)
+        };
+        cx.check(r, buf, i)?;
     }
     Ok(())
 }
@@ -1018,7 +1120,7 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
     let at = arr.data_type().clone();
     if let A::Dictionary(_, v) = &at {
         let plain = arrow_cast::cast(arr, v)
-            .map_err(|e| cx.err(0, format!("cannot unpack the dictionary: {e}")))?;
+            .map_err(|e| cx.fatal(format!("cannot unpack the dictionary: {e}")))?;
         return convert_array(cx, &plain, t, buf);
     }
     let a = arr.as_ref();
@@ -1065,7 +1167,7 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                 A::Int64 => Ok(Arc::clone(arr)),
                 _ => arrow_cast::cast(arr, &A::Int64),
             }
-            .map_err(|e| cx.err(0, e))?;
+            .map_err(|e| cx.fatal(e))?;
             let x = ints.as_primitive::<Int64Type>();
             each(
                 cx,
@@ -1087,7 +1189,7 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                 A::Float64 => Ok(Arc::clone(arr)),
                 _ => arrow_cast::cast(arr, &A::Float64),
             }
-            .map_err(|e| cx.err(0, e))?;
+            .map_err(|e| cx.fatal(e))?;
             let x = fl.as_primitive::<Float64Type>();
             each(
                 cx,
@@ -1123,7 +1225,7 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                     let t = match text.get() {
                         Some(t) => t,
                         None => {
-                            let t = arrow_cast::cast(arr, &A::Utf8).map_err(|e| cx.err(i, e))?;
+                            let t = arrow_cast::cast(arr, &A::Utf8).map_err(|e| cx.fatal(e))?;
                             text.get_or_init(|| t)
                         }
                     };
@@ -1139,7 +1241,7 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
             A::Decimal32(..) | A::Decimal64(..) | A::Decimal128(..) | A::Decimal256(..),
             DataType::Float64,
         ) => {
-            let text = arrow_cast::cast(arr, &A::Utf8).map_err(|e| cx.err(0, e))?;
+            let text = arrow_cast::cast(arr, &A::Utf8).map_err(|e| cx.fatal(e))?;
             let x = text.as_string::<i32>();
             let strict = cx.job.src.strict_decimals;
             each(
@@ -1214,18 +1316,20 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                 }
             };
             for (i, v) in vals.into_iter().enumerate() {
-                match v {
-                    None => cx.null(buf, i)?,
-                    Some(v) => {
-                        let us = ts_micros(v, unit).ok_or_else(|| {
-                            cx.err(
-                                i,
-                                format!("timestamp {v} ({unit:?}) is out of the microsecond range"),
-                            )
-                        })?;
-                        buf.push_i64(us);
-                    }
-                }
+                let r = match v {
+                    None => cx.null(buf, i),
+                    Some(v) => match ts_micros(v, unit) {
+                        Some(us) => {
+                            buf.push_i64(us);
+                            Ok(())
+                        }
+                        None => Err(cx.err(
+                            i,
+                            format!("timestamp {v} ({unit:?}) is out of the microsecond range"),
+                        )),
+                    },
+                };
+                cx.check(r, buf, i)?;
             }
             Ok(())
         }
@@ -1259,14 +1363,17 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
                 ),
             };
             for (i, v) in vals.into_iter().enumerate() {
-                match v {
-                    None => cx.null(buf, i)?,
-                    Some(v) => {
-                        let s = time_text(v, per_sec, digits)
-                            .ok_or_else(|| cx.err(i, format!("time of day {v} is out of range")))?;
-                        buf.push_str(&s);
-                    }
-                }
+                let r = match v {
+                    None => cx.null(buf, i),
+                    Some(v) => match time_text(v, per_sec, digits) {
+                        Some(s) => {
+                            buf.push_str(&s);
+                            Ok(())
+                        }
+                        None => Err(cx.err(i, format!("time of day {v} is out of range"))),
+                    },
+                };
+                cx.check(r, buf, i)?;
             }
             Ok(())
         }
@@ -1302,10 +1409,10 @@ fn convert_array(cx: &Cx<'_>, arr: &ArrayRef, t: DataType, buf: &mut ColBuf) -> 
         }
         (_, DataType::Utf8) if natural(&at).is_ok() => {
             // Numbers, booleans, dates, timestamps into a utf8 column: Arrow's display text.
-            let text = arrow_cast::cast(arr, &A::Utf8).map_err(|e| cx.err(0, e))?;
+            let text = arrow_cast::cast(arr, &A::Utf8).map_err(|e| cx.fatal(e))?;
             convert_array(cx, &text, t, buf)
         }
-        _ => Err(cx.err(0, format!("type {at} cannot be read as {t}"))),
+        _ => Err(cx.fatal(format!("type {at} cannot be read as {t}"))),
     }
 }
 

@@ -343,3 +343,54 @@ fn flipped_bytes_never_crash_the_build() {
         }
     }
 }
+
+/// With `--on-bad-row skip`, a refused value drops its row and is reported as `file:row`
+/// with its row group and column; `--max-bad-rows` still stops the build.
+#[test]
+fn refused_values_are_skipped_rows_under_on_bad_row_skip() {
+    let env = Env::new();
+    let src = fixtures().join("u64_overflow.parquet");
+    let r = build_in(
+        &env,
+        "u",
+        &[&src],
+        &["--on-bad-row", "skip", "--threads", "2"],
+    )
+    .expect("skip build");
+    assert_eq!((r.rows, r.bad_rows), (2999, 1));
+    assert!(
+        r.bad_row_samples[0].ends_with(
+            "u64_overflow.parquet:2346: row group 1, column \"big\": value 18446744073709551615 (uint64) does not fit int64 (at most 9223372036854775807)"
+        ),
+        "{:?}",
+        r.bad_row_samples
+    );
+    let rows = read_rows(&env.qry("u"));
+    assert_eq!(rows.len(), 2999);
+    assert_eq!(rows[2344], vec![V::Int(2344), V::Int(2344)]);
+    assert_eq!(rows[2345], vec![V::Int(2346), V::Int(2346)]);
+
+    let src = fixtures().join("null_key.parquet");
+    let r = build_in(&env, "k", &[&src], &["--key", "k", "--on-bad-row", "skip"])
+        .expect("keyed skip build");
+    assert_eq!((r.rows, r.bad_rows), (2999, 1));
+    assert!(
+        r.bad_row_samples[0]
+            .contains("null_key.parquet:1501: row group 0, column \"k\": null in the key column"),
+        "{:?}",
+        r.bad_row_samples
+    );
+    let e = build_bad(
+        &Env::new(),
+        &[
+            src.to_str().unwrap(),
+            "--key",
+            "k",
+            "--on-bad-row",
+            "skip",
+            "--max-bad-rows",
+            "0",
+        ],
+    );
+    assert!(e.contains("more than --max-bad-rows 0"), "{e}");
+}
