@@ -4,7 +4,8 @@
 //! - Inputs: a file, a glob (`'data/*.parquet'`, expanded here when the shell did not), or a
 //!   directory (every columnar file below it, in path order). `key=value` directories between
 //!   the directory or the glob's fixed prefix and a file are Hive partitions: each key becomes a
-//!   column holding the value (`__HIVE_DEFAULT_PARTITION__` is null), typed like CSV text.
+//!   column holding the value (percent-decoded; `__HIVE_DEFAULT_PARTITION__` is null), typed
+//!   like CSV text.
 //! - The reader thread opens each file (footer or IPC schema), checks its columns against the
 //!   build's schema and sends one job per Parquet row group (or per Arrow record batch). Parse
 //!   workers decode Parquet row groups in parallel, reading only the schema's columns
@@ -137,7 +138,19 @@ pub fn expand(p: &Path) -> Result<Option<Vec<Found>>> {
                 let c = c.as_os_str().to_string_lossy();
                 if let Some((k, v)) = c.split_once('=') {
                     if !k.is_empty() {
-                        parts.push((k.to_string(), v.to_string()));
+                        // Writers (Hive, Spark, DuckDB) percent-encode special characters.
+                        let dec = |s: &str| {
+                            percent_encoding::percent_decode_str(s)
+                                .decode_utf8()
+                                .map(|s| s.into_owned())
+                                .map_err(|_| {
+                                    bad_input(format!(
+                                        "{}: partition directory {c:?} is not UTF-8 once percent-decoded",
+                                        f.display()
+                                    ))
+                                })
+                        };
+                        parts.push((dec(k)?, dec(v)?));
                     }
                 }
             }

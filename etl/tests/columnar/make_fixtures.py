@@ -131,9 +131,11 @@ def main():
             w.write_batch(b)
     variants += ["all.feather", "all_zstd.arrow", "all.arrows"]
 
-    # Hive partitions: part= directories; the CSV has the partition column last.
-    con.execute("CREATE TABLE h AS SELECT id, s_dict, f64, (id % 4) AS part FROM t")
-    con.execute(f"COPY h TO '{out}/hive' (FORMAT parquet, PARTITION_BY (part))")
+    # Hive partitions: part=/tag= directories (tag values percent-encoded); the CSV has the
+    # partition columns last.
+    con.execute("CREATE TABLE h AS SELECT id, s_dict, f64, (id % 4) AS part, "
+                "CASE WHEN id % 3 = 0 THEN 'a b/c' ELSE 'x=y%' END AS tag FROM t")
+    con.execute(f"COPY h TO '{out}/hive' (FORMAT parquet, PARTITION_BY (part, tag))")
     con.execute(f"COPY (SELECT * FROM h ORDER BY id) TO '{out}/hive.csv' (HEADER)")
 
     # Bad inputs.

@@ -167,12 +167,19 @@ fn hive_directories_and_globs_become_columns() {
     let want = build_ok(&env, "csv", &[&fx("hive.csv"), "--key", "id"]);
     let dir = build_ok(&env, "x", &[&fx("hive"), "--key", "id"]);
     assert!(dir == want, "directory differs from the CSV");
-    let glob = build_ok(&env, "x", &[&fx("hive/part=*/*.parquet"), "--key", "id"]);
+    let glob = build_ok(&env, "x", &[&fx("hive/part=*/*/*.parquet"), "--key", "id"]);
     assert!(glob == want, "glob differs from the CSV");
+    let schema = schema_of(&env.qry("x"));
     assert_eq!(
-        schema_of(&env.qry("x")).last(),
-        Some(&("part".to_string(), "int64".to_string(), true))
+        schema[schema.len() - 2..],
+        [
+            ("part".to_string(), "int64".to_string(), true),
+            ("tag".to_string(), "utf8".to_string(), true)
+        ]
     );
+    let rows = read_rows(&env.qry("x"));
+    assert_eq!(rows[3][4], V::Str("a b/c".into()));
+    assert_eq!(rows[4][4], V::Str("x=y%".into()));
 }
 
 #[test]
