@@ -230,7 +230,7 @@ impl ParseCtx {
     fn hint(&self) -> &'static str {
         if self.inferred {
             " (the schema was inferred from the first records of each input: write it with \
-             --schema-out FILE, fix the type, and pass --schema FILE; or --on-bad-row skip)"
+             --schema-out FILE, fix the type, and pass --schema FILE)"
         } else {
             ""
         }
@@ -349,7 +349,14 @@ impl ParseCtx {
         let ok = match f.data_type {
             DataType::Utf8 | DataType::Float64 => {
                 let Some(s) = text().or_else(|| std::str::from_utf8(field).ok()) else {
-                    return Err(self.value_error(col, field, "is not valid UTF-8; expected"));
+                    // No type accepts other encodings: the input must be converted, whatever
+                    // the schema says.
+                    return Err(format!(
+                        "column {:?}: value {} is not valid UTF-8 (inputs must be UTF-8: convert \
+                         the file first, e.g. iconv -f LATIN1 -t UTF-8)",
+                        f.name,
+                        show(field)
+                    ));
                 };
                 if f.data_type == DataType::Utf8 {
                     buf.push_str(s);
