@@ -47,6 +47,7 @@ pub async fn run(ctx: Rc<LoopCtx>, hup: UnixStream) {
         if ctx.draining() {
             continue;
         }
+        crate::auth::reload_if_changed(&ctx);
         pass(&ctx).await;
     }
 }

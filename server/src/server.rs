@@ -32,6 +32,7 @@ pub struct ServerHandle {
     term: Vec<StdUnixStream>,
     hup: Vec<StdUnixStream>,
     metrics: Arc<Metrics>,
+    admin_addr: SocketAddr,
 }
 
 impl ServerHandle {
@@ -52,6 +53,11 @@ impl ServerHandle {
         for w in &self.hup {
             let _ = (&*w).write(&[1]);
         }
+    }
+
+    /// The bound admin address (`--admin-listen`: `/metrics` and probes).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -120,6 +126,15 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
     }
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
+    let creds = crate::auth::startup(&config, &metrics)?;
+    let admin = std::net::TcpListener::bind(config.admin_listen).with_context(|| {
+        format!(
+            "binding the admin listener {} (--admin-listen)",
+            config.admin_listen
+        )
+    })?;
+    let admin_addr = admin.local_addr()?;
+    let mut admin = Some(admin);
     let mut term = Vec::new();
     let mut hup = Vec::new();
     let mut threads = Vec::new();
@@ -136,9 +151,13 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
         let config = config.clone();
         let metrics = metrics.clone();
         let bind_to = addr;
+        let extra = LoopExtra {
+            admin: admin.take(),
+            creds: creds.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name(format!("quarry-loop-{index}"))
-            .spawn(move || loop_thread(index, config, metrics, bind_to, control, tx))
+            .spawn(move || loop_thread(index, config, metrics, bind_to, control, tx, extra))
             .context("spawning an event-loop thread")?;
         match rx.recv() {
             Ok(Ok(bound)) => addr = bound,
@@ -153,14 +172,22 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
         }
         threads.push(thread);
     }
-    info!(%addr, threads = config.threads, "listening");
+    info!(%addr, %admin_addr, threads = config.threads, "listening");
     Ok(ServerHandle {
         addr,
         threads,
         term,
         hup,
         metrics,
+        admin_addr,
     })
+}
+
+/// What a loop gets besides its API listener: the admin listener (loop 0) and the
+/// credentials loaded at startup.
+struct LoopExtra {
+    admin: Option<std::net::TcpListener>,
+    creds: Option<Arc<crate::auth::Credentials>>,
 }
 
 fn loop_thread(
@@ -170,6 +197,7 @@ fn loop_thread(
     bind_to: SocketAddr,
     control: Control,
     bound: mpsc::Sender<anyhow::Result<SocketAddr>>,
+    extra: LoopExtra,
 ) -> anyhow::Result<()> {
     if config.pin_cores {
         let cores = std::thread::available_parallelism()
@@ -204,7 +232,12 @@ fn loop_thread(
             "io_uring"
         };
         info!(loop_index = index, driver, "event loop started");
-        run_loop(LoopCtx::new(index, config, metrics), listener, control).await
+        let ctx = LoopCtx::new(index, config, metrics);
+        ctx.auth.install(extra.creds);
+        if let Some(admin) = extra.admin {
+            monoio::spawn(crate::admin::accept_loop(ctx.clone(), admin));
+        }
+        run_loop(ctx, listener, control).await
     };
     if force_epoll {
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()

@@ -64,6 +64,8 @@ pub struct LoopCtx {
     pub conns_done: Latch,
     /// Writers waiting for the end of the turn (`batch`).
     pub turn_end: crate::batch::TurnEnd,
+    /// Bearer tokens and JWTs (`auth`).
+    pub auth: crate::auth::Auth,
 }
 
 impl LoopCtx {
@@ -71,7 +73,6 @@ impl LoopCtx {
         Rc::new(LoopCtx {
             index,
             cache_control: cache_control_header(&config.cache_control),
-            config,
             metrics,
             route_series: RouteSeries::default(),
             phase: Cell::new(Phase::Starting),
@@ -84,6 +85,8 @@ impl LoopCtx {
             close_conns: Latch::default(),
             conns_done: Latch::default(),
             turn_end: Default::default(),
+            auth: crate::auth::Auth::new(&config),
+            config,
         })
     }
 

@@ -5,16 +5,17 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::{cacheable, etag, json_response};
+use crate::auth::Access;
 use crate::body::Body;
 use crate::dataset::Dataset;
 use crate::state::LoopCtx;
 
-pub fn list(ctx: &LoopCtx, req: &Request<Incoming>) -> Response<Body> {
+/// The datasets the caller may read (their names and versions also make the ETag).
+pub fn list(ctx: &LoopCtx, req: &Request<Incoming>, access: &Access) -> Response<Body> {
     let cat = ctx.catalog.borrow();
-    let infos: Vec<&serde_json::Value> = cat.datasets.values().map(|d| &d.info).collect();
-    let versions: Vec<&str> = cat
-        .datasets
-        .values()
+    let readable = || cat.datasets.values().filter(|d| access.allows(&d.name));
+    let infos: Vec<&serde_json::Value> = readable().map(|d| &d.info).collect();
+    let versions: Vec<&str> = readable()
         .flat_map(|d| [d.name.as_str(), d.version_hex.as_str()])
         .collect();
     let tag = etag(&versions, req, &[]);
