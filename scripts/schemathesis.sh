@@ -23,7 +23,7 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 # A debug build lags more than a release build: shedding on loop lag is switched off here.
 "$target/debug/quarry-server" --data-dir "$work/data" --listen "127.0.0.1:$port" \
-  --shed-lag 0s --log-format json >"$work/server.log" 2>&1 &
+  --admin-listen 127.0.0.1:0 --shed-lag 0s --log-format json >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 300); do
   curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break

@@ -199,17 +199,23 @@ impl JwtKeys {
 fn validation(algorithms: &[Algorithm], rules: &Rules) -> Validation {
     let mut v = Validation::new(algorithms[0]);
     v.algorithms = algorithms.to_vec();
-    v.set_required_spec_claims(&["exp"]);
     v.validate_exp = true;
     v.validate_nbf = true;
     v.leeway = rules.leeway.as_secs();
+    // jsonwebtoken checks aud/iss only when present: a configured one is also required.
+    let mut required = vec!["exp"];
     match &rules.audience {
-        Some(aud) => v.set_audience(&[aud]),
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            required.push("aud");
+        }
         None => v.validate_aud = false,
     }
     if let Some(iss) = &rules.issuer {
         v.set_issuer(&[iss]);
+        required.push("iss");
     }
+    v.set_required_spec_claims(&required);
     v
 }
 
