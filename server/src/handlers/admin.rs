@@ -24,7 +24,7 @@ pub fn serve_admin(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>, req: Request<Incomi
             } else {
                 Ok(match route {
                     Route::Livez => probes::livez(),
-                    Route::Healthz => probes::healthz(&ctx),
+                    Route::Healthz => probes::healthz(&ctx, true),
                     _ => probes::metrics(&ctx),
                 })
             }

@@ -19,11 +19,13 @@ pub fn livez() -> Response<Body> {
     )
 }
 
-pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
+/// `detail`: name each dataset and its state. Off on the API port when auth is on, where the
+/// names would tell any client what datasets exist; the admin port always has them.
+pub fn healthz(ctx: &LoopCtx, detail: bool) -> Response<Body> {
     let phase = ctx.phase.get();
     let cat = ctx.catalog.borrow();
     let mut datasets = Map::new();
-    for (name, state) in &cat.states {
+    for (name, state) in cat.states.iter().filter(|_| detail) {
         let version = cat.datasets.get(name).map(|d| d.version_hex.clone());
         let entry = match state {
             LoadState::Loading => json!({"state": "loading", "version": version, "error": null}),
@@ -62,6 +64,14 @@ pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
                 format!("datasets failed to load: {}", failures.join("; ")).into()
             }
         }
+    };
+    let reason = match phase {
+        Phase::Starting | Phase::Failed if !detail => format!(
+            "{}: dataset details on the admin port's /healthz",
+            phase.name()
+        )
+        .into(),
+        _ => reason,
     };
     let status = if phase == Phase::Ready {
         StatusCode::OK

@@ -126,6 +126,10 @@ fn tokens_grant_per_dataset_access_and_hide_the_rest() {
     for path in ["/livez", "/healthz", "/openapi.json"] {
         assert_eq!(get(addr, path).status, 200, "{path}");
     }
+    // The API port's /healthz names no dataset; the admin port's does.
+    assert_eq!(get(addr, "/healthz").json()["datasets"], json!({}));
+    let detail = get(server.admin_addr(), "/healthz").json();
+    assert_eq!(detail["datasets"]["people"]["state"], "ready", "{detail}");
 
     // The list names only what the token may read.
     let list = as_analytics("/v1/datasets");
