@@ -780,3 +780,79 @@ fn jwks_keys_are_chosen_by_kid_and_a_custom_claim_names_the_datasets() {
     server.shutdown();
     server.join().unwrap();
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::SocketAddr;
+    use std::sync::OnceLock;
+
+    /// One server for every case: tokens and HS256 JWTs on, a large head limit so long
+    /// tokens reach the parser. Kept for the test binary's life (killed at exit).
+    fn server() -> SocketAddr {
+        static SERVER: OnceLock<(SocketAddr, tempfile::TempDir, tempfile::TempDir)> =
+            OnceLock::new();
+        SERVER
+            .get_or_init(|| {
+                let dir = data_dir();
+                let secrets = tempfile::tempdir().unwrap();
+                let tokens = secrets.path().join("tokens.toml");
+                std::fs::write(&tokens, tokens_file(&[("ops", OPS, &["*"])])).unwrap();
+                let secret = secrets.path().join("secret");
+                std::fs::write(&secret, [b'k'; 32]).unwrap();
+                let server = start(
+                    dir.path(),
+                    &[
+                        "--auth-tokens",
+                        tokens.to_str().unwrap(),
+                        "--jwt-secret-file",
+                        secret.to_str().unwrap(),
+                        "--max-header-bytes",
+                        "65536",
+                    ],
+                );
+                let addr = server.local_addr();
+                wait_ready(addr);
+                // The handle's threads keep serving; the process exit ends them.
+                std::mem::forget(server);
+                (addr, dir, secrets)
+            })
+            .0
+    }
+
+    fn jwt_part() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_-]{0,300}"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any visible header value (HTTP allows no control bytes there): 401 in the one
+        /// shape, never 5xx, never a dropped connection.
+        #[test]
+        fn arbitrary_authorization_values_get_401(value in "[ -~]{0,2000}") {
+            let r = get_with(server(), "/v1/datasets/people", &[("Authorization", value.trim())]);
+            assert_401(&r, true, "arbitrary value");
+        }
+
+        /// JWT-shaped tokens with arbitrary parts (and real base64 JSON headers naming every
+        /// algorithm, including none) never pass and never fail the server.
+        #[test]
+        fn jwt_shaped_garbage_gets_401(
+            alg in prop::sample::select(vec!["none", "HS256", "HS512", "RS256", "ES256", "EdDSA", "PS384", "xx"]),
+            kid in proptest::option::of("[a-z0-9]{0,8}"),
+            payload in jwt_part(),
+            signature in jwt_part(),
+            raw_head in any::<bool>(),
+        ) {
+            let head = if raw_head {
+                "eyJ".to_string() + &payload[..payload.len().min(20)]
+            } else {
+                b64(&json!({"alg": alg, "typ": "JWT", "kid": kid}))
+            };
+            let token = format!("{head}.{payload}.{signature}");
+            let r = get_with(server(), "/v1/datasets/people", &[("Authorization", &bearer(&token))]);
+            assert_401(&r, true, &token);
+        }
+    }
+}
