@@ -67,7 +67,7 @@ def prepare():
 def start(data: Path, extra: list[str]):
     argv = [str(BIN / "quarry-server"), "--data-dir", str(data), "--listen", f"127.0.0.1:{PORT}",
             "--admin-listen", f"127.0.0.1:{ADMIN}", "--reload-interval", "0s",
-            "--drain-delay", "0s"] + extra
+            "--drain-delay", "0s", "--shed-lag", "0s"] + extra
     p = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     for _ in range(600):

@@ -46,6 +46,15 @@ impl HeaderError {
 /// from the token, trailing spaces or tabs are ignored, and the token is token68
 /// (`A-Z a-z 0-9 - . _ ~ + /` then any `=`), which covers hex, base64url and JWTs.
 pub fn bearer_token(value: &[u8]) -> Result<&[u8], HeaderError> {
+    let (start, token) = bearer_slice(value)?;
+    check_token68(token, start)?;
+    Ok(token)
+}
+
+/// The text after `Bearer` (trimmed, non-empty, at most [`MAX_TOKEN_BYTES`]) and its offset in
+/// the header value, its characters not yet checked: a token found in the cache of verified
+/// tokens was checked when it was first seen, so only a miss pays for [`check_token68`].
+pub fn bearer_slice(value: &[u8]) -> Result<(usize, &[u8]), HeaderError> {
     const SCHEME: &[u8] = b"bearer";
     let is_space = |b: u8| b == b' ' || b == b'\t';
     let start = value
@@ -77,26 +86,45 @@ pub fn bearer_token(value: &[u8]) -> Result<&[u8], HeaderError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(HeaderError::TooLong { len: token.len() });
     }
+    Ok((token_start, token))
+}
+
+/// token68: `A-Z a-z 0-9 - . _ ~ + /`, then only `=`; `offset` is where the token starts.
+pub fn check_token68(token: &[u8], token_start: usize) -> Result<(), HeaderError> {
     let body_end = token.iter().position(|&b| b == b'=').unwrap_or(token.len());
     if body_end == 0 {
         return Err(HeaderError::BadCharacter {
             offset: token_start,
         });
     }
-    for (i, &b) in token.iter().enumerate() {
-        let ok = if i < body_end {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        } else {
-            b == b'='
-        };
-        if !ok {
-            return Err(HeaderError::BadCharacter {
-                offset: token_start + i,
-            });
-        }
+    // A table lookup per byte: JWTs are hundreds of bytes and this runs on every request.
+    if let Some(i) = token[..body_end]
+        .iter()
+        .position(|&b| !TOKEN68[usize::from(b)])
+    {
+        return Err(HeaderError::BadCharacter {
+            offset: token_start + i,
+        });
     }
-    Ok(token)
+    if let Some(i) = token[body_end..].iter().position(|&b| b != b'=') {
+        return Err(HeaderError::BadCharacter {
+            offset: token_start + body_end + i,
+        });
+    }
+    Ok(())
 }
+
+/// The token68 characters before any trailing `=`.
+const TOKEN68: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
