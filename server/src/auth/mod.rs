@@ -9,8 +9,10 @@
 //!   of the token and confirmed by a constant-time comparison of the whole token; an entry
 //!   never outlives its JWT's `exp` or the credentials files it was verified against.
 //! - Files are loaded at startup (any problem refuses to start, naming file and line) and
-//!   reloaded by the reload poll or SIGHUP when one of them changed; a file that fails to load
-//!   keeps the previous credentials serving and is logged and counted.
+//!   reloaded by the loader (loop 0: the reload poll or SIGHUP) when one of them changed, into
+//!   the process's one [`SharedCredentials`]; a file that fails to load keeps the previous
+//!   credentials serving and is logged and counted. Every loop's cache starts over when it
+//!   sees a new generation.
 //! - Secrets (tokens, JWTs) are never logged; the access log names a token by its `name` and
 //!   a JWT by its `sub`.
 
@@ -18,12 +20,13 @@ mod header;
 pub mod jwt;
 pub mod tokens;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -51,6 +54,8 @@ pub struct DatasetGlobs {
     set: GlobSet,
     /// One of the patterns is `*`: every name matches without asking the set.
     all: bool,
+    /// XXH3-128 of the patterns: two grants with the same patterns see the same datasets.
+    digest: u128,
 }
 
 impl DatasetGlobs {
@@ -79,14 +84,25 @@ impl DatasetGlobs {
             b.add(glob(p)?);
         }
         let set = b.build().map_err(|e| format!("bad glob: {e}"))?;
+        let mut text = Vec::new();
+        for p in patterns {
+            text.extend_from_slice(p.as_bytes());
+            text.push(0);
+        }
         Ok(DatasetGlobs {
             set,
             all: patterns.contains(&"*"),
+            digest: xxhash_rust::xxh3::xxh3_128(&text),
         })
     }
 
     pub fn allows(&self, dataset: &str) -> bool {
         self.all || self.set.is_match(dataset)
+    }
+
+    /// The grant's identity in ETags (hex).
+    pub fn digest_hex(&self) -> String {
+        format!("{:032x}", self.digest)
     }
 }
 
@@ -194,11 +210,23 @@ pub fn enabled(config: &Config) -> bool {
         || config.jwt_public_keys.is_some()
 }
 
+/// The process's credentials, shared by every loop; replaced whole on reload.
+#[derive(Debug, Default)]
+pub struct SharedCredentials {
+    current: arc_swap::ArcSwapOption<Credentials>,
+    /// Bumped after every replacement: a loop that sees a new value empties its cache.
+    generation: AtomicU64,
+    /// Identities of the files when last loaded (or last tried and refused).
+    ids: Mutex<FileIds>,
+}
+
 /// Loads the credentials at startup and says once whether auth is on.
 pub fn startup(
     config: &Config,
     metrics: &crate::metrics::Metrics,
-) -> anyhow::Result<Option<Arc<Credentials>>> {
+) -> anyhow::Result<Arc<SharedCredentials>> {
+    // Identities first: a file replaced while it is read is read again at the next poll.
+    let ids = file_ids(&auth_paths(config));
     let creds = Credentials::load(config)?;
     match &creds {
         None => {
@@ -211,7 +239,23 @@ pub fn startup(
             metrics.auth.enabled.set(1);
         }
     }
-    Ok(creds)
+    Ok(Arc::new(SharedCredentials {
+        current: arc_swap::ArcSwapOption::new(creds),
+        generation: AtomicU64::new(0),
+        ids: Mutex::new(ids),
+    }))
+}
+
+fn auth_paths(config: &Config) -> Vec<PathBuf> {
+    [
+        &config.auth_tokens,
+        &config.jwt_secret_file,
+        &config.jwt_public_keys,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect()
 }
 
 /// (device, inode, size, mtime ns) of each credentials file, or None when it cannot be read.
@@ -240,13 +284,13 @@ struct CacheEntry {
     until: u64,
 }
 
-/// One loop's authenticator.
+/// One loop's authenticator: the shared credentials and this loop's cache of verified ones.
 pub struct Auth {
     enabled: bool,
     paths: Vec<PathBuf>,
-    current: RefCell<Option<Arc<Credentials>>>,
-    /// Identities of the files when last loaded (or last tried and refused).
-    ids: RefCell<FileIds>,
+    shared: RefCell<Arc<SharedCredentials>>,
+    /// The shared generation the cache was filled under.
+    generation: Cell<u64>,
     cache: RefCell<HashMap<u64, CacheEntry>>,
     /// Random seed of the cache's token hash (a collision only costs a re-verification: every
     /// hit is confirmed by comparing the whole token).
@@ -268,20 +312,11 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     /// Refuses everything until [`Auth::install`] when auth is configured.
     pub fn new(config: &Config) -> Auth {
-        let paths: Vec<PathBuf> = [
-            &config.auth_tokens,
-            &config.jwt_secret_file,
-            &config.jwt_public_keys,
-        ]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
         Auth {
             enabled: enabled(config),
-            paths,
-            current: RefCell::new(None),
-            ids: RefCell::new(Vec::new()),
+            paths: auth_paths(config),
+            shared: RefCell::new(Arc::default()),
+            generation: Cell::new(0),
             cache: RefCell::new(HashMap::new()),
             seed: std::collections::hash_map::RandomState::new().hash_one(0u64),
             private_cache_control: private_cache_control(&config.cache_control),
@@ -292,10 +327,11 @@ impl Auth {
         self.enabled
     }
 
-    /// The credentials loaded at startup.
-    pub fn install(&self, creds: Option<Arc<Credentials>>) {
-        *self.ids.borrow_mut() = file_ids(&self.paths);
-        *self.current.borrow_mut() = creds;
+    /// The process's credentials, loaded at startup by [`startup`].
+    pub fn install(&self, shared: Arc<SharedCredentials>) {
+        self.generation
+            .set(shared.generation.load(Ordering::Acquire));
+        *self.shared.borrow_mut() = shared;
         self.cache.borrow_mut().clear();
     }
 
@@ -312,7 +348,16 @@ impl Auth {
     }
 
     fn credentials(&self) -> Option<Arc<Credentials>> {
-        self.current.borrow().clone()
+        self.shared.borrow().current.load_full()
+    }
+
+    /// Empties the cache when the shared credentials were replaced since it was filled.
+    fn sync_generation(&self) {
+        let now = self.shared.borrow().generation.load(Ordering::Acquire);
+        if now != self.generation.get() {
+            self.generation.set(now);
+            self.cache.borrow_mut().clear();
+        }
     }
 }
 
@@ -332,43 +377,38 @@ fn private_cache_control(configured: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&parts.join(", ")).ok()
 }
 
-/// Reloads the credentials files if one of them changed since the last attempt.
+/// Reloads the credentials files if one of them changed since the last attempt (the loader
+/// calls it before each pass, on one loop).
 pub fn reload_if_changed(ctx: &LoopCtx) {
     let auth = &ctx.auth;
     if !auth.enabled {
         return;
     }
+    let shared = auth.shared.borrow().clone();
     let now = file_ids(&auth.paths);
-    if *auth.ids.borrow() == now {
-        return;
+    {
+        let mut ids = shared.ids.lock().unwrap_or_else(|p| p.into_inner());
+        if *ids == now {
+            return;
+        }
+        *ids = now;
     }
-    *auth.ids.borrow_mut() = now;
     match Credentials::load(&ctx.config) {
         Ok(creds) => {
             if let Some(c) = &creds {
                 let (tokens, keys) = c.summary();
-                info!(
-                    loop_index = ctx.index,
-                    tokens,
-                    jwt_keys = keys,
-                    "credentials reloaded"
-                );
+                info!(tokens, jwt_keys = keys, "credentials reloaded");
             }
-            *auth.current.borrow_mut() = creds;
-            auth.cache.borrow_mut().clear();
-            if ctx.index == 0 {
-                ctx.metrics.auth.reloads.inc();
-            }
+            shared.current.store(creds);
+            shared.generation.fetch_add(1, Ordering::AcqRel);
+            ctx.metrics.auth.reloads.inc();
         }
         Err(e) => {
             error!(
-                loop_index = ctx.index,
                 error = format!("{e:#}"),
                 "credentials file refused; the previous credentials stay in use"
             );
-            if ctx.index == 0 {
-                ctx.metrics.auth.reload_failures.inc();
-            }
+            ctx.metrics.auth.reload_failures.inc();
         }
     }
 }
@@ -408,6 +448,7 @@ fn invalid(reason: impl Into<String>) -> ApiError {
 }
 
 fn check(auth: &Auth, headers: &HeaderMap) -> Result<Access, ApiError> {
+    auth.sync_generation();
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(ApiError::Unauthorized { reason: None });

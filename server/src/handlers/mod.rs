@@ -3,6 +3,7 @@
 mod admin;
 mod columns;
 mod datasets;
+mod postgrest;
 mod probes;
 mod rows;
 
@@ -49,6 +50,10 @@ pub fn serve(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>, req: Request<Incoming>) -
         }
         Handled::Scan(ds) => Serve::Scan(Box::pin(async move {
             let result = rows::scan(&ctx, &req, ds).await;
+            finish(&ctx, result, is_head, guard)
+        })),
+        Handled::Table(ds) => Serve::Scan(Box::pin(async move {
+            let result = Ok(postgrest::scan(&ctx, &req, ds).await);
             finish(&ctx, result, is_head, guard)
         })),
     }
@@ -107,6 +112,8 @@ fn finish(
 enum Handled {
     Done(ApiResult),
     Scan(Arc<Dataset>),
+    /// A scan of the PostgREST face.
+    Table(Arc<Dataset>),
 }
 
 impl From<ApiResult> for Handled {
@@ -129,6 +136,24 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         Err(e) => return Err(e).into(),
     };
     guard.set_route(route.index());
+    if let Route::Rpc { name } = &route {
+        // PostgREST calls functions with GET or POST (HEAD as GET); other methods are not
+        // allowed on that path.
+        let m = req.method();
+        return Handled::Done(Ok(
+            if m == Method::GET || m == Method::HEAD || m == Method::POST {
+                postgrest::no_function(name)
+            } else {
+                postgrest::read_only(m, "GET, HEAD, POST")
+            },
+        ));
+    }
+    if matches!(route, Route::Table { .. })
+        && req.method() != Method::GET
+        && req.method() != Method::HEAD
+    {
+        return Handled::Done(Ok(postgrest::read_only(req.method(), "GET, HEAD")));
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }).into();
     }
@@ -141,7 +166,18 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         Route::Livez | Route::Healthz | Route::Metrics | Route::OpenApi => Access::Open,
         _ => match crate::auth::authenticate(ctx, req.headers()) {
             Ok(a) => a,
-            Err(e) => return Err(e).into(),
+            Err(e) => {
+                if let Route::Table { name } = &route {
+                    // The PostgREST face answers in PostgREST's error shape.
+                    let challenge = challenge(&e);
+                    let mut resp = postgrest::error(e, name);
+                    if let Some(c) = challenge {
+                        resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+                    }
+                    return Handled::Done(Ok(resp));
+                }
+                return Err(e).into();
+            }
         },
     };
     guard.set_access(&access);
@@ -153,7 +189,7 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
             path: req.uri().path().to_string(),
         }),
         Route::OpenApi => Ok(probes::openapi()),
-        Route::Datasets => Ok(datasets::list(ctx, req, &access)),
+        Route::Datasets => datasets::list(ctx, req, &access),
         Route::Dataset { name } => {
             dataset(ctx, &access, &name).map(|ds| datasets::one(ctx, req, &ds))
         }
@@ -167,6 +203,11 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         Route::Column { name, column } => {
             dataset(ctx, &access, &name).and_then(|ds| columns::raw(ctx, req, &ds, &column))
         }
+        Route::Table { name } => match dataset(ctx, &access, &name) {
+            Ok(ds) => return Handled::Table(ds),
+            Err(e) => Ok(postgrest::error(e, &name)),
+        },
+        Route::Rpc { name } => Ok(postgrest::no_function(&name)),
     };
     Handled::Done(result)
 }
@@ -195,10 +236,10 @@ fn dataset(ctx: &LoopCtx, access: &Access, name: &str) -> Result<Arc<Dataset>, A
             name: name.to_string(),
         });
     }
-    if let Some(ds) = ctx.catalog.borrow().get(name) {
+    if let Some(ds) = ctx.with_catalog(|c| c.get(name)) {
         return Ok(ds);
     }
-    if ctx.phase.get() == Phase::Starting {
+    if ctx.phase() == Phase::Starting {
         return Err(ApiError::NotReady {
             retry_after: Duration::from_secs(1),
         });
@@ -215,15 +256,8 @@ pub fn error_response(e: ApiError) -> Response<Body> {
     if let ApiError::MethodNotAllowed { allow } = &e {
         h.insert(header::ALLOW, HeaderValue::from_static(allow));
     }
-    if let ApiError::Unauthorized { reason } = &e {
-        h.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(if reason.is_some() {
-                "Bearer realm=\"quarry\", error=\"invalid_token\""
-            } else {
-                "Bearer realm=\"quarry\""
-            }),
-        );
+    if let Some(challenge) = challenge(&e) {
+        h.insert(header::WWW_AUTHENTICATE, challenge);
     }
     if let Some(after) = e.retry_after() {
         h.insert(
@@ -232,6 +266,19 @@ pub fn error_response(e: ApiError) -> Response<Body> {
         );
     }
     resp
+}
+
+/// `WWW-Authenticate` of a 401 (RFC 6750 section 3).
+fn challenge(e: &ApiError) -> Option<HeaderValue> {
+    match e {
+        ApiError::Unauthorized { reason: None } => {
+            Some(HeaderValue::from_static("Bearer realm=\"quarry\""))
+        }
+        ApiError::Unauthorized { reason: Some(_) } => Some(HeaderValue::from_static(
+            "Bearer realm=\"quarry\", error=\"invalid_token\"",
+        )),
+        _ => None,
+    }
 }
 
 /// A complete response with a fixed body.
@@ -245,12 +292,6 @@ pub fn full(
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
-}
-
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut body = value.to_string().into_bytes();
-    body.push(b'\n');
-    full(status, "application/json", body)
 }
 
 /// Strong ETag from the data versions a response depends on and the normalized request target

@@ -190,6 +190,27 @@ fn tokens_grant_per_dataset_access_and_hide_the_rest() {
         );
     }
 
+    // The PostgREST face: refused in PostgREST's error shape, the same hiding.
+    let r = get(addr, "/rest/orders_a?limit=1");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["code"], "PGRST302");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"quarry\"")
+    );
+    let r = get_with(addr, "/rest/orders_a", &[("Authorization", "Bearer nope")]);
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (401, json!("PGRST301"))
+    );
+    assert_eq!(as_analytics("/rest/orders_a?limit=1").status, 200);
+    let (h, m) = (as_analytics("/rest/people"), as_analytics("/rest/nobody"));
+    assert_eq!((h.status, m.status), (404, 404));
+    assert_eq!(
+        h.text().replace("people", "X"),
+        m.text().replace("nobody", "X")
+    );
+
     // A wrong token is refused as invalid.
     assert_401(
         &get_with(
@@ -208,11 +229,11 @@ fn tokens_grant_per_dataset_access_and_hide_the_rest() {
     let text = m.text();
     assert!(text.contains("quarry_auth_enabled 1"), "{text}");
     assert!(
-        text.contains("quarry_auth_refused_total{reason=\"missing\"} 6"),
+        text.contains("quarry_auth_refused_total{reason=\"missing\"} 7"),
         "{text}"
     );
     assert!(
-        text.contains("quarry_auth_refused_total{reason=\"invalid\"} 1"),
+        text.contains("quarry_auth_refused_total{reason=\"invalid\"} 2"),
         "{text}"
     );
     for path in ["/livez", "/healthz"] {
