@@ -877,3 +877,41 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn every_loop_sees_a_reload() {
+    let dir = data_dir();
+    let secrets = tempfile::tempdir().unwrap();
+    let tokens = secrets.path().join("tokens.toml");
+    std::fs::write(&tokens, tokens_file(&[("analytics", ANALYTICS, &["*"])])).unwrap();
+    let server = start(
+        dir.path(),
+        &["--auth-tokens", tokens.to_str().unwrap(), "--threads", "2"],
+    );
+    let addr = server.local_addr();
+    wait_ready(addr);
+    let status = |token: &str| {
+        get_with(
+            addr,
+            "/v1/datasets/people",
+            &[("Authorization", &bearer(token))],
+        )
+        .status
+    };
+    // Fill both loops' caches (connections spread over the loops' listeners).
+    for _ in 0..20 {
+        assert_eq!(status(ANALYTICS), 200);
+    }
+    let tmp = secrets.path().join(".tokens.tmp");
+    std::fs::write(&tmp, tokens_file(&[("ops", OPS, &["*"])])).unwrap();
+    std::fs::rename(&tmp, &tokens).unwrap();
+    server.reload();
+    wait_until("the new token works", || status(OPS) == 200);
+    // Revoked everywhere: no loop answers from a stale cache.
+    for _ in 0..40 {
+        assert_eq!(status(ANALYTICS), 401);
+        assert_eq!(status(OPS), 200);
+    }
+    server.shutdown();
+    server.join().unwrap();
+}
