@@ -182,7 +182,8 @@ impl JwtKeys {
         // jsonwebtoken required and checked exp; a float or string exp never gets here.
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         let sub = match claims.get("sub") {
-            Some(Value::String(s)) => s.chars().take(256).collect(),
+            // Logged: no control characters (a newline could forge a log line), bounded.
+            Some(Value::String(s)) => s.chars().filter(|c| !c.is_control()).take(256).collect(),
             _ => String::new(),
         };
         Ok(Verified {
