@@ -8,5 +8,6 @@ mod etl_cli;
 mod faults;
 mod fixtures;
 mod hostile;
+mod postgrest;
 mod query_fuzz;
 mod soak;
