@@ -65,24 +65,27 @@ fn probe_until(
     n
 }
 
-/// Datasets at startup (20,000 with release binaries; 2,000 with debug ones, which load ~20x
+/// Datasets at startup (20,000 with release binaries; 4,000 with debug ones, which load ~20x
 /// slower; `QUARRY_CATALOG_DATASETS` overrides) and half as many more by SIGHUP: `/livez` and a
 /// point lookup answer within 100 ms throughout (the loader yields by work done, not per file;
-/// before, a pass held the loop for every small file in a row). The bound is over a control: a
-/// second server with one dataset probed the same way at the same time, so time the machine
-/// takes from both (a loaded CI host descheduling debug binaries) is not blamed on the loader.
+/// before, a pass held the loop for every small file in a row: 620 ms at 2,000 in debug). The
+/// bound is over a control: a second server with one dataset probed the same way at the same
+/// time, so time the machine takes from both is not blamed on the loader. With debug binaries
+/// it is 200 ms: a busy debug process on a loaded 2-core host waits longer for its core than
+/// the idle control does, whatever the loader's slices.
 #[test]
 fn thousands_of_datasets_never_hold_the_loop() {
     let start_count: usize = std::env::var("QUARRY_CATALOG_DATASETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if cfg!(debug_assertions) {
-            2_000
+            4_000
         } else {
             20_000
         });
     let more_count = start_count / 2;
-    const BOUND: Duration = Duration::from_millis(100);
+    let bound_ms = if cfg!(debug_assertions) { 200 } else { 100 };
+    let bound_over = Duration::from_millis(bound_ms);
     let dir = temp_dir();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
@@ -125,10 +128,10 @@ fn thousands_of_datasets_never_hold_the_loop() {
         t0.elapsed(),
         control_worst.lock().expect("lock").0
     );
-    let bound = BOUND + control_worst.lock().expect("lock").0;
+    let bound = bound_over + control_worst.lock().expect("lock").0;
     assert!(
         startup_worst < bound,
-        "during startup {what} took {startup_worst:?} (bound {bound:?}: 100 ms over the control's longest)"
+        "during startup {what} took {startup_worst:?} (bound {bound:?}: {bound_ms} ms over the control's longest)"
     );
     assert_eq!(ready["counts"]["ready"], start_count, "{}", ready["counts"]);
 
@@ -163,10 +166,10 @@ fn thousands_of_datasets_never_hold_the_loop() {
         t0.elapsed(),
         control_worst.lock().expect("lock").0
     );
-    let bound = BOUND + control_worst.lock().expect("lock").0;
+    let bound = bound_over + control_worst.lock().expect("lock").0;
     assert!(
         reload_worst < bound,
-        "during the reload {what} took {reload_worst:?} (bound {bound:?}: 100 ms over the control's longest)"
+        "during the reload {what} took {reload_worst:?} (bound {bound:?}: {bound_ms} ms over the control's longest)"
     );
     let h = server.get("/healthz").json();
     assert_eq!(
