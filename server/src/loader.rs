@@ -486,7 +486,9 @@ impl Loader {
         let mut mapped =
             MappedFile::open(path).map_err(|e| format!("cannot map {}: {e}", path.display()))?;
         let mut count = MapCount::acquire();
-        let leased = if MapCount::live_leases() >= self.lease_limit {
+        let leased = if self.ctx.config.no_read_leases {
+            false
+        } else if MapCount::live_leases() >= self.lease_limit {
             if !LEASE_LIMIT_LOGGED.swap(true, Ordering::Relaxed) {
                 warn!(dataset = %name, limit = self.lease_limit, "read leases hold one file descriptor each and half of RLIMIT_NOFILE is in use by them: further datasets are served without a lease (in-place changes detected by polling only)");
             }
