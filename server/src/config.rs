@@ -66,6 +66,10 @@ pub struct Config {
     /// mappings and a reserve). A file past the limit fails to load, named; the process never aborts.
     #[arg(long, env = "QUARRY_MAX_MAPPED_DATASETS", default_value_t = 0)]
     pub max_mapped_datasets: usize,
+    /// Do not take read leases on dataset files (then files changed in place are found by
+    /// polling only, and a truncation racing a request can end the process with SIGBUS).
+    #[arg(long, env = "QUARRY_NO_READ_LEASES", value_parser = BoolishValueParser::new())]
+    pub no_read_leases: bool,
     /// Rows returned when the request has no `limit`.
     #[arg(long, env = "QUARRY_DEFAULT_LIMIT", default_value_t = 100)]
     pub default_limit: usize,
