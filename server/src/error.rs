@@ -58,6 +58,15 @@ pub enum ApiError {
     Internal {
         message: String,
     },
+    /// The file's bytes contradict themselves (possible under `--verify cheap`).
+    CorruptData {
+        dataset: String,
+        column: String,
+        row_group: usize,
+        detail: String,
+    },
+    /// A handler panicked; the panic was contained to this request (and logged).
+    Panicked,
 }
 
 impl ApiError {
@@ -83,7 +92,9 @@ impl ApiError {
             ApiError::Overloaded { .. } | ApiError::NotReady { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal { .. } | ApiError::CorruptData { .. } | ApiError::Panicked => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -99,7 +110,8 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::NotReady { .. } => "not_ready",
-            ApiError::Internal { .. } => "internal",
+            ApiError::Internal { .. } | ApiError::Panicked => "internal",
+            ApiError::CorruptData { .. } => "corrupt_data",
         }
     }
 
@@ -132,6 +144,19 @@ impl ApiError {
                 "datasets are still loading; retry later (see /healthz)".to_string()
             }
             ApiError::Internal { message } => message.clone(),
+            ApiError::CorruptData {
+                dataset,
+                column,
+                row_group,
+                detail,
+            } => format!(
+                "dataset {dataset:?} is corrupt: column {column:?}, row group {row_group}: \
+                 {detail}; the file fails verification"
+            ),
+            ApiError::Panicked => {
+                "internal error while answering this request (logged); the server goes on"
+                    .to_string()
+            }
         }
     }
 

@@ -13,6 +13,7 @@ mod handlers;
 mod loader;
 pub mod logging;
 mod metrics;
+mod panic;
 pub mod routes;
 mod server;
 mod state;

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub dataset_version: Family<DatasetVersionLabel, Gauge>,
     pub dataset_last_reload: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
     pub dataset_reload_failures: Family<DatasetLabel, Counter>,
+    /// Requests whose handler, scan or body panicked (contained: `panic.rs`).
+    pub request_panics: Counter,
 }
 
 impl Default for Metrics {
@@ -89,6 +91,7 @@ impl Metrics {
             dataset_version: Family::default(),
             dataset_last_reload: Family::default(),
             dataset_reload_failures: Family::default(),
+            request_panics: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -160,6 +163,11 @@ impl Metrics {
             "dataset_reload_failures",
             "Files that failed to map, open or verify",
             m.dataset_reload_failures.clone(),
+        );
+        registry.register(
+            "request_panics",
+            "Requests ended by a panic in their handler, scan or body (contained; the loop goes on)",
+            m.request_panics.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -307,6 +315,10 @@ impl RequestGuard {
 
     pub fn add_bytes(&mut self, n: usize) {
         self.bytes += n as u64;
+    }
+
+    pub fn ctx(&self) -> &LoopCtx {
+        &self.ctx
     }
 
     /// The last body frame was produced: record now rather than when hyper drops the body.

@@ -118,6 +118,7 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
             config.data_dir.display()
         );
     }
+    crate::panic::install_hook();
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let mut term = Vec::new();

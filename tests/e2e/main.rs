@@ -8,4 +8,5 @@ mod faults;
 mod fixtures;
 mod hostile;
 mod query_fuzz;
+mod robust;
 mod soak;

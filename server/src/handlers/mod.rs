@@ -38,13 +38,25 @@ pub type ApiResult = Result<Response<Body>, ApiError>;
 pub fn serve(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>, req: Request<Incoming>) -> Serve {
     let mut guard = RequestGuard::new(ctx.clone(), conn);
     let is_head = req.method() == Method::HEAD;
-    match route_and_handle(&ctx, &req, &mut guard) {
+    let handled = crate::panic::contain(|| {
+        crate::panic::inject(req.headers(), "handler");
+        route_and_handle(&ctx, &req, &mut guard)
+    })
+    .unwrap_or_else(|message| {
+        crate::panic::report(&ctx, req.uri().path(), "handler", &message);
+        Handled::Done(Err(ApiError::Panicked))
+    });
+    match handled {
         Handled::Done(result) => {
             drop(req);
             Serve::Ready(Some(finish(&ctx, result, is_head, guard)))
         }
         Handled::Scan(ds) => Serve::Scan(Box::pin(async move {
-            let result = rows::scan(&ctx, &req, ds).await;
+            let scan = crate::panic::CatchUnwind::new(Box::pin(rows::scan(&ctx, &req, ds)));
+            let result = scan.await.unwrap_or_else(|message| {
+                crate::panic::report(&ctx, req.uri().path(), "scan", &message);
+                Err(ApiError::Panicked)
+            });
             finish(&ctx, result, is_head, guard)
         })),
     }

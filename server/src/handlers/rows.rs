@@ -118,6 +118,7 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
                 return Err(e.into());
             }
         };
+        crate::panic::inject(req.headers(), "scan");
         if done {
             break;
         }
@@ -159,7 +160,13 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
             HeaderValue::from_static("count=exact"),
         );
     }
-    *resp.body_mut() = Body::stream(Box::new(EncodeFrames { ds, query, encoder }));
+    let fault_in_body = crate::panic::wants_fault(req.headers(), "body");
+    *resp.body_mut() = Body::stream(Box::new(EncodeFrames {
+        ds,
+        query,
+        encoder,
+        fault_in_body,
+    }));
     Ok(cacheable(ctx, req, tag, "Accept, Prefer", resp))
 }
 
@@ -183,10 +190,15 @@ struct EncodeFrames {
     ds: Arc<Dataset>,
     query: RowsQuery,
     encoder: Encoder,
+    /// Tests only (`panic::wants_fault`): panic while producing a frame.
+    fault_in_body: bool,
 }
 
 impl FrameSource for EncodeFrames {
     fn next_frame(&mut self) -> Option<Bytes> {
+        if self.fault_in_body {
+            panic!("injected fault at body");
+        }
         self.encoder.step(&self.query, &self.ds.file, FRAME_BYTES)
     }
 }

@@ -7,6 +7,7 @@ mod columns;
 mod datasets;
 mod lifecycle;
 mod limits;
+mod panics;
 mod reload;
 mod routing;
 mod rows;
