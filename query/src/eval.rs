@@ -179,6 +179,43 @@ impl StrPred {
     }
 }
 
+impl StrPred {
+    /// Word operations per value byte tested (`like::LikePattern::cost_per_byte`).
+    fn cost_per_byte(&self) -> u64 {
+        match self {
+            StrPred::Like(p, _) => p.cost_per_byte(),
+            StrPred::Cmp(..) | StrPred::In(..) => 1,
+        }
+    }
+}
+
+/// An upper estimate of the work `and_filter` does on rows `start..start + len`, in word
+/// operations: string bytes tested times the predicate's cost per byte (every dictionary
+/// entry counts once per call, at `DICT_ENTRY_BYTES` each); 0 for fixed-width columns, whose
+/// cost is the row count the caller already charges. Two offset reads, no scan of the data.
+pub(crate) fn filter_work(
+    chunk: &ColumnChunk<'_>,
+    pred: &Compiled,
+    start: usize,
+    len: usize,
+) -> u64 {
+    const DICT_ENTRY_BYTES: u64 = 16;
+    let (ColumnChunk::Utf8(c), Compiled::Str(p)) = (chunk, pred) else {
+        return 0;
+    };
+    let bytes = if c.codes().is_some() {
+        (c.dictionary_len() as u64).saturating_mul(DICT_ENTRY_BYTES)
+    } else if let Some(offsets) = c.plain_offsets() {
+        let last = offsets.len().saturating_sub(1);
+        let a = offsets.get(start.min(last)).copied().unwrap_or(0);
+        let b = offsets.get((start + len).min(last)).copied().unwrap_or(0);
+        b.saturating_sub(a)
+    } else {
+        0
+    };
+    bytes.saturating_mul(p.cost_per_byte())
+}
+
 /// `mask[i] &= f(values[i])` with the closure inlined per call site.
 #[inline]
 fn and_map<T: Copy>(mask: &mut [bool], values: &[T], f: impl Fn(T) -> bool) {

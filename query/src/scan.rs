@@ -20,13 +20,20 @@ use quarry_format::{QuarryFile, Value};
 use crate::aggregate::Aggregator;
 use crate::cursor::Cursor;
 use crate::error::{ErrorKind, QueryError};
-use crate::eval::{and_filter, cmp_f64, zone, Compiled, Zone};
+use crate::eval::{and_filter, cmp_f64, filter_work, zone, Compiled, Zone};
 use crate::output::OwnedValue;
 use crate::plan::{candidate_ranges, clip};
 use crate::query::{OrderBy, OrderTarget, Projection, RowsQuery};
 
 /// Rows per evaluated slice: keeps the mask in L1/L2 and bounds over-reading for small limits.
 const SLICE_ROWS: u64 = 8192;
+/// Word operations of filter work (string bytes tested x cost per byte) charged as one row of
+/// the step's budget: a row of fixed-width filters costs about as much as this many.
+const WORK_PER_ROW: u64 = 64;
+/// Most filter work one slice may do: what `SLICE_ROWS` rows of fixed-width filters cost.
+/// Slices over long strings (or wide LIKE patterns) get fewer rows, so a step's time follows
+/// its budget whatever the data.
+const MAX_SLICE_WORK: u64 = SLICE_ROWS * WORK_PER_ROW;
 /// Budget charged for skipping a row group by its zone map.
 const PRUNE_COST: u64 = 64;
 
@@ -466,7 +473,7 @@ impl Scan {
                 ));
             }
             let step = SLICE_ROWS.min(budget).min(allowance);
-            let (start, end) = if self.reverse {
+            let (mut start, mut end) = if self.reverse {
                 (
                     range
                         .start
@@ -480,10 +487,24 @@ impl Scan {
                     range.end.min(rg_end).min(self.pos.saturating_add(step)),
                 )
             };
+            // Bound the slice by work, not rows: shrink it (keeping its first row in scan
+            // order) until its string filters fit MAX_SLICE_WORK, one row at least.
+            let mut work = self.slice_work(file, rg, meta.first_row, start, end);
+            while work > MAX_SLICE_WORK && end - start > 1 {
+                let len = end - start;
+                let keep = (u128::from(len) * u128::from(MAX_SLICE_WORK) / u128::from(work))
+                    .clamp(1, u128::from(len / 2).max(1)) as u64;
+                if self.reverse {
+                    start = end - keep;
+                } else {
+                    end = start + keep;
+                }
+                work = self.slice_work(file, rg, meta.first_row, start, end);
+            }
             self.eval_slice(file, rg, meta.first_row, start, end);
             let len = end - start;
             self.rows_examined += len;
-            budget = budget.saturating_sub(len);
+            budget = budget.saturating_sub(len.max(work / WORK_PER_ROW));
             self.feed(file, rg, meta.first_row);
             if matches!(&self.sink, Sink::Aggregate(a) if a.too_many_groups()) {
                 self.done = true;
@@ -523,6 +544,25 @@ impl Scan {
                 Zone::Some => self.active.push(true),
             }
         }
+    }
+
+    /// `eval::filter_work` of the active filters on rows `start..end` of row group `rg`.
+    fn slice_work<B: AsRef<[u8]>>(
+        &self,
+        file: &QuarryFile<B>,
+        rg: usize,
+        first_row: u64,
+        start: u64,
+        end: u64,
+    ) -> u64 {
+        let off = (start - first_row) as usize;
+        let len = (end - start) as usize;
+        self.filters
+            .iter()
+            .zip(&self.active)
+            .filter(|((_, pred), &active)| active && matches!(pred, Compiled::Str(_)))
+            .map(|((col, pred), _)| filter_work(&file.chunk(rg, *col), pred, off, len))
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Evaluates the active filters on rows `start..end` (global) of row group `rg`; leaves

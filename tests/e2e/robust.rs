@@ -85,3 +85,91 @@ fn corrupt_string_offsets_under_cheap_verify_answer_corrupt_data() {
     assert_eq!(server.get("/livez").status, 200);
     server.assert_healthy_process();
 }
+
+/// Longest answer time of `/livez` and a point lookup polled while `busy` runs on another
+/// thread; also returns `busy`'s result.
+fn probe_while<T: Send>(
+    server: &Server,
+    lookup: &str,
+    busy: impl FnOnce() -> T + Send,
+) -> (std::time::Duration, usize, T) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let r = busy();
+            done.store(true, Ordering::SeqCst);
+            r
+        });
+        let mut worst = std::time::Duration::ZERO;
+        let mut probes = 0;
+        while !done.load(Ordering::SeqCst) {
+            for target in ["/livez", lookup] {
+                let t0 = std::time::Instant::now();
+                let r = server.get(target);
+                assert_eq!(r.status, 200, "{target}: {}", r.text());
+                worst = worst.max(t0.elapsed());
+                probes += 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (worst, probes, worker.join().expect("busy thread"))
+    })
+}
+
+/// `like.*` + 2,000 `a` + `_b` over distinct 5,000-byte strings of `a`s: a backtracking
+/// matcher is quadratic per value and held the loop for minutes; the NFA and work-bounded
+/// slices keep `/livez` and lookups answering beside it.
+#[test]
+fn worst_case_like_keeps_the_loop_answering() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let t = bodies(1500, 5000, |i| format!("{i:08}{}", "a".repeat(5000)));
+    build_csv(
+        &t,
+        dir.path(),
+        &data,
+        "texts",
+        &["--row-group-rows", "1024"],
+    );
+    let mut server = Server::start(&data);
+    server.wait_ready();
+
+    let pattern = format!("*{}_b", "a".repeat(2000));
+    let target = format!("/v1/datasets/texts/rows?body=like.{pattern}&select=id");
+    let (worst, probes, r) = probe_while(&server, "/v1/datasets/texts/rows/1234", || {
+        server.get(&target)
+    });
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["rows"],
+        serde_json::json!([]),
+        "no value ends in b"
+    );
+    eprintln!("worst-case like: worst probe {worst:?} over {probes} probes");
+    assert!(probes >= 2, "the scan ended before any probe");
+    // Generous liveness bound (debug build, shared machine), not a speed claim.
+    assert!(
+        worst < std::time::Duration::from_millis(1000),
+        "a probe beside the LIKE scan took {worst:?} ({probes} probes)"
+    );
+    // Matches are still found (the NFA is exact), and ilike takes the same path.
+    let hit = server.get("/v1/datasets/texts/rows?body=ilike.*00001234A_a*&select=id");
+    assert_eq!(hit.status, 200, "{}", hit.text());
+    assert_eq!(hit.json()["rows"], serde_json::json!([{"id": 1234}]));
+
+    // Longer patterns than the cap: a clear 400 naming the column.
+    let long = format!("/v1/datasets/texts/rows?body=like.{}", "a_".repeat(2100));
+    let r = server.get(&long);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "pattern_too_long");
+    assert_eq!(r.error_param().as_deref(), Some("body"));
+    // Loop lag is exported.
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains("quarry_event_loop_lag_seconds"),
+        "{metrics}"
+    );
+    server.assert_healthy_process();
+}
