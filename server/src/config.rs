@@ -104,6 +104,13 @@ pub struct Config {
     /// Load shedding: event-loop lag above which new requests get 503 + Retry-After (0s: off).
     #[arg(long, env = "QUARRY_SHED_LAG", default_value = "250ms", value_parser = parse_duration)]
     pub shed_lag: Duration,
+    /// Abort a response whose writes made no progress for this long (a client that stopped
+    /// reading): its buffers, encoder and dataset version are released.
+    #[arg(long, env = "QUARRY_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+    /// Abort a response not finished this long after its request arrived, whatever its progress.
+    #[arg(long, env = "QUARRY_RESPONSE_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub response_timeout: Duration,
     /// Install handlers for SIGTERM/SIGINT/SIGHUP (off only for in-process tests).
     #[arg(skip = true)]
     pub handle_signals: bool,
@@ -164,6 +171,8 @@ mod tests {
         assert_eq!(c.threads, 1);
         assert_eq!(c.drain_delay, Duration::from_secs(5));
         assert_eq!(c.max_uri_bytes, 8192);
+        assert_eq!(c.write_timeout, Duration::from_secs(30));
+        assert_eq!(c.response_timeout, Duration::from_secs(300));
         assert!(c.handle_signals);
     }
 }

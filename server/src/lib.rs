@@ -14,6 +14,7 @@ mod loader;
 pub mod logging;
 mod metrics;
 mod panic;
+mod progress;
 pub mod routes;
 mod server;
 mod state;

@@ -65,6 +65,13 @@ pub struct Metrics {
     pub dataset_reload_failures: Family<DatasetLabel, Counter>,
     /// Requests whose handler, scan or body panicked (contained: `panic.rs`).
     pub request_panics: Counter,
+    /// Responses aborted by `--write-timeout` or `--response-timeout`.
+    pub responses_aborted: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
 }
 
 impl Default for Metrics {
@@ -92,6 +99,7 @@ impl Metrics {
             dataset_last_reload: Family::default(),
             dataset_reload_failures: Family::default(),
             request_panics: Counter::default(),
+            responses_aborted: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -169,6 +177,11 @@ impl Metrics {
             "Requests ended by a panic in their handler, scan or body (contained; the loop goes on)",
             m.request_panics.clone(),
         );
+        registry.register(
+            "http_responses_aborted",
+            "Responses aborted and released: write_timeout (no write progress) or response_timeout",
+            m.responses_aborted.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -204,6 +217,8 @@ fn process_cpu_seconds() -> Option<f64> {
 pub struct ConnActivity {
     pub in_flight: Cell<u32>,
     pub last_active: Cell<Instant>,
+    /// When the oldest request still in flight arrived (`--response-timeout`).
+    pub busy_since: Cell<Instant>,
 }
 
 impl ConnActivity {
@@ -211,6 +226,7 @@ impl ConnActivity {
         Rc::new(ConnActivity {
             in_flight: Cell::new(0),
             last_active: Cell::new(Instant::now()),
+            busy_since: Cell::new(Instant::now()),
         })
     }
 }
@@ -292,13 +308,17 @@ impl RequestGuard {
     pub fn new(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>) -> RequestGuard {
         ctx.metrics.in_flight.inc();
         ctx.in_flight.set(ctx.in_flight.get() + 1);
+        let start = Instant::now();
+        if conn.in_flight.get() == 0 {
+            conn.busy_since.set(start);
+        }
         conn.in_flight.set(conn.in_flight.get() + 1);
         RequestGuard {
             ctx,
             conn,
             route: ROUTE_SLOTS - 1,
             status: CLIENT_CLOSED,
-            start: Instant::now(),
+            start,
             bytes: 0,
             done: false,
         }

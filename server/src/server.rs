@@ -359,16 +359,26 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
     let service = hyper::service::service_fn(move |req| {
         crate::handlers::serve(svc_ctx.clone(), svc_activity.clone(), req)
     });
-    let io = crate::batch::TurnIo::new(MonoioIo::new(io), ctx.clone());
+    let progress = Rc::new(crate::progress::WriteProgress::default());
+    let io = crate::progress::ProgressIo::new(MonoioIo::new(io), progress.clone());
+    let io = crate::batch::TurnIo::new(io, ctx.clone());
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
-    let idle = ctx.config.idle_timeout;
+    let cfg = &ctx.config;
+    let idle = cfg.idle_timeout;
+    // The task wakes at least this often to check write progress, the response deadline and
+    // idleness: a request can arrive and block on a full socket inside one poll of `conn`,
+    // without the select below computing a new deadline.
+    let check_every = (cfg.write_timeout / 2)
+        .min(Duration::from_secs(1))
+        .max(Duration::from_millis(10));
     let mut closing = false;
     loop {
-        let deadline = if activity.in_flight.get() > 0 {
-            Instant::now() + idle
+        let now = Instant::now();
+        let deadline = if activity.in_flight.get() > 0 || closing {
+            now + check_every
         } else {
-            activity.last_active.get() + idle
+            (activity.last_active.get() + idle).min(now + check_every)
         };
         let result = monoio::select! {
             r = conn.as_mut() => Some(r),
@@ -377,8 +387,34 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
                 conn.as_mut().graceful_shutdown();
                 None
             },
-            _ = monoio::time::sleep_until(deadline.into()), if !closing => {
-                if activity.in_flight.get() == 0 && activity.last_active.get() + idle <= Instant::now() {
+            _ = monoio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                let in_flight = activity.in_flight.get() > 0;
+                let stalled = progress
+                    .blocked_since()
+                    .is_some_and(|t| now.saturating_duration_since(t) >= cfg.write_timeout);
+                let overdue = in_flight
+                    && now.saturating_duration_since(activity.busy_since.get())
+                        >= cfg.response_timeout;
+                if stalled || overdue {
+                    let reason = if stalled { "write_timeout" } else { "response_timeout" };
+                    ctx.metrics
+                        .responses_aborted
+                        .get_or_create(&crate::metrics::ReasonLabel { reason })
+                        .inc();
+                    warn!(
+                        loop_index = ctx.index,
+                        reason,
+                        write_timeout = ?cfg.write_timeout,
+                        response_timeout = ?cfg.response_timeout,
+                        "response aborted: connection closed, everything it held released"
+                    );
+                    break;
+                } else if !in_flight
+                    && progress.blocked_since().is_none()
+                    && !closing
+                    && activity.last_active.get() + idle <= now
+                {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

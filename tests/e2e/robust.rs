@@ -173,3 +173,108 @@ fn worst_case_like_keeps_the_loop_answering() {
     );
     server.assert_healthy_process();
 }
+
+/// Lines of /proc/PID/maps naming `file` (a replaced file shows as `... (deleted)`).
+fn mapped(pid: u32, file: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("read /proc/PID/maps")
+        .lines()
+        .filter(|l| l.contains(file))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Clients that ask for large raw column reads and never read: after a swap the old version
+/// is still mapped while they hold it, and unmapped once `--write-timeout` aborts them.
+#[test]
+fn stalled_readers_are_aborted_and_release_the_old_version() {
+    use std::io::{Read, Write};
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    // One row group of 4,096 rows x 5,000 bytes: a 20 MB raw read, more than the socket
+    // buffers of both ends take.
+    let v1 = bodies(4096, 5000, |i| format!("{i:06}{}", "x".repeat(5000)));
+    build_csv(
+        &v1,
+        dir.path(),
+        &data,
+        "blobs",
+        &["--row-group-rows", "4096"],
+    );
+    let mut server = Server::start_with(
+        &data,
+        ServerOptions::default().args(["--write-timeout", "2s", "--reload-interval", "0s"]),
+    );
+    server.wait_ready();
+    let old_version = server.get("/v1/datasets/blobs").json()["version"].clone();
+
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+        s.write_all(b"GET /v1/datasets/blobs/columns/body?limit=4096 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("send");
+        let mut head = [0u8; 512];
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        let n = s.read(&mut head).expect("the response starts");
+        assert!(
+            head[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&head[..n])
+        );
+        stalled.push(s); // and never read again
+    }
+
+    // Publish v2 by rename and reload.
+    let v2 = bodies(4096, 5000, |i| format!("{i:06}{}", "y".repeat(5000)));
+    let staging = dir.path().join("staging");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    build_csv(
+        &v2,
+        dir.path(),
+        &staging,
+        "blobs",
+        &["--row-group-rows", "4096"],
+    );
+    std::fs::rename(staging.join("blobs.qry"), data.join("blobs.qry")).expect("rename");
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.get("/v1/datasets/blobs").json()["version"] == old_version {
+        assert!(std::time::Instant::now() < deadline, "v2 never served");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The stalled responses still hold v1 (this is what a missing write timeout leaves forever).
+    let pid = server.pid();
+    assert!(
+        !mapped(pid, "blobs.qry (deleted)").is_empty(),
+        "the old version should still be mapped while its responses are stalled"
+    );
+    // Within the write timeout plus the check interval (bounded generously), v1 is unmapped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !mapped(pid, "blobs.qry (deleted)").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old version is still mapped 20 s after the swap: {:?}",
+            mapped(pid, "blobs.qry")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let metrics = server.get("/metrics").text();
+    let aborted = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("quarry_http_responses_aborted_total{reason=\"write_timeout\"} ")
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(aborted, Some(4.0), "{metrics}");
+    // The aborted connections were closed: reading drains what the kernel holds, then EOF
+    // or a reset, never the full 20 MB body.
+    for mut s in stalled {
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+        assert!(sink.len() < 4096 * 5000, "a stalled response completed");
+    }
+    assert_eq!(server.get("/livez").status, 200);
+    server.assert_healthy_process();
+}
