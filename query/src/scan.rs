@@ -231,9 +231,32 @@ pub struct Scan {
     active: Vec<bool>,
     mask: Vec<bool>,
     sel: Vec<u32>,
+    /// Heap bytes of the top-k heap's owned string keys (kept as entries come and go).
+    topk_strings: usize,
+    /// Most bytes this scan may hold (`set_memory_limit`); past it, 422 `too_much_memory`.
+    memory_limit: usize,
 }
 
 impl Scan {
+    /// Caps the heap memory this scan may hold ([`memory_bytes`](Self::memory_bytes)); a step
+    /// that ends above it fails with 422 `too_much_memory`. Unlimited by default.
+    pub fn set_memory_limit(&mut self, bytes: usize) {
+        self.memory_limit = bytes;
+    }
+
+    /// Heap bytes the scan holds now and that grow with the data: collected row numbers, the
+    /// top-k heap with its string keys, the aggregator's groups and states, and the slice
+    /// buffers. Checked after every slice, so it can exceed the limit by what one slice adds.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let sink = match &self.sink {
+            Sink::Rows { rows, .. } => rows.capacity() * size_of::<u64>(),
+            Sink::TopK { heap, .. } => heap.capacity() * size_of::<Entry>() + self.topk_strings,
+            Sink::Aggregate(agg) => agg.memory_bytes(),
+        };
+        sink + self.mask.capacity() + self.sel.capacity() * size_of::<u32>()
+    }
+
     /// Plans the scan: key-index ranges, cursor position, the sink.
     pub fn new<B: AsRef<[u8]>>(query: &RowsQuery, file: &QuarryFile<B>) -> Scan {
         let filters: Vec<(usize, Compiled)> = query
@@ -363,6 +386,8 @@ impl Scan {
             active: Vec::new(),
             mask: Vec::new(),
             sel: Vec::new(),
+            topk_strings: 0,
+            memory_limit: usize::MAX,
         }
     }
 
@@ -506,6 +531,20 @@ impl Scan {
             self.rows_examined += len;
             budget = budget.saturating_sub(len.max(work / WORK_PER_ROW));
             self.feed(file, rg, meta.first_row);
+            let held = self.memory_bytes();
+            if held > self.memory_limit {
+                self.done = true;
+                return Err(QueryError::new(
+                    ErrorKind::TooMuchWork,
+                    "too_much_memory",
+                    format!(
+                        "this query would hold more than {} bytes ({held} so far: groups, \
+                         top-k rows or collected rows; the server's --max-request-memory); \
+                         group by fewer or coarser columns, add filters, or lower the limit",
+                        self.memory_limit
+                    ),
+                ));
+            }
             if matches!(&self.sink, Sink::Aggregate(a) if a.too_many_groups()) {
                 self.done = true;
                 return Err(QueryError::new(
@@ -632,10 +671,18 @@ impl Scan {
                     if heap.len() >= cap {
                         match heap.peek() {
                             Some(top) if ord(&key, row, &top.key, top.row) == Ordering::Less => {
-                                heap.pop();
+                                if let Some(Entry {
+                                    key: Key::Str(s), ..
+                                }) = heap.pop()
+                                {
+                                    self.topk_strings -= s.len();
+                                }
                             }
                             _ => continue,
                         }
+                    }
+                    if let Key::Str(s) = &key {
+                        self.topk_strings += s.len();
                     }
                     heap.push(Entry {
                         key: key.into_owned(),
@@ -848,6 +895,35 @@ mod tests {
         let f = file(crate::aggregate::MAX_GROUPS as i64);
         let page = scan(&f, "select=id,count()&limit=1000").unwrap();
         assert_eq!(page.groups.unwrap().len(), crate::aggregate::MAX_GROUPS);
+    }
+
+    #[test]
+    fn memory_past_the_limit_is_a_422() {
+        let f = file(60);
+        let q = parse_rows_query(
+            "select=id,count()",
+            f.schema(),
+            f.version(),
+            &Limits::default(),
+        )
+        .unwrap();
+        let run = |limit: usize| -> Result<usize, QueryError> {
+            let mut s = Scan::new(&q, &f);
+            s.set_memory_limit(limit);
+            let mut peak = 0;
+            while !s.step(&q, &f, 10)? {
+                peak = peak.max(s.memory_bytes());
+            }
+            Ok(peak)
+        };
+        let used = run(usize::MAX).unwrap();
+        assert!(
+            used > 60 * 8,
+            "60 groups hold their keys and counts: {used}"
+        );
+        let e = run(used / 2).unwrap_err();
+        assert_eq!((e.status(), e.code), (422, "too_much_memory"));
+        assert!(e.message.contains("--max-request-memory"), "{}", e.message);
     }
 
     #[test]

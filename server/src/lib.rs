@@ -12,6 +12,7 @@ mod error;
 mod handlers;
 mod loader;
 pub mod logging;
+mod memory;
 mod metrics;
 mod panic;
 mod progress;

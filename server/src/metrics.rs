@@ -67,6 +67,17 @@ pub struct Metrics {
     pub request_panics: Counter,
     /// Responses aborted by `--write-timeout` or `--response-timeout`.
     pub responses_aborted: Family<ReasonLabel, Counter>,
+    /// Bytes charged to the process memory budget by requests in flight (`memory.rs`).
+    pub memory_charged: Gauge,
+    /// The process memory budget (`--memory-budget`).
+    pub memory_budget: Gauge,
+    /// Requests refused for memory: budget="request" (422) or "process" (503).
+    pub memory_rejections: Family<BudgetLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabel {
+    pub budget: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -100,6 +111,9 @@ impl Metrics {
             dataset_reload_failures: Family::default(),
             request_panics: Counter::default(),
             responses_aborted: Family::default(),
+            memory_charged: Gauge::default(),
+            memory_budget: Gauge::default(),
+            memory_rejections: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -181,6 +195,21 @@ impl Metrics {
             "http_responses_aborted",
             "Responses aborted and released: write_timeout (no write progress) or response_timeout",
             m.responses_aborted.clone(),
+        );
+        registry.register(
+            "memory_charged_bytes",
+            "Bytes requests in flight hold that grow with the data (groups, top-k, rows)",
+            m.memory_charged.clone(),
+        );
+        registry.register(
+            "memory_budget_bytes",
+            "Process memory budget for requests (--memory-budget)",
+            m.memory_budget.clone(),
+        );
+        registry.register(
+            "memory_rejections",
+            "Requests refused for memory: budget=request (422 too_much_memory) or process (503)",
+            m.memory_rejections.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -121,6 +121,19 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
     crate::panic::install_hook();
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
+    let (budget_bytes, budget_source) = match config.memory_budget {
+        Some(b) => (b, "--memory-budget".to_string()),
+        None => crate::memory::default_budget(),
+    };
+    let budget = crate::memory::Budget::new(budget_bytes, metrics.clone());
+    info!(
+        max_request_memory = config.max_request_memory,
+        memory_budget = budget_bytes,
+        memory_budget_source = %budget_source,
+        write_timeout = ?config.write_timeout,
+        response_timeout = ?config.response_timeout,
+        "budgets"
+    );
     let mut term = Vec::new();
     let mut hup = Vec::new();
     let mut threads = Vec::new();
@@ -136,10 +149,11 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
         let (tx, rx) = mpsc::channel();
         let config = config.clone();
         let metrics = metrics.clone();
+        let budget = budget.clone();
         let bind_to = addr;
         let thread = std::thread::Builder::new()
             .name(format!("quarry-loop-{index}"))
-            .spawn(move || loop_thread(index, config, metrics, bind_to, control, tx))
+            .spawn(move || loop_thread(index, config, metrics, budget, bind_to, control, tx))
             .context("spawning an event-loop thread")?;
         match rx.recv() {
             Ok(Ok(bound)) => addr = bound,
@@ -168,6 +182,7 @@ fn loop_thread(
     index: usize,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    budget: Arc<crate::memory::Budget>,
     bind_to: SocketAddr,
     control: Control,
     bound: mpsc::Sender<anyhow::Result<SocketAddr>>,
@@ -205,7 +220,8 @@ fn loop_thread(
             "io_uring"
         };
         info!(loop_index = index, driver, "event loop started");
-        run_loop(LoopCtx::new(index, config, metrics), listener, control).await
+        let ctx = LoopCtx::with_budget(index, config, metrics, budget);
+        run_loop(ctx, listener, control).await
     };
     if force_epoll {
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()

@@ -64,10 +64,27 @@ pub struct LoopCtx {
     pub conns_done: Latch,
     /// Writers waiting for the end of the turn (`batch`).
     pub turn_end: crate::batch::TurnEnd,
+    /// The process memory budget, shared by every loop (`memory.rs`).
+    pub budget: Arc<crate::memory::Budget>,
 }
 
 impl LoopCtx {
+    /// A loop with a process budget of its own (`--memory-budget` or the default): unit tests.
+    #[cfg(test)]
     pub fn new(index: usize, config: Arc<Config>, metrics: Arc<Metrics>) -> Rc<LoopCtx> {
+        let limit = config
+            .memory_budget
+            .unwrap_or_else(|| crate::memory::default_budget().0);
+        let budget = crate::memory::Budget::new(limit, metrics.clone());
+        LoopCtx::with_budget(index, config, metrics, budget)
+    }
+
+    pub fn with_budget(
+        index: usize,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        budget: Arc<crate::memory::Budget>,
+    ) -> Rc<LoopCtx> {
         Rc::new(LoopCtx {
             index,
             cache_control: cache_control_header(&config.cache_control),
@@ -84,6 +101,7 @@ impl LoopCtx {
             close_conns: Latch::default(),
             conns_done: Latch::default(),
             turn_end: Default::default(),
+            budget,
         })
     }
 

@@ -107,6 +107,8 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
     }
 
     let mut scan = Scan::new(&query, &ds.file);
+    scan.set_memory_limit(usize::try_from(ctx.config.max_request_memory).unwrap_or(usize::MAX));
+    let mut charge = crate::memory::Charge::new(ctx.budget.clone());
     ctx.turn_end.write_all();
     let mut slice_start = Instant::now();
     loop {
@@ -115,9 +117,28 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
             Ok(d) => d,
             Err(e) => {
                 ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+                if e.code == "too_much_memory" {
+                    memory_rejected(ctx, "request");
+                }
                 return Err(e.into());
             }
         };
+        if let Err(over) = charge.set(scan.memory_bytes() as u64) {
+            ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+            memory_rejected(ctx, "process");
+            tracing::warn!(
+                loop_index = ctx.index,
+                dataset = %ds.name,
+                charged = over.charged,
+                memory_budget = over.limit,
+                "request shed: the process memory budget is used up"
+            );
+            return Err(ApiError::Overloaded {
+                reason:
+                    "memory budget of the process used up by requests in flight (--memory-budget)",
+                retry_after: Duration::from_secs(1),
+            });
+        }
         crate::panic::inject(req.headers(), "scan");
         if done {
             break;
@@ -168,6 +189,13 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
         fault_in_body,
     }));
     Ok(cacheable(ctx, req, tag, "Accept, Prefer", resp))
+}
+
+fn memory_rejected(ctx: &LoopCtx, budget: &'static str) {
+    ctx.metrics
+        .memory_rejections
+        .get_or_create(&crate::metrics::BudgetLabel { budget })
+        .inc();
 }
 
 /// `</v1/datasets/{name}/rows?{query without cursor}&cursor=...>; rel="next"`.
