@@ -43,6 +43,11 @@ pub enum ApiError {
         len: usize,
         max: usize,
     },
+    /// The request head (request line and headers) is larger than --max-header-bytes.
+    HeaderTooLarge {
+        len: usize,
+        max: usize,
+    },
     RangeNotSatisfiable {
         len: u64,
     },
@@ -88,6 +93,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Query { status, .. } => *status,
             ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeaderTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Overloaded { .. } | ApiError::NotReady { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -107,6 +113,7 @@ impl ApiError {
             ApiError::ColumnNotFound { .. } => "column_not_found",
             ApiError::BadRequest { code, .. } | ApiError::Query { code, .. } => code,
             ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeaderTooLarge { .. } => "header_too_large",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::NotReady { .. } => "not_ready",
@@ -133,6 +140,9 @@ impl ApiError {
             }
             ApiError::UriTooLong { len, max } => {
                 format!("request target is {len} bytes; the limit is {max} (--max-uri-bytes)")
+            }
+            ApiError::HeaderTooLarge { len, max } => {
+                format!("request head is {len} bytes; the limit is {max} (--max-header-bytes)")
             }
             ApiError::RangeNotSatisfiable { len } => {
                 format!("range outside the {len}-byte representation")

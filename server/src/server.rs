@@ -321,8 +321,11 @@ async fn accept_loop(ctx: Rc<LoopCtx>, listener: TcpListener) {
     builder
         .timer(crate::timer::CoarseTimer)
         .header_read_timeout(ctx.config.header_read_timeout)
-        .max_buf_size(ctx.config.max_header_bytes.max(8192) + 8192)
-        .max_header_size(ctx.config.max_header_bytes)
+        // hyper answers an oversized head itself with a bodiless 431; its limit sits above
+        // --max-header-bytes so that heads up to twice that reach `handlers`, which answer
+        // the JSON 431 (`ApiError::HeaderTooLarge`). Only larger heads get hyper's.
+        .max_buf_size(hyper_head_limit(ctx.config.max_header_bytes) + 8192)
+        .max_header_size(hyper_head_limit(ctx.config.max_header_bytes))
         .keep_alive(true);
     let builder = Rc::new(builder);
     loop {
@@ -357,6 +360,14 @@ async fn accept_loop(ctx: Rc<LoopCtx>, listener: TcpListener) {
     }
     ctx.listener_closed.set();
     debug!(loop_index = ctx.index, "listener closed");
+}
+
+/// The head size at which hyper refuses a request by itself (see `accept_loop`).
+fn hyper_head_limit(max_header_bytes: usize) -> usize {
+    max_header_bytes
+        .saturating_mul(2)
+        .max(max_header_bytes.saturating_add(8192))
+        .max(8192)
 }
 
 async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream: TcpStream) {

@@ -132,6 +132,14 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         })
         .into();
     }
+    let head_len = head_len(req, target_len);
+    if head_len > ctx.config.max_header_bytes {
+        return Err(ApiError::HeaderTooLarge {
+            len: head_len,
+            max: ctx.config.max_header_bytes,
+        })
+        .into();
+    }
     let route = match match_path(req.uri().path()) {
         Ok(r) => r,
         Err(e) => return Err(e).into(),
@@ -164,6 +172,17 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         }
     };
     Handled::Done(result)
+}
+
+/// The size of the request head as sent: request line, `name: value` lines, blank line.
+fn head_len<B>(req: &Request<B>, target_len: usize) -> usize {
+    let line = req.method().as_str().len() + 1 + target_len + 1 + "HTTP/1.1\r\n".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + headers + 2
 }
 
 fn shed_if_overloaded(ctx: &LoopCtx) -> Result<(), ApiError> {
