@@ -45,6 +45,7 @@ mod rehash;
 mod schema;
 mod source;
 pub mod spec;
+pub mod text;
 mod value;
 mod verify;
 mod writer;
