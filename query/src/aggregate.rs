@@ -603,6 +603,25 @@ impl Aggregator {
             + cap(&self.key_buf)
     }
 
+    /// Utf8 columns read per selected row (string group keys are interned, string min/max
+    /// compared): their bytes are work (`Scan::slice_work`).
+    pub(crate) fn string_columns(&self) -> Vec<usize> {
+        let mut cols: Vec<usize> = self
+            .group_cols
+            .iter()
+            .filter(|(_, t)| *t == DataType::Utf8)
+            .map(|(c, _)| *c)
+            .chain(
+                self.states
+                    .iter()
+                    .filter_map(|(c, _, st)| matches!(st, State::MinMaxStr { .. }).then_some(*c)),
+            )
+            .collect();
+        cols.sort_unstable();
+        cols.dedup();
+        cols
+    }
+
     /// Set once a new group would exceed [`MAX_GROUPS`].
     pub(crate) fn too_many_groups(&self) -> bool {
         self.too_many_groups

@@ -205,15 +205,25 @@ pub(crate) fn filter_work(
     };
     let bytes = if c.codes().is_some() {
         (c.dictionary_len() as u64).saturating_mul(DICT_ENTRY_BYTES)
-    } else if let Some(offsets) = c.plain_offsets() {
-        let last = offsets.len().saturating_sub(1);
-        let a = offsets.get(start.min(last)).copied().unwrap_or(0);
-        let b = offsets.get((start + len).min(last)).copied().unwrap_or(0);
-        b.saturating_sub(a)
     } else {
-        0
+        plain_string_bytes(chunk, start, len)
     };
     bytes.saturating_mul(p.cost_per_byte())
+}
+
+/// String bytes of rows `start..start + len` of a plain utf8 chunk (two offset reads); 0 for
+/// other chunks (dictionary codes and fixed-width values cost per row, not per byte).
+pub(crate) fn plain_string_bytes(chunk: &ColumnChunk<'_>, start: usize, len: usize) -> u64 {
+    let ColumnChunk::Utf8(c) = chunk else {
+        return 0;
+    };
+    let Some(offsets) = c.plain_offsets() else {
+        return 0;
+    };
+    let last = offsets.len().saturating_sub(1);
+    let a = offsets.get(start.min(last)).copied().unwrap_or(0);
+    let b = offsets.get((start + len).min(last)).copied().unwrap_or(0);
+    b.saturating_sub(a)
 }
 
 /// `mask[i] &= f(values[i])` with the closure inlined per call site.

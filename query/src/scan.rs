@@ -15,12 +15,12 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Range;
 
-use quarry_format::{QuarryFile, Value};
+use quarry_format::{DataType, QuarryFile, Value};
 
 use crate::aggregate::Aggregator;
 use crate::cursor::Cursor;
 use crate::error::{ErrorKind, QueryError};
-use crate::eval::{and_filter, cmp_f64, filter_work, zone, Compiled, Zone};
+use crate::eval::{and_filter, cmp_f64, filter_work, plain_string_bytes, zone, Compiled, Zone};
 use crate::output::OwnedValue;
 use crate::plan::{candidate_ranges, clip};
 use crate::query::{OrderBy, OrderTarget, Projection, RowsQuery};
@@ -231,6 +231,9 @@ pub struct Scan {
     active: Vec<bool>,
     mask: Vec<bool>,
     sel: Vec<u32>,
+    /// Utf8 columns the sink reads per selected row (a top-k order column, string group keys
+    /// and min/max): their bytes count as slice work.
+    sink_strings: Vec<usize>,
     /// Heap bytes of the top-k heap's owned string keys (kept as entries come and go).
     topk_strings: usize,
     /// Most bytes this scan may hold (`set_memory_limit`); past it, 422 `too_much_memory`.
@@ -364,8 +367,18 @@ impl Scan {
         } else {
             ranges.first().map_or(0, |r| r.start)
         };
+        let sink_strings = match &sink {
+            Sink::TopK { column, .. }
+                if query.fields.get(*column).map(|f| f.1) == Some(DataType::Utf8) =>
+            {
+                vec![*column]
+            }
+            Sink::Aggregate(agg) => agg.string_columns(),
+            _ => Vec::new(),
+        };
         Scan {
             filters,
+            sink_strings,
             ranges,
             range_idx: 0,
             pos,
@@ -596,12 +609,17 @@ impl Scan {
     ) -> u64 {
         let off = (start - first_row) as usize;
         let len = (end - start) as usize;
-        self.filters
+        let filters = self
+            .filters
             .iter()
             .zip(&self.active)
             .filter(|((_, pred), &active)| active && matches!(pred, Compiled::Str(_)))
-            .map(|((col, pred), _)| filter_work(&file.chunk(rg, *col), pred, off, len))
-            .fold(0u64, u64::saturating_add)
+            .map(|((col, pred), _)| filter_work(&file.chunk(rg, *col), pred, off, len));
+        let sink = self
+            .sink_strings
+            .iter()
+            .map(|&col| plain_string_bytes(&file.chunk(rg, col), off, len));
+        filters.chain(sink).fold(0u64, u64::saturating_add)
     }
 
     /// Evaluates the active filters on rows `start..end` (global) of row group `rg`; leaves
@@ -895,6 +913,84 @@ mod tests {
         let f = file(crate::aggregate::MAX_GROUPS as i64);
         let page = scan(&f, "select=id,count()&limit=1000").unwrap();
         assert_eq!(page.groups.unwrap().len(), crate::aggregate::MAX_GROUPS);
+    }
+
+    /// 2,000 rows of distinct 4,000-byte strings (plain, not dictionary-encoded).
+    fn long_strings() -> QuarryFile<AlignedBuf> {
+        let f = |name: &str, data_type| Field {
+            name: name.into(),
+            data_type,
+            nullable: false,
+        };
+        let schema = Schema::new(
+            vec![f("id", DataType::Int64), f("s", DataType::Utf8)],
+            Some(0),
+        )
+        .unwrap();
+        let (mut offsets, mut bytes) = (vec![0u64], Vec::new());
+        for i in 0..2000 {
+            bytes.extend_from_slice(format!("{i:06}").as_bytes());
+            bytes.resize(bytes.len() + 3994, b'a');
+            offsets.push(bytes.len() as u64);
+        }
+        let mut w = FileWriter::new(Vec::new(), schema, Default::default()).unwrap();
+        w.write_row_group(vec![
+            ColumnData::Int64 {
+                values: (0..2000).collect(),
+                validity: None,
+            },
+            ColumnData::Utf8 {
+                offsets,
+                bytes,
+                validity: None,
+            },
+        ])
+        .unwrap();
+        let (bytes, _) = w.finish().unwrap();
+        QuarryFile::open(AlignedBuf::from_slice(&bytes)).unwrap()
+    }
+
+    #[test]
+    fn slices_over_long_strings_are_bounded_by_work_not_rows() {
+        let f = long_strings();
+        let wide = format!("*{}_b", "a".repeat(500));
+        for (q, max_rows) in [
+            // A plain comparison: 4,000 bytes a row at cost 1.
+            ("s=gt.x".to_string(), MAX_SLICE_WORK / 4000 + 1),
+            // A 9-word NFA: 10 word operations a byte.
+            (format!("s=like.{wide}"), MAX_SLICE_WORK / 40_000 + 1),
+            // Top-k on the strings reads every selected row's bytes.
+            (
+                "order=s.desc&limit=5".to_string(),
+                MAX_SLICE_WORK / 4000 + 1,
+            ),
+        ] {
+            let q = parse_rows_query(&q, f.schema(), f.version(), &Limits::default()).unwrap();
+            let mut s = Scan::new(&q, &f);
+            let mut steps = 0;
+            loop {
+                let before = s.rows_examined();
+                let done = s.step(&q, &f, 4096).unwrap();
+                let examined = s.rows_examined() - before;
+                assert!(
+                    examined <= max_rows,
+                    "{q:?}: one step examined {examined} rows (work bound {max_rows})"
+                );
+                steps += 1;
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(s.rows_examined(), 2000);
+            assert!(steps > 2, "{steps} steps");
+            // Still exact.
+            let page = s.finish();
+            if q.order.is_some() {
+                assert_eq!(page.rows, vec![1999, 1998, 1997, 1996, 1995]);
+            } else {
+                assert!(page.rows.is_empty());
+            }
+        }
     }
 
     #[test]
