@@ -994,6 +994,27 @@ mod tests {
     }
 
     #[test]
+    fn arrow_batches_of_long_strings_stay_near_the_frame_size() {
+        let f = long_strings();
+        let q =
+            parse_rows_query("limit=2000", f.schema(), f.version(), &Limits::default()).unwrap();
+        let mut s = Scan::new(&q, &f);
+        while !s.step(&q, &f, 4096).unwrap() {}
+        let mut enc = crate::Encoder::new(&q, s.finish(), crate::OutputFormat::ArrowStream);
+        let (mut frames, mut total) = (0, 0);
+        while let Some(frame) = enc.step(&q, &f, 64 << 10) {
+            // One batch of about 64 KiB (a row is 4 KB): never the whole page at once.
+            assert!(frame.len() < 200 << 10, "a {} byte frame", frame.len());
+            frames += 1;
+            total += frame.len();
+        }
+        assert!(
+            total > 2000 * 4000 && frames > 50,
+            "{frames} frames, {total} bytes"
+        );
+    }
+
+    #[test]
     fn memory_past_the_limit_is_a_422() {
         let f = file(60);
         let q = parse_rows_query(
