@@ -393,19 +393,21 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
     let mut conn = std::pin::pin!(conn);
     let cfg = &ctx.config;
     let idle = cfg.idle_timeout;
-    // The task wakes at least this often to check write progress, the response deadline and
-    // idleness: a request can arrive and block on a full socket inside one poll of `conn`,
-    // without the select below computing a new deadline.
+    // The task wakes at least this often to check write progress and the response deadline
+    // while a response is in flight, and every half write timeout when idle: a request can
+    // arrive and block on a full socket inside one poll of `conn`, without the select below
+    // computing a new deadline. So a stalled response is aborted within 1.5 write timeouts.
     let check_every = (cfg.write_timeout / 2)
         .min(Duration::from_secs(1))
         .max(Duration::from_millis(10));
+    let check_idle = (cfg.write_timeout / 2).max(Duration::from_millis(10));
     let mut closing = false;
     loop {
         let now = Instant::now();
         let deadline = if activity.in_flight.get() > 0 || closing {
             now + check_every
         } else {
-            (activity.last_active.get() + idle).min(now + check_every)
+            (activity.last_active.get() + idle).min(now + check_idle)
         };
         let result = monoio::select! {
             r = conn.as_mut() => Some(r),
