@@ -244,6 +244,7 @@ fn stalled_readers_are_aborted_and_release_the_old_version() {
         assert!(std::time::Instant::now() < deadline, "v2 never served");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let swapped = std::time::Instant::now();
     // The stalled responses still hold v1 (this is what a missing write timeout leaves forever).
     let pid = server.pid();
     assert!(
@@ -260,6 +261,10 @@ fn stalled_readers_are_aborted_and_release_the_old_version() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    eprintln!(
+        "stalled readers: the old version unmapped {:?} after the swap was served",
+        swapped.elapsed()
+    );
     let metrics = server.get("/metrics").text();
     let aborted = metrics
         .lines()
