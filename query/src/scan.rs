@@ -231,6 +231,8 @@ pub struct Scan {
     active: Vec<bool>,
     mask: Vec<bool>,
     sel: Vec<u32>,
+    /// Per filter: the current row group's dictionary verdicts (`eval::and_filter`).
+    dict_verdicts: Vec<Option<Vec<bool>>>,
     /// Utf8 columns the sink reads per selected row (a top-k order column, string group keys
     /// and min/max): their bytes count as slice work.
     sink_strings: Vec<usize>,
@@ -401,6 +403,7 @@ impl Scan {
             sel: Vec::new(),
             topk_strings: 0,
             memory_limit: usize::MAX,
+            dict_verdicts: Vec::new(),
         }
     }
 
@@ -586,6 +589,7 @@ impl Scan {
         self.zone_rg = Some(rg);
         self.zone_skip = false;
         self.active.clear();
+        self.dict_verdicts.clear();
         for (col, pred) in &self.filters {
             match zone(pred, file.chunk_meta(rg, *col), rows) {
                 Zone::None => {
@@ -636,9 +640,15 @@ impl Scan {
         let len = (end - start) as usize;
         self.mask.clear();
         self.mask.resize(len, true);
-        for ((col, pred), &active) in self.filters.iter().zip(&self.active) {
+        self.dict_verdicts.resize(self.filters.len(), None);
+        for (((col, pred), &active), verdicts) in self
+            .filters
+            .iter()
+            .zip(&self.active)
+            .zip(self.dict_verdicts.iter_mut())
+        {
             if active {
-                and_filter(&file.chunk(rg, *col), pred, off, &mut self.mask);
+                and_filter(&file.chunk(rg, *col), pred, off, &mut self.mask, verdicts);
             }
         }
         self.sel.clear();
