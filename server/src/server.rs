@@ -393,22 +393,23 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
     let mut conn = std::pin::pin!(conn);
     let cfg = &ctx.config;
     let idle = cfg.idle_timeout;
-    // The task wakes at least this often to check write progress and the response deadline
-    // while a response is in flight, and every half write timeout when idle: a request can
-    // arrive and block on a full socket inside one poll of `conn`, without the select below
-    // computing a new deadline. So a stalled response is aborted within 1.5 write timeouts.
-    let check_every = (cfg.write_timeout / 2)
-        .min(Duration::from_secs(1))
-        .max(Duration::from_millis(10));
-    let check_idle = (cfg.write_timeout / 2).max(Duration::from_millis(10));
+    // The task wakes at least every `check_every` to check write progress and the response
+    // deadline while a response is in flight or its bytes wait for the socket, and every
+    // `check_idle` (half the shorter timeout) otherwise: a request can arrive and block on a
+    // full socket inside one poll of `conn`, without the select below computing a new
+    // deadline. So a response is aborted within 1.5 times its timeout.
+    let check_idle =
+        (cfg.write_timeout.min(cfg.response_timeout) / 2).max(Duration::from_millis(10));
+    let check_every = check_idle.min(Duration::from_secs(1));
     let mut closing = false;
     loop {
         let now = Instant::now();
-        let deadline = if activity.in_flight.get() > 0 || closing {
-            now + check_every
-        } else {
-            (activity.last_active.get() + idle).min(now + check_idle)
-        };
+        let deadline =
+            if activity.in_flight.get() > 0 || progress.blocked_since().is_some() || closing {
+                now + check_every
+            } else {
+                (activity.last_active.get() + idle).min(now + check_idle)
+            };
         let result = monoio::select! {
             r = conn.as_mut() => Some(r),
             _ = ctx.close_conns.wait(), if !closing => {
@@ -422,7 +423,9 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
                 let stalled = progress
                     .blocked_since()
                     .is_some_and(|t| now.saturating_duration_since(t) >= cfg.write_timeout);
-                let overdue = in_flight
+                // A body handed to hyper in full ends its request, but while its bytes still
+                // wait for the socket the response is not finished.
+                let overdue = (in_flight || progress.blocked_since().is_some())
                     && now.saturating_duration_since(activity.busy_since.get())
                         >= cfg.response_timeout;
                 if stalled || overdue {

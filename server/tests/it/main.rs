@@ -11,3 +11,4 @@ mod panics;
 mod reload;
 mod routing;
 mod rows;
+mod timeouts;
