@@ -37,6 +37,11 @@ pub struct DatasetVersionLabel {
     pub version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DriverLabel {
+    pub driver: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -63,6 +68,8 @@ pub struct Metrics {
     pub dataset_version: Family<DatasetVersionLabel, Gauge>,
     pub dataset_last_reload: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
     pub dataset_reload_failures: Family<DatasetLabel, Counter>,
+    /// 1 per event loop on that I/O driver (`epoll` or `io_uring`).
+    pub io_driver: Family<DriverLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -89,6 +96,7 @@ impl Metrics {
             dataset_version: Family::default(),
             dataset_last_reload: Family::default(),
             dataset_reload_failures: Family::default(),
+            io_driver: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -160,6 +168,11 @@ impl Metrics {
             "dataset_reload_failures",
             "Files that failed to map, open or verify",
             m.dataset_reload_failures.clone(),
+        );
+        registry.register(
+            "io_driver",
+            "Event loops running on each I/O driver (epoll where io_uring is refused or forced)",
+            m.io_driver.clone(),
         );
         Metrics { registry, ..m }
     }
