@@ -189,7 +189,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         counters: &counters,
         scratch: &scratch,
     };
-    let result = run_pipeline(&setup, stdin, file, &options);
+    let result = run_pipeline(&setup, stdin, file, temp.path(), &options);
     progress.finish();
     let (file, out) = result?;
     let peak_rss_build = memory::peak_rss();
@@ -248,6 +248,7 @@ fn run_pipeline(
     s: &Setup<'_>,
     stdin: Option<(Vec<u8>, input::Body)>,
     file: std::fs::File,
+    path: &std::path::Path,
     options: &WriteOptions,
 ) -> Result<(std::fs::File, Outcome)> {
     let t = s.threads;
@@ -295,11 +296,13 @@ fn run_pipeline(
             .name("quarry-write".into())
             .spawn_scoped(scope, move || -> Result<_> {
                 let out = EarlySync::new(file).context("starting the background fsync thread")?;
-                let (out, summary) =
-                    plan::write_loop(out, schema.clone(), options.clone(), enc_rx)?;
-                let (file, _) = out
-                    .finish()
-                    .context("writing the output file to disk (background fsync)")?;
+                // The file's name goes into the error: a full disk otherwise reads only
+                // "writing at byte N".
+                let (out, summary) = plan::write_loop(out, schema.clone(), options.clone(), enc_rx)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                let (file, _) = out.finish().with_context(|| {
+                    format!("writing {} to disk (background fsync)", path.display())
+                })?;
                 Ok((file, summary))
             })
             .context("spawning the writer thread")?;
