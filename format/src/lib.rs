@@ -44,6 +44,7 @@ mod reader;
 mod schema;
 mod source;
 pub mod spec;
+pub mod text;
 mod value;
 mod verify;
 mod writer;

@@ -27,7 +27,7 @@ HPA_CPU_TARGET = 80
 READINESS_PERIOD_S = 10
 PRESTOP_MIN_S, PRESTOP_MAX_S = 5, 10
 GRACE_MARGIN_S = 5
-# Server defaults (SERVER_API.md) used when the manifest leaves the variable unset.
+# Server defaults (server/src/config.rs) used when the manifest leaves the variable unset.
 DEFAULT_DRAIN_DELAY_S = 5.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 20.0
 DEFAULT_PROGRESS_DEADLINE_S = 600

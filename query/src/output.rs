@@ -1,4 +1,4 @@
-//! Writing single values as JSON and CSV text (SERVER_API.md: values).
+//! Writing single values as JSON and CSV text (README.md, "The query API": values).
 //!
 //! JSON: int64 and finite float64 as numbers (shortest round-trip form), NaN/±inf as the
 //! strings "NaN", "Infinity", "-Infinity", dates "YYYY-MM-DD", timestamps RFC 3339 with `Z`,

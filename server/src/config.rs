@@ -1,4 +1,4 @@
-//! Command-line and environment configuration (SERVER_API.md: every flag also from
+//! Command-line and environment configuration (every flag also from
 //! `QUARRY_<FLAG>`).
 
 use std::net::SocketAddr;
@@ -117,28 +117,17 @@ impl Config {
     }
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
+/// A duration as humantime reads it (`250ms`, `5s`, `2m`, `1h 30m`), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 250ms, 5s, 2m"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|e| format!("invalid duration {s:?}: {e}"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 250ms, 5s, 2m, 1h 30m)"))
 }
 
 #[cfg(test)]
@@ -154,6 +143,8 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
     }
 
     #[test]

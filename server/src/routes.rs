@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn malformed_escapes_in_path_segments_are_400_naming_the_segment() {
-        // bugs-from-tests.md #2: a `%` not followed by two hex digits is refused, not passed
+        // A `%` not followed by two hex digits is refused, not passed
         // through literally (RFC 3986 2.1).
         for (path, param) in [
             ("/v1/datasets/a%ZZ", "name"),

@@ -297,7 +297,7 @@ fn a_thousand_idle_connections_do_not_starve_the_loop() {
 }
 
 /// A `%` not followed by two hex digits is malformed (RFC 3986 2.1): 400 naming the parameter,
-/// as invalid UTF-8 after decoding already is (bugs-from-tests.md #2).
+/// as invalid UTF-8 after decoding already is.
 #[test]
 fn invalid_percent_escapes_are_400_naming_the_parameter() {
     let (_dir, mut server) = start();

@@ -136,7 +136,7 @@ impl Cell {
         })
     }
 
-    /// The value as the server must render it in JSON (SERVER_API.md: values).
+    /// The value as the server must render it in JSON (README.md, "The query API").
     pub fn to_json(&self) -> Json {
         match self {
             Cell::Null => Json::Null,

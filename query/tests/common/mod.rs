@@ -128,7 +128,7 @@ pub fn date_text(d: i32) -> String {
         .to_string()
 }
 
-/// The JSON the API promises for a value (SERVER_API.md), built with chrono and serde_json.
+/// The JSON the API promises for a value (README.md, "The query API"), built with chrono and serde_json.
 pub fn expected_json(v: &RV) -> Json {
     match v {
         RV::Null => Json::Null,

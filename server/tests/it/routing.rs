@@ -156,7 +156,7 @@ fn metrics_are_prometheus_text() {
     server.join().unwrap();
 }
 
-/// bugs-from-tests.md #2: a `%` not followed by two hex digits in a path segment is a 400
+/// A `%` not followed by two hex digits in a path segment is a 400
 /// naming the segment, never decoded literally.
 #[test]
 fn malformed_percent_escapes_in_path_segments_are_400s() {
