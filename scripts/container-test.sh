@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # The container and fleet tests (tests/container/fleet.py): builds quarry:dev with
 # scripts/image.sh, then runs the pod contract (one container at a time, the pod's limits, bad
-# inputs, hostile requests) and three replicas behind Debian's nginx (rolling replacement, ETL
-# publish, docker kill, corrupt version). Bounded: every wait has a deadline, `timeout` caps each
-# part. scripts/test.sh calls it.
+# inputs), three replicas behind Debian's nginx (rolling replacement, ETL publish, docker kill,
+# corrupt version), and the hostile wide group-bys under the pod's 1 GiB (no OOM kill; this part
+# needs the server's memory budget). Every part runs even if one fails. Bounded: every wait has
+# a deadline, `timeout` caps each part. scripts/test.sh calls it.
 #
 # Without a reachable Docker Engine: with CI=true this FAILS (CI machines have one); elsewhere it
 # prints that the container tests were skipped and exits 0. nginx is installed from Debian when
 # missing (apt-get, as root or through sudo).
 #
-#   scripts/container-test.sh            # contract + fleet
+#   scripts/container-test.sh            # contract, fleet, hostile
 #   scripts/container-test.sh contract   # one part
 #   scripts/container-test.sh bench      # throughput through nginx, 1/2/3 replicas (needs wrk)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(contract fleet)
+[ ${#parts[@]} -gt 0 ] || parts=(contract fleet hostile)
 
 if ! command -v docker >/dev/null 2>&1 || ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
   if [ "${CI:-}" = true ]; then
@@ -49,10 +50,10 @@ apt_install() {
 need_fleet=""; need_bench=""
 for p in "${parts[@]}"; do
   case "$p" in
-    contract) ;;
+    contract | hostile) ;;
     fleet) need_fleet=1 ;;
     bench) need_fleet=1; need_bench=1 ;;
-    *) echo "container-test: unknown part '$p' (contract, fleet, bench)" >&2; exit 2 ;;
+    *) echo "container-test: unknown part '$p' (contract, fleet, hostile, bench)" >&2; exit 2 ;;
   esac
 done
 if [ -n "$need_fleet" ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
@@ -64,7 +65,13 @@ fi
 
 echo "== Docker Engine $(docker version --format '{{.Server.Version}}')"
 scripts/image.sh
+failed=()
 for p in "${parts[@]}"; do
   echo "== container tests: $p"
-  timeout 900 python3 tests/container/fleet.py "$p"
+  timeout 900 python3 tests/container/fleet.py "$p" || failed+=("$p")
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "container-test: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "container-test: passed: ${parts[*]}"
