@@ -597,7 +597,8 @@ class Load:
         doc = json.loads(body)
         rows = doc["rows"] if "rows" in doc else [doc]
         gens = {row["gen"] for row in rows}
-        up = r.getheader("x-upstream", "direct")
+        # "a, b" when nginx tried a and then b: b answered.
+        up = r.getheader("x-upstream", "direct").split(",")[-1].strip()
         with self._lock:
             self.ok += 1
             if len(gens) != 1:
