@@ -279,7 +279,30 @@ def engine_major():
 
 # ---- the pod contract -----------------------------------------------------------------------
 
+def image_checks():
+    """The runtime stage users get: both binaries, uid 65532, no shell, exec-form entrypoint."""
+    cfg = json.loads(docker("image", "inspect", IMAGE).stdout)[0]
+    c = cfg["Config"]
+    check(c["User"] == "65532:65532", f"image user {c['User']!r}")
+    check(c["Entrypoint"] == ["/usr/local/bin/quarry-server"], f"entrypoint {c['Entrypoint']}")
+    check("QUARRY_DATA_DIR=/data" in c["Env"] and "8080/tcp" in c["ExposedPorts"],
+          f"env {c['Env']}, ports {c['ExposedPorts']}")
+    for b in ("quarry-server", "quarry-etl"):
+        name = f"{RUN_ID}-version-{b}"
+        _containers.append(name)
+        p = docker("run", "--name", name, *POD_FLAGS, "--entrypoint", f"/usr/local/bin/{b}",
+                   IMAGE, "--version", check_rc=False)
+        check(p.returncode == 0 and b in p.stdout, f"{b} --version: {p.stdout} {p.stderr}")
+    name = f"{RUN_ID}-no-shell"
+    _containers.append(name)
+    p = docker("run", "--name", name, "--entrypoint", "/bin/sh", IMAGE, "-c", "true",
+               check_rc=False)
+    check(p.returncode != 0, "the image has a shell (/bin/sh ran)")
+    log(f"image {IMAGE}: {cfg['Size']:,} bytes, uid 65532, both binaries run, no shell")
+
+
 def contract(work):
+    image_checks()
     inp = make_dir(os.path.join(work, "in"))
     data = make_dir(os.path.join(work, "data"))
     write_orders_csv(os.path.join(inp, "orders.csv"), gen=1)
