@@ -151,8 +151,10 @@ if [ -n "$next" ]; then
 fi
 show "Aggregate: flights and average departure delay per origin airport" \
     "curl -s '$ds/rows?select=origin,count(),dep_delay.avg(),dep_delay.max()'"
-show "CSV output and an exact total" \
-    "curl -s -H 'Accept: text/csv' -H 'Prefer: count=exact' '$ds/rows?dest=eq.SFO&select=flight_id,dep_delay&limit=3'"
+show "CSV output and an exact total (the Content-Range header: */total)" \
+    "curl -s -D - -H 'Accept: text/csv' -H 'Prefer: count=exact' '$ds/rows?dest=eq.SFO&select=flight_id,dep_delay&limit=3' | grep -iE '^content-range:|^[^:]*\$' | tr -d '\\r'"
+show "The PostgREST face: the same data for PostgREST clients (a bare array, PostgREST's errors)" \
+    "curl -s '$base/rest/flights?select=flight_id,delay:dep_delay&origin=eq.JFK&order=dep_delay.desc.nullslast&limit=3'"
 show "Raw column bytes: the first 4 distance values, little-endian int64, straight from the file" \
     "curl -s '$ds/columns/distance?offset=0&limit=4' | od -A d -t d8"
 show "An error names the parameter" "curl -s '$ds/rows?dep_delay=gt.soon'"

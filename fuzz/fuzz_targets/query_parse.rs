@@ -1,5 +1,5 @@
 //! Arbitrary query strings against the frozen fixture's schema (format/testdata/v1/small.qry):
-//! `parse_rows_query`, `parse_key` and `negotiate` never panic; a query that parses runs to
+//! `parse_rows_query_in` (both dialects), `parse_key` and `negotiate` never panic; a query that parses runs to
 //! completion through `Scan` and `Encoder` (every output format) on the fixture without panics.
 #![no_main]
 
@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use quarry_format::{AlignedBuf, QuarryFile};
-use quarry_query::{negotiate, parse_key, parse_rows_query, Encoder, Limits, OutputFormat, Scan};
+use quarry_query::{
+    negotiate, parse_key, parse_rows_query_in, Dialect, Encoder, Limits, OutputFormat, Scan,
+};
 
 static FIXTURE: &[u8] = include_bytes!("../../format/testdata/v1/small.qry");
 
@@ -30,8 +32,15 @@ fuzz_target!(|data: &[u8]| {
         default_limit: 100,
         max_limit: 10_000,
         max_scan_rows: 1_000_000,
+        max_offset: 1_000,
     };
-    let Ok(mut query) = parse_rows_query(s, schema, f.version(), &limits) else {
+    // Both faces' grammars (they differ in `+`, null placement and aggregate names).
+    let dialect = if data.len() % 3 == 0 {
+        Dialect::PostgRest
+    } else {
+        Dialect::V1
+    };
+    let Ok(mut query) = parse_rows_query_in(s, schema, f.version(), &limits, dialect) else {
         return;
     };
     query.count_exact(data.len() % 2 == 0);

@@ -1,19 +1,23 @@
-//! Keyset cursors: `{version}.{kind}.{order}.{position}`, URL-safe (hex, letters, digits, dots).
+//! Keyset cursors: `{version}.{kind}.{position}.{query}`, URL-safe (hex, letters, digits,
+//! `-`, `_`, dots).
 //!
 //! - kind `r`: default order (row order, which is key order when the dataset has a key);
 //!   position = the last row number returned. Next page: rows after it.
-//! - kind `o`: `order=col`; position = the last row returned. Its sort value is read back from
-//!   the file: the version pins the exact file, so (value, row) is fully determined by the row.
+//! - kind `o`: `order=`; position = the last row returned. Its sort values are read back from
+//!   the file: the version pins the exact file, so (values, row) is fully determined by the row.
 //! - kind `g`: aggregates; position = the number of groups already returned (groups are in a
 //!   deterministic order, and the version pins the data).
 //!
-//! `order` fingerprints the sort (`n` none, `c{col}{a|d}{f|l}` or `g{agg}{a|d}{f|l}`), so a
-//! cursor replayed with another `order=` is refused rather than silently skipping rows.
+//! `query` is the normalized query that made the cursor (its decoded parameters sorted, without
+//! `cursor` and `offset`, as a query string), in unpadded URL-safe base64. `?cursor=X` alone
+//! continues exactly that query; `query.rs` refuses the cursor with other parameters.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use quarry_format::Version;
 
 use crate::error::{ErrorKind, QueryError};
-use crate::query::{OrderBy, OrderTarget};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cursor {
@@ -22,39 +26,36 @@ pub(crate) enum Cursor {
     Offset(u64),
 }
 
-fn fingerprint(order: Option<&OrderBy>) -> String {
-    match order {
-        None => "n".into(),
-        Some(o) => {
-            let (t, i) = match o.target {
-                OrderTarget::Column(c) => ('c', c),
-                OrderTarget::Aggregate(a) => ('g', a),
-            };
-            format!(
-                "{t}{i}{}{}",
-                if o.desc { 'd' } else { 'a' },
-                if o.nulls_first { 'f' } else { 'l' }
-            )
-        }
-    }
-}
+/// What must be escaped in a name or value of the carried query string: the separators, the
+/// escape character, and controls.
+const QUERY_PART: &AsciiSet = &CONTROLS.add(b'%').add(b'&').add(b'=');
 
 impl Cursor {
-    pub(crate) fn encode(self, version: Version, order: Option<&OrderBy>) -> String {
+    /// `query`: the normalized (name, value) pairs of the query the cursor continues.
+    pub(crate) fn encode(self, version: Version, query: &[(String, String)]) -> String {
         let (kind, n) = match self {
             Cursor::Row(r) => ('r', r),
             Cursor::Ordered(r) => ('o', r),
             Cursor::Offset(o) => ('g', o),
         };
-        format!("{}.{kind}.{}.{n}", version.to_hex(), fingerprint(order))
+        let mut text = String::new();
+        for (i, (name, value)) in query.iter().enumerate() {
+            if i > 0 {
+                text.push('&');
+            }
+            text.extend(utf8_percent_encode(name, QUERY_PART));
+            text.push('=');
+            text.extend(utf8_percent_encode(value, QUERY_PART));
+        }
+        format!(
+            "{}.{kind}.{n}.{}",
+            version.to_hex(),
+            URL_SAFE_NO_PAD.encode(text.as_bytes())
+        )
     }
 
-    pub(crate) fn parse(
-        s: &str,
-        version: Version,
-        order: Option<&OrderBy>,
-        aggregate: bool,
-    ) -> Result<Cursor, QueryError> {
+    /// The cursor, its kind letter, and the raw query string it carries.
+    pub(crate) fn parse(s: &str, version: Version) -> Result<(Cursor, char, String), QueryError> {
         let bad = |why: &str| {
             QueryError::bad(
                 "bad_cursor",
@@ -63,7 +64,7 @@ impl Cursor {
             )
         };
         let parts: Vec<&str> = s.split('.').collect();
-        let [ver, kind, fp, pos] = parts[..] else {
+        let [ver, kind, pos, query] = parts[..] else {
             return Err(bad("expected four dot-separated parts"));
         };
         let cursor_version =
@@ -82,26 +83,18 @@ impl Cursor {
             )
             .with_param("cursor"));
         }
-        let expected_kind = if aggregate {
-            "g"
-        } else if order.is_some() {
-            "o"
-        } else {
-            "r"
+        let query = URL_SAFE_NO_PAD
+            .decode(query)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| bad("its query part is not URL-safe base64 of UTF-8 text"))?;
+        let (cursor, kind) = match kind {
+            "g" => (Cursor::Offset(n), 'g'),
+            "o" => (Cursor::Ordered(n), 'o'),
+            "r" => (Cursor::Row(n), 'r'),
+            _ => return Err(bad("the kind is not r, o or g")),
         };
-        if kind != expected_kind || fp != fingerprint(order) {
-            return Err(QueryError::bad(
-                "bad_cursor",
-                "cursor",
-                "the cursor was made for a query with another select or order; keep the query \
-                 the same while following `next`",
-            ));
-        }
-        Ok(match kind {
-            "g" => Cursor::Offset(n),
-            "o" => Cursor::Ordered(n),
-            _ => Cursor::Row(n),
-        })
+        Ok((cursor, kind, query))
     }
 }
 
@@ -125,58 +118,60 @@ mod tests {
 
     const V: Version = Version([7; 16]);
 
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
     #[test]
     fn round_trips() {
-        let o = OrderBy {
-            target: OrderTarget::Column(3),
-            desc: true,
-            nulls_first: false,
-        };
-        for (c, order, agg) in [
-            (Cursor::Row(42), None, false),
-            (Cursor::Ordered(0), Some(&o), false),
-            (Cursor::Offset(9), Some(&o), true),
-            (Cursor::Offset(9), None, true),
+        let query = q(&[("a", "eq.x&y=%z"), ("order", "b.desc"), ("select", "a,é")]);
+        for (c, kind) in [
+            (Cursor::Row(42), 'r'),
+            (Cursor::Ordered(0), 'o'),
+            (Cursor::Offset(9), 'g'),
         ] {
-            let s = c.encode(V, order);
+            let s = c.encode(V, &query);
             assert!(
-                s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'),
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
                 "{s}"
             );
-            assert_eq!(Cursor::parse(&s, V, order, agg).unwrap(), c);
+            let (back, k, text) = Cursor::parse(&s, V).unwrap();
+            assert_eq!((back, k), (c, kind));
+            assert_eq!(
+                crate::query::decode_pairs(&text).unwrap(),
+                query,
+                "the carried query decodes to the same pairs"
+            );
         }
+        let empty = Cursor::Row(1).encode(V, &[]);
+        assert_eq!(Cursor::parse(&empty, V).unwrap().2, "");
     }
 
     #[test]
     fn stale_and_malformed() {
-        let s = Cursor::Row(1).encode(Version([8; 16]), None);
-        let e = Cursor::parse(&s, V, None, false).unwrap_err();
+        let s = Cursor::Row(1).encode(Version([8; 16]), &[]);
+        let e = Cursor::parse(&s, V).unwrap_err();
         assert_eq!((e.status(), e.code), (409, "stale_cursor"));
         for bad in [
             "",
             "x",
-            "0707.r.n.1",
-            &format!("{V}.r.n.x"),
-            &format!("{V}.r.n"),
-            &format!("{}.r.n.1", "G".repeat(32)),
+            "0707.r.1.",
+            &format!("{V}.r.x."),
+            &format!("{V}.r.1"),
+            &format!("{V}.q.1."),
+            &format!("{V}.r.1.%%%"),
+            &format!("{}.r.1.", "G".repeat(32)),
         ] {
-            let e = Cursor::parse(bad, V, None, false).unwrap_err();
+            let e = Cursor::parse(bad, V).unwrap_err();
             assert_eq!(
                 (e.status(), e.param.as_deref()),
                 (400, Some("cursor")),
                 "{bad}"
             );
         }
-        // A cursor replayed with another order.
-        let o = OrderBy {
-            target: OrderTarget::Column(1),
-            desc: false,
-            nulls_first: false,
-        };
-        let s = Cursor::Row(1).encode(V, None);
-        assert_eq!(
-            Cursor::parse(&s, V, Some(&o), false).unwrap_err().status(),
-            400
-        );
     }
 }

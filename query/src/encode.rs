@@ -1,6 +1,7 @@
 //! Resumable encoding of a page as JSON, NDJSON or CSV, in pieces of about `max_bytes`.
 //!
-//! JSON: `{"rows":[{...},...],"next":"<cursor>"|null[,"total":N]}`. NDJSON: one object a line
+//! JSON: `{"rows":[{...},...],"next":"<cursor>"|null[,"total":N]}`, or as the PostgREST face
+//! wants it ([`JsonShape`]): a bare array `[{...},...]`, or one object. NDJSON: one object a line
 //! (the cursor goes in the Link header only). CSV: a header line, then one line per row
 //! (CRLF-free: `\n` line ends), nulls as empty fields.
 
@@ -21,11 +22,26 @@ enum Phase {
     Done,
 }
 
+/// How a JSON page is wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JsonShape {
+    /// `{"rows":[...],"next":...,"total":...}` (`/v1`).
+    #[default]
+    Envelope,
+    /// `[...]` (PostgREST).
+    Array,
+    /// The page's rows written one after the other without separators: one object for a page
+    /// of exactly one row (PostgREST's `application/vnd.pgrst.object+json`; the caller checks
+    /// the count).
+    Object,
+}
+
 /// Streams one page.
 #[derive(Debug)]
 pub struct Encoder {
     page: Page,
     format: OutputFormat,
+    shape: JsonShape,
     /// Output column indexes into the dataset (row queries).
     columns: Vec<usize>,
     /// Pre-escaped `"name":` per output column (JSON) or the CSV header line.
@@ -66,6 +82,7 @@ impl Encoder {
         Encoder {
             page,
             format,
+            shape: JsonShape::Envelope,
             columns,
             json_names,
             csv_header,
@@ -75,6 +92,22 @@ impl Encoder {
             names,
             arrow: None,
         }
+    }
+
+    /// Wraps JSON output as `shape` instead of the `/v1` envelope.
+    pub fn with_json_shape(mut self, shape: JsonShape) -> Encoder {
+        self.shape = shape;
+        self
+    }
+
+    /// Rows (or groups) on the page.
+    pub fn len(&self) -> usize {
+        self.num_rows()
+    }
+
+    /// True when the page has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.num_rows() == 0
     }
 
     /// The `next` cursor, known before the body (for a `Link: rel="next"` header).
@@ -223,7 +256,11 @@ impl Encoder {
         let mut out = Vec::with_capacity(max_bytes.clamp(64, 1 << 20));
         if self.phase == Phase::Header {
             match self.format {
-                OutputFormat::Json => out.extend_from_slice(b"{\"rows\":["),
+                OutputFormat::Json => match self.shape {
+                    JsonShape::Envelope => out.extend_from_slice(b"{\"rows\":["),
+                    JsonShape::Array => out.push(b'['),
+                    JsonShape::Object => {}
+                },
                 OutputFormat::Ndjson => {}
                 OutputFormat::Csv | OutputFormat::ArrowStream => {
                     out.extend_from_slice(&self.csv_header)
@@ -237,7 +274,7 @@ impl Encoder {
             let mut cached: Option<(usize, Vec<ColumnChunk<'_>>)> = None;
             while self.next_row < n && out.len() < max_bytes {
                 let i = self.next_row;
-                if self.format == OutputFormat::Json && i > 0 {
+                if self.format == OutputFormat::Json && i > 0 && self.shape != JsonShape::Object {
                     out.push(b',');
                 }
                 if let Some(groups) = &self.page.groups {
@@ -267,7 +304,9 @@ impl Encoder {
             }
         }
         if self.phase == Phase::Footer && out.len() < max_bytes.max(1) {
-            if self.format == OutputFormat::Json {
+            if self.format == OutputFormat::Json && self.shape == JsonShape::Array {
+                out.push(b']');
+            } else if self.format == OutputFormat::Json && self.shape == JsonShape::Envelope {
                 out.extend_from_slice(b"],\"next\":");
                 match &self.page.next_cursor {
                     Some(c) => write_json_str(&mut out, c),

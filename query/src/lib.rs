@@ -10,7 +10,8 @@
 //!
 //! Decisions callers see:
 //! - Error codes: 400 `bad_encoding`, `duplicate_parameter`, `unknown_parameter`, `bad_limit`,
-//!   `bad_filter`, `bad_value`, `bad_select`, `bad_order`, `bad_cursor`, `bad_key`; 404
+//!   `bad_filter`, `bad_value`, `bad_select`, `bad_order`, `bad_cursor`, `cursor_mismatch`,
+//!   `bad_offset`, `offset_too_large`, `bad_key`; 404
 //!   `no_key`; 406 `not_acceptable`; 409 `stale_cursor`, `version_changed`; 422
 //!   `too_much_work`, `too_many_groups`, `sum_overflow`. `param` names the query parameter
 //!   (the column name for filters).
@@ -28,18 +29,19 @@ mod eval;
 mod key;
 mod like;
 mod literal;
+mod logic;
 mod negotiate;
 mod output;
 mod plan;
 mod query;
 mod scan;
 
-pub use encode::Encoder;
+pub use encode::{Encoder, JsonShape};
 pub use error::{ErrorKind, QueryError};
 pub use key::{parse_key, row_json, KeyValue, RowJson};
 pub use negotiate::{negotiate, OutputFormat};
 pub use output::OwnedValue;
-pub use query::{parse_rows_query, RowsQuery};
+pub use query::{parse_rows_query, parse_rows_query_in, Dialect, RowsQuery};
 pub use scan::{GroupRows, Page, Scan};
 
 /// Per-request bounds, set from the server's flags.
@@ -51,6 +53,9 @@ pub struct Limits {
     pub max_limit: usize,
     /// Rows a single request may examine (more -> 422 `too_much_work`).
     pub max_scan_rows: u64,
+    /// Largest `offset=` accepted (larger -> 400 `offset_too_large`, pointing to cursors):
+    /// skipped rows are scanned and, with `order=`, held in the top-k heap on every page.
+    pub max_offset: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +64,7 @@ impl Default for Limits {
             default_limit: 100,
             max_limit: 10_000,
             max_scan_rows: 100_000_000,
+            max_offset: 100_000,
         }
     }
 }

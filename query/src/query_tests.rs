@@ -209,7 +209,7 @@ fn unknown_parameters_and_columns() {
         "colour",
         &["neither a query parameter", "columns are: id, name"],
     );
-    bad("offset=10", "offset", &["neither"]);
+    bad("range=10", "range", &["neither"]);
 }
 
 #[test]
@@ -304,7 +304,12 @@ fn select_aggregates() {
 
 #[test]
 fn order_forms() {
-    let o = parse("order=price").unwrap().order.unwrap();
+    let one = |q: &str| {
+        let o = parse(q).unwrap().order;
+        assert_eq!(o.len(), 1, "{q}");
+        o[0]
+    };
+    let o = one("order=price");
     assert_eq!(
         o,
         OrderBy {
@@ -313,38 +318,165 @@ fn order_forms() {
             nulls_first: false
         }
     );
-    let o = parse("order=price.desc").unwrap().order.unwrap();
+    let o = one("order=price.desc");
     assert!(o.desc && !o.nulls_first);
-    let o = parse("order=price.desc.nullsfirst").unwrap().order.unwrap();
+    let o = one("order=price.desc.nullsfirst");
     assert!(o.desc && o.nulls_first);
-    let o = parse("order=price.nullsfirst").unwrap().order.unwrap();
+    let o = one("order=price.nullsfirst");
     assert!(!o.desc && o.nulls_first);
-    let o = parse("order=price.asc.nullslast").unwrap().order.unwrap();
+    let o = one("order=price.asc.nullslast");
     assert!(!o.desc && !o.nulls_first);
-    bad("order=nope.desc", "order", &["a column", "nope.desc"]);
-    bad("order=price.nullsfirst.desc", "order", &["a column"]);
-    bad("order=price,id", "order", &["one column"]);
+    // Issue #23: an unknown column is called unknown, with the list of columns.
+    bad(
+        "order=nope.desc",
+        "order",
+        &["unknown column \"nope\"", "columns are: id, name"],
+    );
+    bad("order=price.nullsfirst.desc", "order", &["unknown column"]);
     bad("order=price.up", "order", &["price.up"]);
+    bad("order=price,price.desc", "order", &["already named"]);
 }
 
 #[test]
-fn order_with_aggregates() {
-    let q = parse("select=name,price.sum()&order=price.sum().desc").unwrap();
-    assert_eq!(q.order.unwrap().target, OrderTarget::Aggregate(0));
-    let q = parse("select=name,price.sum()&order=sum(price)").unwrap();
-    assert_eq!(q.order.unwrap().target, OrderTarget::Aggregate(0));
-    let q = parse("select=name,price.sum()&order=name.desc").unwrap();
-    assert_eq!(q.order.unwrap().target, OrderTarget::Column(1));
-    // Not a group column nor a selected aggregate.
-    bad(
-        "select=name,price.sum()&order=id",
-        "order",
-        &["group column"],
+fn order_by_several_columns() {
+    let o = parse("order=price.desc,id.asc,name.nullsfirst")
+        .unwrap()
+        .order;
+    assert_eq!(
+        o.iter()
+            .map(|o| (o.target, o.desc, o.nulls_first))
+            .collect::<Vec<_>>(),
+        vec![
+            (OrderTarget::Column(2), true, false),
+            (OrderTarget::Column(0), false, false),
+            (OrderTarget::Column(1), false, true),
+        ]
     );
+}
+
+#[test]
+fn postgrest_dialect_nulls_and_aggregate_names() {
+    let pg = |q: &str| parse_rows_query_in(q, &schema(), V, &Limits::default(), Dialect::PostgRest);
+    // PostgreSQL: NULLS FIRST is the default for DESC, NULLS LAST for ASC.
+    let o = pg("order=price.desc,name").unwrap().order;
+    assert!(o[0].desc && o[0].nulls_first);
+    assert!(!o[1].desc && !o[1].nulls_first);
+    assert!(!pg("order=price.desc.nullslast").unwrap().order[0].nulls_first);
+    assert!(!parse("order=price.desc").unwrap().order[0].nulls_first);
+    // `+` is a space on the PostgREST face (form encoding, as PostgREST and its clients do),
+    // a literal plus in /v1.
+    let lit = |q: &RowsQuery| match &q.filters[0].pred {
+        Predicate::Cmp(_, Literal::Str(s)) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(lit(&pg("name=eq.a+b%2Bc").unwrap()), "a b+c");
+    assert_eq!(lit(&parse("name=eq.a+b%2Bc").unwrap()), "a+b+c");
+    let q = pg("select=name,price.avg(),id.count(),count()").unwrap_err();
+    assert_eq!(q.code, "bad_select", "count twice needs an alias");
+    let q = pg("select=name,price.avg(),n:id.count()").unwrap();
+    assert_eq!(q.output_columns(), ["name", "avg", "n"]);
+    let q = parse("select=name,price.avg(),n:id.count()").unwrap();
+    assert_eq!(q.output_columns(), ["name", "avg(price)", "n"]);
+    // The /v1 name is accepted in order= on both faces.
+    assert_eq!(
+        pg("select=name,price.sum()&order=sum(price).desc")
+            .unwrap()
+            .order[0]
+            .target,
+        OrderTarget::Aggregate(0)
+    );
+}
+
+#[test]
+fn aliases() {
+    let q = parse("select=who:name,p:price,id").unwrap();
+    assert_eq!(q.output_columns(), ["who", "p", "id"]);
+    let q = parse("select=a:name,b:name").unwrap();
+    assert_eq!(q.output_columns(), ["a", "b"]);
+    let q = parse("select=who:name,total:price.sum()&order=total.desc").unwrap();
+    assert_eq!(q.output_columns(), ["who", "total"]);
+    assert_eq!(q.order[0].target, OrderTarget::Aggregate(0));
+    let q = parse("select=p:price&order=p.desc").unwrap();
+    assert_eq!(q.order[0].target, OrderTarget::Column(2));
+    bad("select=name,name", "select", &["twice"]);
+    bad("select=name::text", "select", &["casts"]);
     bad(
-        "select=name,price.sum()&order=price.max()",
-        "order",
-        &["group column"],
+        "select=name,other(id)",
+        "select",
+        &["embedded", "no embedding"],
+    );
+}
+
+#[test]
+fn logic_trees() {
+    let q = parse("or=(price.gt.3,name.eq.\"a,b\",and(id.lt.5,ok.is.true))").unwrap();
+    assert!(q.filters.is_empty());
+    assert_eq!(q.trees.len(), 1);
+    let Cond::Any(items) = &q.trees[0] else {
+        panic!("{:?}", q.trees)
+    };
+    assert_eq!(items.len(), 3);
+    match &items[1] {
+        Cond::Leaf(Filter {
+            pred: Predicate::Cmp(CmpOp::Eq, Literal::Str(s)),
+            ..
+        }) => assert_eq!(s, "a,b"),
+        other => panic!("{other:?}"),
+    }
+    // and= at the top level is plain filters (key ranges and zone maps use them).
+    let q = parse("and=(id.gte.2,id.lt.9)").unwrap();
+    assert_eq!((q.filters.len(), q.trees.len()), (2, 0));
+    // not.and = or of the negations (De Morgan).
+    let q = parse("not.and=(id.gte.2,price.not.is.null)").unwrap();
+    let Cond::Any(items) = &q.trees[0] else {
+        panic!("{:?}", q.trees)
+    };
+    assert!(matches!(
+        items[..],
+        [
+            Cond::Leaf(Filter {
+                pred: Predicate::Cmp(CmpOp::Lt, _),
+                ..
+            }),
+            Cond::Leaf(Filter {
+                pred: Predicate::IsNull { negated: false },
+                ..
+            })
+        ]
+    ));
+    assert!(parse("or=(id.in.(1,2),not.or(id.eq.3,name.like.*x*))").is_ok());
+    bad("or=id.eq.1", "or", &["or=(filter"]);
+    bad("or=(id.eq.1,)", "or", &["empty item"]);
+    bad("or=(nope.eq.1)", "or", &["unknown column \"nope\""]);
+    bad("or=(id.eq.x)", "or", &["x"]);
+    bad("or=(not.id.eq.1)", "or", &["after the column"]);
+    bad("or=(id.eq.1", "or", &["or=(filter"]);
+    bad("or=(name.eq.\"a)", "or", &["not closed"]);
+    let deep = format!("or=({}id.eq.1{})", "or(".repeat(40), ")".repeat(40));
+    bad(&deep, "or", &["nested"]);
+}
+
+#[test]
+fn isdistinct_and_unsupported_operators() {
+    let q = parse("price=isdistinct.3").unwrap();
+    assert!(matches!(&q.trees[..], [Cond::Any(items)] if items.len() == 2));
+    let f = one_filter("price=not.isdistinct.3");
+    assert!(matches!(f.pred, Predicate::Cmp(CmpOp::Eq, _)));
+    let f = one_filter("price=isdistinct.null");
+    assert!(matches!(f.pred, Predicate::IsNull { negated: true }));
+    bad("name=match.^a", "name", &["not supported", "isdistinct"]);
+    bad("name=fts.cat", "name", &["not supported"]);
+}
+
+#[test]
+fn offsets() {
+    assert_eq!(parse("offset=7").unwrap().offset, 7);
+    assert_eq!(parse("").unwrap().offset, 0);
+    bad("offset=x", "offset", &["whole number"]);
+    bad(
+        "offset=100001",
+        "offset",
+        &["maximum 100000", "cursor", "next"],
     );
 }
 
@@ -359,26 +491,90 @@ fn limits() {
     bad("limit=1&limit=2", "limit", &["twice"]);
 }
 
+fn pairs(q: &str) -> Vec<(String, String)> {
+    let mut p = decode_pairs(q).unwrap();
+    p.sort();
+    p
+}
+
 #[test]
 fn cursors() {
     bad("cursor=garbage", "cursor", &["malformed cursor"]);
-    let other = crate::cursor::Cursor::Row(3).encode(Version([2; 16]), None);
+    let other = crate::cursor::Cursor::Row(3).encode(Version([2; 16]), &[]);
     let e = parse(&format!("cursor={other}")).unwrap_err();
     assert_eq!(
         (e.status(), e.code, e.param.as_deref()),
         (409, "stale_cursor", Some("cursor"))
     );
-    let mine = crate::cursor::Cursor::Row(3).encode(V, None);
+    let mine = crate::cursor::Cursor::Row(3).encode(V, &[]);
     assert_eq!(
         parse(&format!("cursor={mine}")).unwrap().cursor,
         Some(crate::cursor::Cursor::Row(3))
     );
-    // A row-order cursor replayed with order=.
-    bad(
-        &format!("cursor={mine}&order=price"),
-        "cursor",
-        &["another select or order"],
+    // A row-order cursor replayed with order=: the parameter that differs is named.
+    let e = parse(&format!("cursor={mine}&order=price")).unwrap_err();
+    assert_eq!(
+        (e.code, e.param.as_deref()),
+        ("cursor_mismatch", Some("order"))
     );
+    bad(
+        &format!("cursor={mine}&cursor={mine}"),
+        "cursor",
+        &["twice"],
+    );
+    bad(
+        &format!("cursor={mine}&offset=3"),
+        "offset",
+        &["cannot be combined"],
+    );
+}
+
+/// Issue #23: a cursor alone continues the query that made it, filters and select included.
+#[test]
+fn a_cursor_alone_continues_its_query() {
+    let made_by = "name=eq.JFK&price=gt.300&select=id,price&limit=3&order=price.desc";
+    let c = crate::cursor::Cursor::Ordered(5).encode(V, &pairs(made_by));
+    let q = parse(&format!("cursor={c}")).unwrap();
+    assert_eq!(q.output_columns(), ["id", "price"]);
+    assert_eq!((q.filters.len(), q.limit, q.order.len()), (2, 3, 1));
+    assert_eq!(q.cursor, Some(crate::cursor::Cursor::Ordered(5)));
+    // The same parameters in another order (and encoded differently) are the same query.
+    let q = parse(&format!(
+        "select=id%2Cprice&order=price.desc&price=gt.300&name=eq.JFK&cursor={c}"
+    ))
+    .unwrap();
+    assert_eq!(q.limit, 3);
+    // limit may change the page size.
+    assert_eq!(parse(&format!("cursor={c}&limit=50")).unwrap().limit, 50);
+    // Any other difference is a 400 naming the parameter.
+    for (q, param) in [
+        (
+            "name=eq.LGA&price=gt.300&select=id,price&order=price.desc",
+            "name",
+        ),
+        ("name=eq.JFK&select=id,price&order=price.desc", "price"),
+        (
+            "name=eq.JFK&price=gt.300&select=id&order=price.desc",
+            "select",
+        ),
+        ("name=eq.JFK&price=gt.300&select=id,price", "order"),
+        (
+            "name=eq.JFK&price=gt.300&price=lt.900&select=id,price&order=price.desc",
+            "price",
+        ),
+    ] {
+        let e = parse(&format!("{q}&cursor={c}")).unwrap_err();
+        assert_eq!(
+            (e.status(), e.code, e.param.as_deref()),
+            (400, "cursor_mismatch", Some(param)),
+            "{q}: {}",
+            e.message
+        );
+        assert!(e.message.contains("send the cursor alone"), "{}", e.message);
+    }
+    // A cursor whose kind does not fit its query.
+    let r = crate::cursor::Cursor::Row(5).encode(V, &pairs(made_by));
+    bad(&format!("cursor={r}"), "cursor", &["kind"]);
 }
 
 #[test]

@@ -7,13 +7,16 @@
 //!   and never more than `Limits::max_scan_rows` in total (then 422, unless a full page of
 //!   rows in row order is already in hand, in which case the page ends there with a cursor).
 //! - Pages in row order hold rows strictly after the cursor row; with `order=`, rows strictly
-//!   after the cursor's (value, row) in the output order; ties are broken by row number, so
+//!   after the cursor's (values, row) in the output order; ties are broken by row number, so
 //!   following `next` visits every matching row exactly once.
+//! - `offset=` skips that many matches of the output order: the sinks collect
+//!   `offset + limit + 1` and the page drops the first `offset`.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use quarry_format::{QuarryFile, Value};
 
@@ -21,6 +24,7 @@ use crate::aggregate::Aggregator;
 use crate::cursor::Cursor;
 use crate::error::{ErrorKind, QueryError};
 use crate::eval::{and_filter, cmp_f64, zone, Compiled, Zone};
+use crate::logic::CompiledCond;
 use crate::output::OwnedValue;
 use crate::plan::{candidate_ranges, clip};
 use crate::query::{OrderBy, OrderTarget, Projection, RowsQuery};
@@ -144,12 +148,23 @@ fn cmp_ordered(
     o.then(ta.cmp(&tb))
 }
 
+/// Output order of (keys, row) pairs under `dirs` ((desc, nulls_first) per sort key); ties
+/// are broken by row number, ascending.
+fn cmp_multi(a: &[Key<'_>], ra: u64, b: &[Key<'_>], rb: u64, dirs: &[(bool, bool)]) -> Ordering {
+    for ((x, y), &(desc, nulls_first)) in a.iter().zip(b).zip(dirs) {
+        let o = cmp_ordered(x, 0, y, 0, desc, nulls_first);
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    ra.cmp(&rb)
+}
+
 #[derive(Debug)]
 struct Entry {
-    key: Key<'static>,
+    keys: Box<[Key<'static>]>,
     row: u64,
-    desc: bool,
-    nulls_first: bool,
+    dirs: Arc<[(bool, bool)]>,
 }
 
 impl PartialEq for Entry {
@@ -165,14 +180,7 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_ordered(
-            &self.key,
-            self.row,
-            &other.key,
-            other.row,
-            self.desc,
-            self.nulls_first,
-        )
+        cmp_multi(&self.keys, self.row, &other.keys, other.row, &self.dirs)
     }
 }
 
@@ -185,12 +193,12 @@ enum Sink {
         rows: Vec<u64>,
         key_order: Option<OrderBy>,
     },
-    /// order=col: the best `limit + 1` rows, worst on top.
+    /// order=col,...: the best `offset + limit + 1` rows, worst on top.
     TopK {
-        column: usize,
-        order: OrderBy,
+        columns: Vec<usize>,
+        dirs: Arc<[(bool, bool)]>,
         heap: BinaryHeap<Entry>,
-        after: Option<(Key<'static>, u64)>,
+        after: Option<(Vec<Key<'static>>, u64)>,
     },
     Aggregate(Box<Aggregator>),
 }
@@ -199,6 +207,8 @@ enum Sink {
 #[derive(Debug)]
 pub struct Scan {
     filters: Vec<(usize, Compiled)>,
+    /// `or=`/`and=` trees, ANDed after the plain filters.
+    trees: Vec<CompiledCond>,
     ranges: Vec<Range<u64>>,
     range_idx: usize,
     /// Forward: the next row to examine. Backward: one past it (slices end here).
@@ -212,6 +222,8 @@ pub struct Scan {
     total: u64,
     count_exact: bool,
     limit: usize,
+    /// `offset=`: matches of the output order dropped before the page.
+    skip: usize,
     sink: Sink,
     done: bool,
     /// Set when the row budget ran out after a full page was in hand (row order).
@@ -233,6 +245,11 @@ impl Scan {
             .filters
             .iter()
             .map(|f| (f.column, Compiled::new(&f.pred, query.fields[f.column].1)))
+            .collect();
+        let trees = query
+            .trees
+            .iter()
+            .map(|t| CompiledCond::new(t, &query.fields))
             .collect();
         let same_file = file.version() == query.version;
         let mut ranges = if same_file {
@@ -256,9 +273,10 @@ impl Scan {
                 let agg = Aggregator::new(group_by, aggs, &query.fields, file);
                 Sink::Aggregate(Box::new(agg))
             }
-            Projection::Columns(_) => match query.order {
+            Projection::Columns(_) => match query.order.first().copied() {
                 // The key column is non-null and strictly increasing by row: key order is row
                 // order (or its reverse), and the page is the first `limit` rows visited.
+                // Sort keys after a unique one never matter.
                 Some(order)
                     if file.schema().key().is_some()
                         && order.target
@@ -284,15 +302,28 @@ impl Scan {
                         key_order: Some(order),
                     }
                 }
-                Some(order) => {
-                    let column = match order.target {
-                        OrderTarget::Column(c) => c,
-                        OrderTarget::Aggregate(_) => 0, // rejected by the parser
-                    };
+                Some(_) => {
+                    let columns: Vec<usize> = query
+                        .order
+                        .iter()
+                        .map(|o| match o.target {
+                            OrderTarget::Column(c) => c,
+                            OrderTarget::Aggregate(_) => 0, // rejected by the parser
+                        })
+                        .collect();
+                    let dirs: Arc<[(bool, bool)]> = query
+                        .order
+                        .iter()
+                        .map(|o| (o.desc, o.nulls_first))
+                        .collect();
                     let after = match query.cursor {
-                        Some(Cursor::Ordered(r)) if r < n && same_file => {
-                            Some((Key::of(file.value(r, column)).into_owned(), r))
-                        }
+                        Some(Cursor::Ordered(r)) if r < n && same_file => Some((
+                            columns
+                                .iter()
+                                .map(|&c| Key::of(file.value(r, c)).into_owned())
+                                .collect(),
+                            r,
+                        )),
                         Some(Cursor::Ordered(r)) => {
                             error = Some(bad_position(r));
                             None
@@ -300,8 +331,8 @@ impl Scan {
                         _ => None,
                     };
                     Sink::TopK {
-                        column,
-                        order,
+                        columns,
+                        dirs,
                         heap: BinaryHeap::new(),
                         after,
                     }
@@ -336,6 +367,7 @@ impl Scan {
         };
         Scan {
             filters,
+            trees,
             ranges,
             range_idx: 0,
             pos,
@@ -346,6 +378,7 @@ impl Scan {
             total: 0,
             count_exact: query.count_exact,
             limit: query.limit,
+            skip: query.offset,
             sink,
             done: nothing_to_do,
             truncated: false,
@@ -366,7 +399,9 @@ impl Scan {
     /// Can the scan stop now with what it has (row order, page full, no count)?
     fn page_full(&self) -> bool {
         match &self.sink {
-            Sink::Rows { rows, .. } => !self.count_exact && rows.len() > self.limit,
+            Sink::Rows { rows, .. } => {
+                !self.count_exact && rows.len() > self.limit.saturating_add(self.skip)
+            }
             _ => false,
         }
     }
@@ -447,7 +482,7 @@ impl Scan {
             }
             let allowance = self.max_scan_rows.saturating_sub(self.rows_examined);
             if allowance == 0 {
-                if matches!(&self.sink, Sink::Rows { rows, .. } if !self.count_exact && rows.len() >= self.limit)
+                if matches!(&self.sink, Sink::Rows { rows, .. } if !self.count_exact && rows.len() >= self.limit.saturating_add(self.skip))
                 {
                     self.truncated = true;
                     self.done = true;
@@ -544,6 +579,9 @@ impl Scan {
                 and_filter(&file.chunk(rg, *col), pred, off, &mut self.mask);
             }
         }
+        for tree in &self.trees {
+            tree.and_into(file, rg, off, &mut self.mask);
+        }
         self.sel.clear();
         self.sel.extend(
             self.mask
@@ -558,9 +596,10 @@ impl Scan {
         self.total += self.sel.len() as u64;
         match &mut self.sink {
             Sink::Rows { rows, .. } => {
+                let keep = self.limit.saturating_add(self.skip);
                 let mut take = |off: &u32| {
                     let row = first_row + u64::from(*off);
-                    if rows.len() <= self.limit && self.collect.contains(&row) {
+                    if rows.len() <= keep && self.collect.contains(&row) {
                         rows.push(row);
                     }
                 };
@@ -571,37 +610,38 @@ impl Scan {
                 }
             }
             Sink::TopK {
-                column,
-                order,
+                columns,
+                dirs,
                 heap,
                 after,
             } => {
-                let cap = self.limit + 1;
-                let chunk = file.chunk(rg, *column);
+                let cap = self.limit.saturating_add(self.skip).saturating_add(1);
+                let chunks: Vec<_> = columns.iter().map(|&c| file.chunk(rg, c)).collect();
+                let mut keys: Vec<Key<'_>> = Vec::with_capacity(columns.len());
                 for &off in &self.sel {
                     let row = first_row + u64::from(off);
-                    let key = Key::of(chunk.get(off as usize));
-                    let ord = |k: &Key<'_>, r: u64, k2: &Key<'_>, r2: u64| {
-                        cmp_ordered(k, r, k2, r2, order.desc, order.nulls_first)
-                    };
+                    keys.clear();
+                    keys.extend(chunks.iter().map(|c| Key::of(c.get(off as usize))));
                     if let Some((ak, ar)) = after {
-                        if ord(&key, row, ak, *ar) != Ordering::Greater {
+                        if cmp_multi(&keys, row, ak, *ar, dirs) != Ordering::Greater {
                             continue;
                         }
                     }
                     if heap.len() >= cap {
                         match heap.peek() {
-                            Some(top) if ord(&key, row, &top.key, top.row) == Ordering::Less => {
+                            Some(top)
+                                if cmp_multi(&keys, row, &top.keys, top.row, dirs)
+                                    == Ordering::Less =>
+                            {
                                 heap.pop();
                             }
                             _ => continue,
                         }
                     }
                     heap.push(Entry {
-                        key: key.into_owned(),
+                        keys: keys.drain(..).map(Key::into_owned).collect(),
                         row,
-                        desc: order.desc,
-                        nulls_first: order.nulls_first,
+                        dirs: dirs.clone(),
                     });
                 }
             }
@@ -630,23 +670,25 @@ impl Scan {
                 mut rows,
                 key_order,
             } => {
+                rows.drain(..self.skip.min(rows.len()));
                 if rows.len() > self.limit || (self.truncated && self.limit > 0) {
                     rows.truncate(self.limit);
                     page.next_cursor = rows.last().map(|&r| match &key_order {
-                        Some(o) => Cursor::Ordered(r).encode(query.version, Some(o)),
-                        None => Cursor::Row(r).encode(query.version, None),
+                        Some(_) => Cursor::Ordered(r).encode(query.version, &query.canonical),
+                        None => Cursor::Row(r).encode(query.version, &query.canonical),
                     });
                 }
                 page.rows = rows;
                 page.total = total.then_some(self.total);
             }
-            Sink::TopK { heap, order, .. } => {
+            Sink::TopK { heap, .. } => {
                 let mut rows: Vec<Entry> = heap.into_sorted_vec();
+                rows.drain(..self.skip.min(rows.len()));
                 if rows.len() > self.limit {
                     rows.truncate(self.limit);
                     page.next_cursor = rows
                         .last()
-                        .map(|e| Cursor::Ordered(e.row).encode(query.version, Some(&order)));
+                        .map(|e| Cursor::Ordered(e.row).encode(query.version, &query.canonical));
                 }
                 page.rows = rows.into_iter().map(|e| e.row).collect();
                 page.total = total.then_some(self.total);
@@ -655,7 +697,7 @@ impl Scan {
                 let ngroups = agg.num_groups();
                 let skip = match query.cursor {
                     Some(Cursor::Offset(o)) => usize::try_from(o).unwrap_or(usize::MAX),
-                    _ => 0,
+                    _ => self.skip,
                 };
                 // One more than the page, to know whether there is a next one.
                 let ids = page_groups(
@@ -673,7 +715,7 @@ impl Scan {
                 if more && self.limit > 0 {
                     let next = skip.saturating_add(page_rows.len()) as u64;
                     page.next_cursor =
-                        Some(Cursor::Offset(next).encode(query.version, query.order.as_ref()));
+                        Some(Cursor::Offset(next).encode(query.version, &query.canonical));
                 }
                 page.groups = Some(GroupRows { rows: page_rows });
                 page.total = total.then_some(ngroups as u64);
@@ -707,38 +749,45 @@ fn page_groups(agg: &Aggregator, query: &RowsQuery, keep: usize) -> Result<Vec<u
     let Projection::Aggregate { group_by, .. } = &query.projection else {
         return Ok((0..n as u32).take(keep).collect());
     };
-    let order_agg = query.order.and_then(|o| match o.target {
-        OrderTarget::Aggregate(a) => Some(a),
-        OrderTarget::Column(_) => None,
-    });
     // Every aggregate of every group is computed once, so an overflow in any group is reported
-    // whatever the page; the `order=` aggregate's values are kept for the comparisons.
-    let mut order_values = Vec::with_capacity(if order_agg.is_some() { n } else { 0 });
+    // whatever the page; the values of aggregates named in `order=` are kept for the
+    // comparisons (`order_values[a]`, empty for the others).
+    let mut order_values: Vec<Vec<OwnedValue>> = vec![Vec::new(); agg.num_aggs()];
+    let ordered_by = |a: usize| {
+        query
+            .order
+            .iter()
+            .any(|o| o.target == OrderTarget::Aggregate(a))
+    };
     for g in 0..n {
-        for a in 0..agg.num_aggs() {
+        for (a, values) in order_values.iter_mut().enumerate() {
             let v = agg.agg_value(g, a)?;
-            if order_agg == Some(a) {
-                order_values.push(v);
+            if ordered_by(a) {
+                values.push(v);
             }
         }
     }
-    // `order=` on a group column: its index among the group columns (`None`: an aggregate).
-    let primary = query.order.map(|order| {
-        let column = match order.target {
-            OrderTarget::Column(c) => Some(group_by.iter().position(|&g| g == c).unwrap_or(0)),
-            OrderTarget::Aggregate(_) => None,
-        };
-        (column, order.desc, order.nulls_first)
-    });
+    // Sort keys: a group column's index among the group columns, or an aggregate's index.
+    let keys: Vec<(Result<usize, usize>, bool, bool)> = query
+        .order
+        .iter()
+        .map(|order| {
+            let target = match order.target {
+                OrderTarget::Column(c) => Ok(group_by.iter().position(|&g| g == c).unwrap_or(0)),
+                OrderTarget::Aggregate(a) => Err(a),
+            };
+            (target, order.desc, order.nulls_first)
+        })
+        .collect();
     let group_key = |g: u32, j: usize| Key::of(agg.group_value(g as usize, j));
     let cmp = |&x: &u32, &y: &u32| {
-        if let Some((column, desc, nulls_first)) = primary {
-            let o = match column {
-                Some(j) => cmp_ordered(&group_key(x, j), 0, &group_key(y, j), 0, desc, nulls_first),
-                None => cmp_ordered(
-                    &Key::of_owned(&order_values[x as usize]),
+        for &(target, desc, nulls_first) in &keys {
+            let o = match target {
+                Ok(j) => cmp_ordered(&group_key(x, j), 0, &group_key(y, j), 0, desc, nulls_first),
+                Err(a) => cmp_ordered(
+                    &Key::of_owned(&order_values[a][x as usize]),
                     0,
-                    &Key::of_owned(&order_values[y as usize]),
+                    &Key::of_owned(&order_values[a][y as usize]),
                     0,
                     desc,
                     nulls_first,

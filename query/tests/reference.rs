@@ -171,7 +171,8 @@ fn make_filter(seed: &FilterSeed, rows: &[Vec<RV>]) -> RefFilter {
 struct QuerySeed {
     filters: Vec<FilterSeed>,
     select: Option<Vec<usize>>,
-    order: Option<(usize, bool, bool)>,
+    /// Sort keys (column, desc, nulls first), distinct columns, in priority order.
+    order: Vec<(usize, bool, bool)>,
     limit: usize,
     count: bool,
     budget: u64,
@@ -185,17 +186,25 @@ fn query_seed() -> impl Strategy<Value = QuerySeed> {
             (0..8).collect::<Vec<usize>>(),
             1..8,
         )),
-        proptest::option::of((0usize..8, any::<bool>(), any::<bool>())),
+        proptest::collection::vec((0usize..8, any::<bool>(), any::<bool>()), 0..4),
         0usize..12,
         any::<bool>(),
         1u64..70,
         1usize..300,
     )
         .prop_map(
-            |(filters, select, order, limit, count, budget, max_bytes)| QuerySeed {
+            |(filters, select, mut order, limit, count, budget, max_bytes)| QuerySeed {
                 filters,
+                order: {
+                    let mut seen = Vec::new();
+                    order.retain(|o| {
+                        let fresh = !seen.contains(&o.0);
+                        seen.push(o.0);
+                        fresh
+                    });
+                    order
+                },
                 select,
-                order,
                 limit,
                 count,
                 budget,
@@ -210,13 +219,20 @@ fn build_query(seed: &QuerySeed, filters: &[RefFilter], limit: usize) -> String 
         let names: Vec<&str> = sel.iter().map(|&c| COLS[c].0).collect();
         parts.push(format!("select={}", names.join(",")));
     }
-    if let Some((c, desc, nf)) = seed.order {
-        parts.push(format!(
-            "order={}.{}.{}",
-            COLS[c].0,
-            if desc { "desc" } else { "asc" },
-            if nf { "nullsfirst" } else { "nullslast" }
-        ));
+    if !seed.order.is_empty() {
+        let items: Vec<String> = seed
+            .order
+            .iter()
+            .map(|&(c, desc, nf)| {
+                format!(
+                    "{}.{}.{}",
+                    COLS[c].0,
+                    if desc { "desc" } else { "asc" },
+                    if nf { "nullsfirst" } else { "nullslast" }
+                )
+            })
+            .collect();
+        parts.push(format!("order={}", items.join(",")));
     }
     parts.push(format!("limit={limit}"));
     parts.join("&")
@@ -226,16 +242,21 @@ fn build_query(seed: &QuerySeed, filters: &[RefFilter], limit: usize) -> String 
 fn reference_rows<'a>(
     rows: &'a [Vec<RV>],
     filters: &[RefFilter],
-    order: Option<(usize, bool, bool)>,
+    order: &[(usize, bool, bool)],
 ) -> Vec<(usize, &'a Vec<RV>)> {
     let mut out: Vec<(usize, &Vec<RV>)> = rows
         .iter()
         .enumerate()
         .filter(|(_, r)| filters.iter().all(|f| f.matches(r)))
         .collect();
-    if let Some((c, desc, nf)) = order {
-        out.sort_by(|a, b| ref_cmp_nulls(&a.1[c], &b.1[c], desc, nf).then(a.0.cmp(&b.0)));
-    }
+    out.sort_by(|a, b| {
+        order
+            .iter()
+            .map(|&(c, desc, nf)| ref_cmp_nulls(&a.1[c], &b.1[c], desc, nf))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+            .then(a.0.cmp(&b.0))
+    });
     out
 }
 
@@ -252,7 +273,7 @@ proptest! {
     fn scans_match_the_reference((rows, rg, keyed, dict) in dataset_strategy(), seed in query_seed()) {
         let ds = build_with(rows, rg, keyed, dict);
         let filters: Vec<RefFilter> = seed.filters.iter().map(|f| make_filter(f, &ds.rows)).collect();
-        let expected = reference_rows(&ds.rows, &filters, seed.order);
+        let expected = reference_rows(&ds.rows, &filters, &seed.order);
         let cols: Vec<usize> = seed.select.clone().unwrap_or_else(|| (0..8).collect());
         let expected_json: Vec<Json> = expected.iter().map(|(_, r)| expected_row(r, &cols)).collect();
 

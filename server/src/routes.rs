@@ -33,6 +33,14 @@ pub enum Route<'a> {
         name: Cow<'a, str>,
         column: Cow<'a, str>,
     },
+    /// The PostgREST face: a dataset as a table (`handlers/postgrest.rs`).
+    Table {
+        name: Cow<'a, str>,
+    },
+    /// PostgREST's RPC path: Quarry has no functions, it answers PostgREST's error.
+    Rpc {
+        name: Cow<'a, str>,
+    },
 }
 
 /// Every route's OpenAPI path template, in the order of `Route`.
@@ -46,6 +54,8 @@ pub const TEMPLATES: &[&str] = &[
     "/v1/datasets/{name}/rows",
     "/v1/datasets/{name}/rows/{key}",
     "/v1/datasets/{name}/columns/{col}",
+    "/rest/{table}",
+    "/rest/rpc/{function}",
 ];
 
 /// The metric label of a request that matched no route (404, 414).
@@ -64,6 +74,8 @@ impl Route<'_> {
             Route::Rows { .. } => 6,
             Route::Row { .. } => 7,
             Route::Column { .. } => 8,
+            Route::Table { .. } => 9,
+            Route::Rpc { .. } => 10,
         }
     }
 
@@ -160,6 +172,12 @@ pub fn match_path(path: &str) -> Result<Route<'_>, ApiError> {
                 column: decode(col, "col")?,
             }
         }
+        ["rest", "rpc", name] if !name.is_empty() => Route::Rpc {
+            name: decode(name, "function")?,
+        },
+        ["rest", name] if !name.is_empty() => Route::Table {
+            name: decode(name, "table")?,
+        },
         _ => return Err(not_found()),
     };
     Ok(route)
@@ -269,6 +287,8 @@ mod tests {
             "/v1/datasets/n/rows",
             "/v1/datasets/n/rows/k",
             "/v1/datasets/n/columns/c",
+            "/rest/n",
+            "/rest/rpc/f",
         ];
         let got: Vec<&str> = samples
             .iter()

@@ -44,8 +44,8 @@ impl Oracle {
             .unwrap_or_else(|e| {
                 panic!(
                     "the differential tests need Python 3 with the duckdb package, but {python:?} \
-                     cannot be started ({e}); install Python 3 and run `python3 -m pip install duckdb` \
-                     (scripts/test.sh does), or set QUARRY_TEST_PYTHON"
+                     cannot be started ({e}); scripts/test.sh makes a venv from tests/requirements.txt \
+                     and sets QUARRY_TEST_PYTHON to its python"
                 )
             });
         let stdin = child.stdin.take().expect("stdin");
@@ -57,9 +57,14 @@ impl Oracle {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "the DuckDB oracle did not start: {} -- the differential tests need `python3 -m pip \
-                 install duckdb` (scripts/test.sh does); this is a failure, not a skip",
-                if line.is_empty() { "no output".to_string() } else { line.trim().to_string() }
+                "the DuckDB oracle did not start: {} -- the differential tests need duckdb in \
+                 QUARRY_TEST_PYTHON's environment (scripts/test.sh makes a venv from \
+                 tests/requirements.txt); this is a failure, not a skip",
+                if line.is_empty() {
+                    "no output".to_string()
+                } else {
+                    line.trim().to_string()
+                }
             );
         }
         let duckdb_version = hello["duckdb"].as_str().unwrap_or("?").to_string();

@@ -106,3 +106,25 @@ fn value_after_the_sample_that_does_not_fit_is_a_bad_row_naming_everything() {
     assert!(msg.contains("--schema-out"), "{msg}");
     assert_eq!(quarry_etl::error::exit_code(&err), 3);
 }
+
+/// Issue #23: invalid UTF-8 is not a typing problem: the message says to convert the input,
+/// gives the skip option once, and does not send the user to --schema.
+#[test]
+fn invalid_utf8_says_convert_once_and_not_schema() {
+    let env = Env::new();
+    let input = env.write("latin1.csv", b"id,name\n1,caf\xe9\n2,ok\n".as_slice());
+    let err = build_in(&env, "t", &[&input], &[]).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("latin1.csv:2:"), "{msg}");
+    assert!(msg.contains("not valid UTF-8"), "{msg}");
+    assert!(
+        msg.contains("iconv"),
+        "the message says how to convert: {msg}"
+    );
+    assert!(
+        !msg.contains("--schema"),
+        "a schema cannot fix an encoding: {msg}"
+    );
+    assert_eq!(msg.matches("--on-bad-row skip").count(), 1, "{msg}");
+    assert_eq!(quarry_etl::error::exit_code(&err), 3);
+}

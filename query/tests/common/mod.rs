@@ -337,7 +337,8 @@ pub fn run(
     })
 }
 
-/// Follows `next` to the end; returns every row and the first page's total.
+/// Follows `next` to the end (the cursor alone on odd pages); returns every row and the
+/// first page's total.
 pub fn walk(
     ds: &Dataset,
     query: &str,
@@ -351,7 +352,10 @@ pub fn walk(
     let mut total = None;
     for page in 0.. {
         assert!(page <= ds.rows.len() + 2, "cursor walk does not end");
+        // A cursor carries its query (issue #23): every other page sends the cursor alone,
+        // the others repeat the whole query with it; both must continue the same query.
         let q = match &cursor {
+            Some(c) if page % 2 == 1 => format!("cursor={}", enc(c)),
             Some(c) => format!("{query}&cursor={}", enc(c)),
             None => query.to_string(),
         };

@@ -6,8 +6,8 @@
 //!   the values of rows `offset .. offset+limit`, across row groups (one slice per chunk);
 //! - bool `values` and any column's `validity`: the LSB-first bitmap bytes of one row group
 //!   covering the rows, starting at the byte holding the first row (`Quarry-Bit-Offset` says
-//!   which bit of the first byte is row `Quarry-Row-Start`); empty with `Quarry-Null-Count: 0`
-//!   when the chunk has no nulls;
+//!   which bit of the first byte is row `Quarry-Row-Start`; `Quarry-Null-Count` counts the nulls
+//!   of the rows returned); empty with `Quarry-Null-Count: 0` when the chunk has no nulls;
 //! - utf8 (plain chunks) `values`: the string bytes of the rows; `offsets`: their `limit+1` u64
 //!   offsets, relative to the chunk (subtract the first to index the `values` body).
 //!   Dictionary-encoded chunks are refused with 400 `dictionary_encoded` (param `col`).
@@ -157,7 +157,18 @@ fn collect(ds: &Arc<Dataset>, col: usize, p: &Params) -> Result<Raw, ApiError> {
     };
     match (p.part, data_type) {
         (Part::Validity, _) => {
-            raw.null_count = Some(meta.null_count);
+            raw.null_count = Some(if meta.null_count == 0 {
+                0
+            } else {
+                let validity = match file.chunk(first_rg, col) {
+                    ColumnChunk::Bool(c) => c.validity(),
+                    ColumnChunk::Int64(c) | ColumnChunk::Timestamp(c) => c.validity(),
+                    ColumnChunk::Float64(c) => c.validity(),
+                    ColumnChunk::Date(c) => c.validity(),
+                    ColumnChunk::Utf8(c) => c.validity(),
+                };
+                validity.map_or(0, |v| nulls_in(v.bytes(), v.len(), a as usize, b as usize))
+            });
             if let Some(v) = meta.buffers.validity {
                 raw.pieces.push(map_slice(ds, bitmap(v.range())));
                 raw.bit_offset = Some(a % 8);
@@ -226,6 +237,32 @@ fn collect(ds: &Arc<Dataset>, col: usize, p: &Params) -> Result<Raw, ApiError> {
         }
     }
     Ok(raw)
+}
+
+/// Unset bits in `a..b` of the LSB-first bitmap `bytes` of `len` bits (the nulls of those rows
+/// when it is a validity bitmap): whole bytes by popcount.
+fn nulls_in(bytes: &[u8], len: usize, a: usize, b: usize) -> u64 {
+    let unset = |i: usize| u64::from(bytes.get(i / 8).is_none_or(|x| (x >> (i % 8)) & 1 == 0));
+    let b = b.min(len);
+    let mut nulls = 0u64;
+    let mut i = a;
+    while i < b && i % 8 != 0 {
+        nulls += unset(i);
+        i += 1;
+    }
+    let full_end = i + (b.saturating_sub(i) / 8) * 8;
+    if let Some(whole) = bytes.get(i / 8..full_end / 8) {
+        nulls += whole
+            .iter()
+            .map(|x| u64::from(x.count_zeros()))
+            .sum::<u64>();
+        i = full_end;
+    }
+    while i < b {
+        nulls += unset(i);
+        i += 1;
+    }
+    nulls
 }
 
 /// Parses `Range: bytes=a-b | a- | -n` against `len`. `Ok(None)`: serve the whole body.
@@ -341,6 +378,19 @@ fn header_value(s: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nulls_in_counts_unset_bits_of_any_range() {
+        let bytes: Vec<u8> = (0..9u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+        let len = 67;
+        let set = |i: usize| (bytes[i / 8] >> (i % 8)) & 1 == 1;
+        for a in 0..=len {
+            for b in a..=len + 3 {
+                let want = (a..b.min(len)).filter(|&i| !set(i)).count() as u64;
+                assert_eq!(nulls_in(&bytes, len, a, b), want, "{a}..{b}");
+            }
+        }
+    }
 
     #[test]
     fn ranges_parse_like_rfc_9110() {

@@ -2,6 +2,7 @@
 
 mod columns;
 mod datasets;
+mod postgrest;
 mod probes;
 mod rows;
 
@@ -45,6 +46,10 @@ pub fn serve(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>, req: Request<Incoming>) -
         }
         Handled::Scan(ds) => Serve::Scan(Box::pin(async move {
             let result = rows::scan(&ctx, &req, ds).await;
+            finish(&ctx, result, is_head, guard)
+        })),
+        Handled::Table(ds) => Serve::Scan(Box::pin(async move {
+            let result = Ok(postgrest::scan(&ctx, &req, ds).await);
             finish(&ctx, result, is_head, guard)
         })),
     }
@@ -103,6 +108,8 @@ fn finish(
 enum Handled {
     Done(ApiResult),
     Scan(Arc<Dataset>),
+    /// A scan of the PostgREST face.
+    Table(Arc<Dataset>),
 }
 
 impl From<ApiResult> for Handled {
@@ -125,6 +132,24 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         Err(e) => return Err(e).into(),
     };
     guard.set_route(route.index());
+    if let Route::Rpc { name } = &route {
+        // PostgREST calls functions with GET or POST (HEAD as GET); other methods are not
+        // allowed on that path.
+        let m = req.method();
+        return Handled::Done(Ok(
+            if m == Method::GET || m == Method::HEAD || m == Method::POST {
+                postgrest::no_function(name)
+            } else {
+                postgrest::read_only(m, "GET, HEAD, POST")
+            },
+        ));
+    }
+    if matches!(route, Route::Table { .. })
+        && req.method() != Method::GET
+        && req.method() != Method::HEAD
+    {
+        return Handled::Done(Ok(postgrest::read_only(req.method(), "GET, HEAD")));
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }).into();
     }
@@ -138,7 +163,7 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         Route::Healthz => Ok(probes::healthz(ctx)),
         Route::Metrics => Ok(probes::metrics(ctx)),
         Route::OpenApi => Ok(probes::openapi()),
-        Route::Datasets => Ok(datasets::list(ctx, req)),
+        Route::Datasets => datasets::list(ctx, req),
         Route::Dataset { name } => dataset(ctx, &name).map(|ds| datasets::one(ctx, req, &ds)),
         Route::Row { name, raw_key } => {
             dataset(ctx, &name).and_then(|ds| rows::one(ctx, req, &ds, raw_key))
@@ -150,6 +175,11 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         Route::Column { name, column } => {
             dataset(ctx, &name).and_then(|ds| columns::raw(ctx, req, &ds, &column))
         }
+        Route::Table { name } => match dataset(ctx, &name) {
+            Ok(ds) => return Handled::Table(ds),
+            Err(e) => Ok(postgrest::error(e, &name)),
+        },
+        Route::Rpc { name } => Ok(postgrest::no_function(&name)),
     };
     Handled::Done(result)
 }
@@ -172,10 +202,10 @@ fn shed_if_overloaded(ctx: &LoopCtx) -> Result<(), ApiError> {
 
 /// The version being served now; the request keeps it to the end.
 fn dataset(ctx: &LoopCtx, name: &str) -> Result<Arc<Dataset>, ApiError> {
-    if let Some(ds) = ctx.catalog.borrow().get(name) {
+    if let Some(ds) = ctx.with_catalog(|c| c.get(name)) {
         return Ok(ds);
     }
-    if ctx.phase.get() == Phase::Starting {
+    if ctx.phase() == Phase::Starting {
         return Err(ApiError::NotReady {
             retry_after: Duration::from_secs(1),
         });
@@ -212,12 +242,6 @@ pub fn full(
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
-}
-
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut body = value.to_string().into_bytes();
-    body.push(b'\n');
-    full(status, "application/json", body)
 }
 
 /// Strong ETag from the data versions a response depends on and the normalized request target

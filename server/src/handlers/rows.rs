@@ -23,19 +23,19 @@ use crate::state::LoopCtx;
 
 /// Rows per `Scan::step`: about 0.05 ms of a Q1-like aggregation on SF1, so a slice overruns its
 /// time budget by at most that.
-const SCAN_STEP_ROWS: u64 = 4_096;
+pub(super) const SCAN_STEP_ROWS: u64 = 4_096;
 /// A scan's time on the loop between yields while other connections are open. The loop serves
 /// every ready lookup between two slices, so this bounds what a scan adds to their latency:
 /// lookups beside two aggregations (bench/lookups_beside_aggregations.sh), p50 / p99 /
 /// aggregations done: 32k-row slices 1.5 / 3.0-3.3 ms / 68-72; 150 us 1.3 / 2.4-2.8 ms / 49-55;
 /// 75 us 1.1 / 2.3 ms / 36. Lookups alone measured a 2.6-3.4 ms p99 in the same hour: the rest of
 /// the tail is the machine.
-const SLICE_SHARED: Duration = Duration::from_micros(150);
+pub(super) const SLICE_SHARED: Duration = Duration::from_micros(150);
 /// The same when this scan's connection is the loop's only one: nothing else can be waiting
 /// but a new connection (a probe), and each yield costs a driver poll (~14 us).
-const SLICE_ALONE: Duration = Duration::from_millis(5);
+pub(super) const SLICE_ALONE: Duration = Duration::from_millis(5);
 /// Encoded bytes per body frame.
-const FRAME_BYTES: usize = 64 << 10;
+pub(super) const FRAME_BYTES: usize = 64 << 10;
 
 pub fn one(ctx: &LoopCtx, req: &Request<Incoming>, ds: &Arc<Dataset>, raw_key: &str) -> ApiResult {
     let key = parse_key(raw_key, ds.file.schema())?;
@@ -58,11 +58,12 @@ pub fn one(ctx: &LoopCtx, req: &Request<Incoming>, ds: &Arc<Dataset>, raw_key: &
     ))
 }
 
-fn limits(ctx: &LoopCtx) -> Limits {
+pub(super) fn limits(ctx: &LoopCtx) -> Limits {
     Limits {
         default_limit: ctx.config.default_limit,
         max_limit: ctx.config.max_limit,
         max_scan_rows: ctx.config.max_scan_rows,
+        max_offset: Limits::default().max_offset,
     }
 }
 
