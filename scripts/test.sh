@@ -14,12 +14,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The Python packages of the tests (tests/requirements.txt: DuckDB, the oracle; pyarrow, the
-# Arrow client; postgrest, the PostgREST client) go into a virtual environment keyed by the
+# Arrow client; postgrest, the PostgREST client; moto, the S3 server of the ETL's object storage
+# tests) go into a virtual environment keyed by the
 # pinned requirements: a distribution's Python refuses a global `pip install` (PEP 668). The
 # tests run that venv's interpreter through QUARRY_TEST_PYTHON.
 req_hash=$(sha256sum tests/requirements.txt | cut -c1-12)
 venv="${QUARRY_TEST_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/quarry/test-venv-$req_hash}"
-if ! "$venv/bin/python" -c 'import duckdb, pyarrow, postgrest' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import duckdb, pyarrow, postgrest, moto.server' 2>/dev/null; then
   echo "== installing Python test dependencies into $venv"
   python3 -m venv "$venv" || { echo "python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt

@@ -38,6 +38,7 @@ use crate::parse::{Chunk, ParseCtx, Parsed};
 use crate::plan::{self, Plan, Planner, Stopped};
 use crate::progress::{Counters, Progress};
 use crate::publish::{self, ScratchDir, TempFile};
+use crate::remote;
 use crate::schema_file::SchemaFile;
 use crate::sort::{SortStats, Sorter};
 use crate::writeback::EarlySync;
@@ -73,6 +74,8 @@ pub struct BuildReport {
     pub peak_rss: Option<u64>,
     pub version: String,
     pub schema: SchemaFile,
+    /// Object storage: keys of the older versions removed by `--keep-versions`.
+    pub removed_versions: Vec<String>,
 }
 
 impl BuildReport {
@@ -101,6 +104,10 @@ impl BuildReport {
             mib(self.peak_rss_build),
             self.version,
         );
+        for k in &self.removed_versions {
+            s.push_str("\n  removed old version: ");
+            s.push_str(k);
+        }
         for b in &self.bad_row_samples {
             s.push_str("\n  skipped: ");
             s.push_str(b);
@@ -122,6 +129,44 @@ pub fn default_threads() -> usize {
 }
 
 pub fn build(args: &BuildArgs) -> Result<BuildReport> {
+    let Some(target) = remote::Target::parse(&args.out)? else {
+        if args.keep_versions.is_some() {
+            return Err(usage(
+                "--keep-versions applies to an object storage --out (s3://, gs://, az://, \
+                 file://); a local data directory holds one file per dataset",
+            ));
+        }
+        return build_local(args);
+    };
+    if args.keep_versions == Some(0) {
+        return Err(usage(
+            "--keep-versions must be at least 1 (the version the pointer names)",
+        ));
+    }
+    publish::validate_name(&args.name)?;
+    // Configure the store (and check credentials) before the work of the build.
+    let store = target.store()?;
+    remote::preflight(&store, &target, &args.name)?;
+    let staging = remote::staging_dir(args.spill_dir.as_deref())?;
+    let local = BuildArgs {
+        out: staging.path().to_path_buf(),
+        ..args.clone()
+    };
+    let mut report = build_local(&local)?;
+    let published = remote::publish(
+        store,
+        &target,
+        &args.name,
+        &report.path,
+        &report.version,
+        args.keep_versions,
+    )?;
+    report.path = PathBuf::from(&published.data_url);
+    report.removed_versions = published.removed;
+    Ok(report)
+}
+
+fn build_local(args: &BuildArgs) -> Result<BuildReport> {
     let started = Instant::now();
     publish::validate_name(&args.name)?;
     let threads = args.threads.unwrap_or_else(default_threads);
@@ -260,6 +305,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         peak_rss: memory::peak_rss(),
         version: out.version,
         schema: SchemaFile::from_schema(&schema),
+        removed_versions: Vec::new(),
     })
 }
 

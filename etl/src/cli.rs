@@ -21,6 +21,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build <DATA_DIR>/<DATASET>.qry from one or more inputs of one schema.
@@ -169,9 +171,17 @@ pub struct ReadArgs {
 pub struct BuildArgs {
     #[command(flatten)]
     pub read: ReadArgs,
-    /// Data directory to publish into.
-    #[arg(long, env = "QUARRY_OUT", value_name = "DATA_DIR")]
+    /// Data directory to publish into, or an object storage URL (s3://bucket/prefix,
+    /// gs://bucket/prefix, az://container/prefix, file:///dir): the file is built and verified
+    /// in a local staging directory, uploaded as <prefix>/<DATASET>/<version>.qry, checked, and
+    /// then the pointer <prefix>/<DATASET>/CURRENT is written. Credentials come from the
+    /// service's standard environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT, AWS_ALLOW_HTTP, ...).
+    #[arg(long, env = "QUARRY_OUT", value_name = "DATA_DIR|URL")]
     pub out: PathBuf,
+    /// With a URL --out: after the pointer moved, remove the older data objects of the dataset
+    /// past the N newest (the current one counts; default: keep all).
+    #[arg(long, env = "QUARRY_KEEP_VERSIONS", value_name = "N")]
+    pub keep_versions: Option<usize>,
     /// Dataset name: the file is <DATA_DIR>/<DATASET>.qry.
     #[arg(long, env = "QUARRY_NAME", value_name = "DATASET")]
     pub name: String,

@@ -19,6 +19,7 @@ pub mod parse;
 pub mod plan;
 pub mod progress;
 pub mod publish;
+pub mod remote;
 pub mod schema_file;
 pub mod sort;
 pub mod spill;

@@ -1,0 +1,552 @@
+//! Publishing to object storage: `--out s3://bucket/prefix` (also `gs://`, `az://`,
+//! `file:///dir`).
+//!
+//! The build writes and verifies its file in a local staging directory exactly as a local
+//! build does, then:
+//! 1. uploads it as the immutable object `<prefix>/<name>/<version>.qry` (the version is the
+//!    content hash of the file, so one key always holds one content; multipart past
+//!    [`PART_SIZE`]);
+//! 2. checks what was stored: the object's size, and the SHA-256 of the object read back
+//!    against the SHA-256 of the local file;
+//! 3. only then writes the small pointer object `<prefix>/<name>/CURRENT` (JSON: version, key,
+//!    size, sha256). A single PUT replaces an object atomically, so a reader that follows the
+//!    pointer sees the old version or the new one, never a partial one;
+//! 4. with `--keep-versions N`, removes the older data objects past the N newest, after the
+//!    pointer moved (never the one it names).
+//!
+//! The ETL is threaded std code: the object store's async calls run on a tokio
+//! current-thread runtime created here, and only here (the server has no tokio).
+
+use std::io::Read;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{usage, Corrupt};
+
+/// Files larger than this go up as a multipart upload of parts of this size.
+pub const PART_SIZE: usize = 8 << 20;
+/// Parts in flight at once during a multipart upload.
+const PARTS_IN_FLIGHT: usize = 4;
+/// The pointer object's name inside `<prefix>/<name>/`.
+pub const POINTER: &str = "CURRENT";
+/// Schemes `--out` publishes to.
+pub const SCHEMES: &[&str] = &["s3", "s3a", "gs", "az", "abfs", "abfss", "file"];
+
+/// Where `--out` points when it is a URL.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `--out` as given (without a trailing `/`).
+    pub url: String,
+    pub scheme: String,
+    /// Bucket or container (empty for `file://`).
+    pub bucket: String,
+    /// Object key prefix (may be empty).
+    pub prefix: Path,
+    /// `file://`: the local directory.
+    pub local_root: Option<PathBuf>,
+}
+
+/// The JSON of the pointer object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pointer {
+    pub version: String,
+    /// Key of the data object inside the bucket.
+    pub key: String,
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the data object.
+    pub sha256: String,
+}
+
+/// What a remote publish did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// URL of the data object.
+    pub data_url: String,
+    pub pointer: Pointer,
+    /// Keys of the older data objects removed by `--keep-versions`.
+    pub removed: Vec<String>,
+}
+
+impl Target {
+    /// `Ok(None)` for a plain directory; a URL with a supported scheme becomes a target; any
+    /// other URL-looking `--out` (`scheme://...`) is a usage error rather than a local folder
+    /// named `scheme:`.
+    pub fn parse(out: &FsPath) -> Result<Option<Target>> {
+        let Some(s) = out.to_str() else {
+            return Ok(None);
+        };
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Ok(None);
+        };
+        let looks_like_scheme = !scheme.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !looks_like_scheme {
+            return Ok(None);
+        }
+        let scheme = scheme.to_ascii_lowercase();
+        if !SCHEMES.contains(&scheme.as_str()) {
+            return Err(usage(format!(
+                "--out {s}: unsupported URL scheme {scheme:?}; use a local directory or one of \
+                 s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, file:///dir"
+            )));
+        }
+        let rest = rest.trim_end_matches('/');
+        let url = format!("{scheme}://{rest}");
+        if scheme == "file" {
+            if !rest.starts_with('/') {
+                return Err(usage(format!(
+                    "--out {s}: a file:// URL takes an absolute path (file:///dir)"
+                )));
+            }
+            return Ok(Some(Target {
+                url,
+                scheme,
+                bucket: String::new(),
+                prefix: Path::default(),
+                local_root: Some(PathBuf::from(if rest.is_empty() { "/" } else { rest })),
+            }));
+        }
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(usage(format!(
+                "--out {s}: the URL names no bucket ({scheme}://BUCKET/prefix)"
+            )));
+        }
+        let prefix = Path::parse(prefix).map_err(|e| {
+            usage(format!(
+                "--out {s}: invalid object prefix {prefix:?}: {e} (no empty, `.` or `..` segments)"
+            ))
+        })?;
+        Ok(Some(Target {
+            url,
+            scheme,
+            bucket: bucket.to_string(),
+            prefix,
+            local_root: None,
+        }))
+    }
+
+    /// The key of `<prefix>/<name>/<file>`.
+    fn key(&self, name: &str, file: &str) -> Path {
+        self.dir(name).child(file)
+    }
+
+    fn dir(&self, name: &str) -> Path {
+        self.prefix.child(name)
+    }
+
+    /// The URL of a key.
+    pub fn url_of(&self, key: &Path) -> String {
+        match &self.local_root {
+            Some(root) => format!("file://{}", root.join(key.as_ref()).display()),
+            None => format!("{}://{}/{}", self.scheme, self.bucket, key),
+        }
+    }
+
+    /// The store, configured from the standard environment of its service (`AWS_*`,
+    /// `GOOGLE_*`, `AZURE_*`).
+    pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
+        let bucket_url = format!("{}://{}", self.scheme, self.bucket);
+        let store: Arc<dyn ObjectStore> = match self.scheme.as_str() {
+            "file" => {
+                let root = self.local_root.as_ref().expect("file:// target has a root");
+                std::fs::create_dir_all(root)
+                    .with_context(|| format!("creating {}", root.display()))?;
+                Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(root)
+                        .with_context(|| format!("opening {}", root.display()))?,
+                )
+            }
+            "s3" | "s3a" => {
+                check_aws_credentials()?;
+                Arc::new(
+                    object_store::aws::AmazonS3Builder::from_env()
+                        .with_url(bucket_url)
+                        .build()
+                        .with_context(|| format!("configuring S3 for {}", self.url))?,
+                )
+            }
+            "gs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(bucket_url)
+                    .build()
+                    .with_context(|| {
+                        format!("configuring Google Cloud Storage for {}", self.url)
+                    })?,
+            ),
+            _ => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(bucket_url)
+                    .build()
+                    .with_context(|| format!("configuring Azure Blob Storage for {}", self.url))?,
+            ),
+        };
+        Ok(store)
+    }
+}
+
+/// S3 needs credentials from the environment; without them the client would fall back to the
+/// EC2 instance metadata service, which outside EC2 only fails after minutes of retries. That
+/// fallback is taken only when asked for (`QUARRY_S3_INSTANCE_METADATA=true`).
+fn check_aws_credentials() -> Result<()> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let truthy = |k: &str| {
+        std::env::var(k).is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"))
+    };
+    let has_keys = set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY");
+    let other = set("AWS_WEB_IDENTITY_TOKEN_FILE")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || truthy("AWS_SKIP_SIGNATURE")
+        || truthy("QUARRY_S3_INSTANCE_METADATA");
+    if has_keys || other {
+        return Ok(());
+    }
+    let half = if set("AWS_ACCESS_KEY_ID") {
+        " (AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not)"
+    } else if set("AWS_SECRET_ACCESS_KEY") {
+        " (AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not)"
+    } else {
+        ""
+    };
+    Err(usage(format!(
+        "no S3 credentials in the environment{half}: set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or \
+         AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN (EKS), or AWS_SKIP_SIGNATURE=true for a public \
+         bucket, or QUARRY_S3_INSTANCE_METADATA=true to use the EC2 instance metadata service"
+    )))
+}
+
+/// Lists the dataset's folder before the build does its work, so that a missing bucket or
+/// refused credentials fail at once, with one line naming the bucket.
+pub fn preflight(store: &Arc<dyn ObjectStore>, target: &Target, name: &str) -> Result<()> {
+    let dir = target.dir(name);
+    let listed = runtime()?.block_on(store.list_with_delimiter(Some(&dir)));
+    match listed {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            let bucket = format!("{}://{}", target.scheme, target.bucket);
+            if matches!(e, object_store::Error::NotFound { .. })
+                || text.contains("NoSuchBucket")
+                || text.contains("ContainerNotFound")
+            {
+                anyhow::bail!(
+                    "--out {}: the bucket {bucket} does not exist (create it first; the build \
+                     does not create buckets)",
+                    target.url
+                );
+            }
+            anyhow::bail!(
+                "--out {}: listing {} failed (credentials, endpoint or permissions?): {}",
+                target.url,
+                target.url_of(&dir),
+                first_line(&text)
+            )
+        }
+    }
+}
+
+/// The first line of a message (object stores append whole XML bodies and repeat them).
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// A tokio runtime on the calling thread, for the object store's async calls.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime for object storage")
+}
+
+/// Uploads the verified local file `file` of dataset `name` at `version`, checks it, moves
+/// the pointer, and trims old versions past `keep_versions`.
+pub fn publish(
+    store: Arc<dyn ObjectStore>,
+    target: &Target,
+    name: &str,
+    file: &FsPath,
+    version: &str,
+    keep_versions: Option<usize>,
+) -> Result<Published> {
+    runtime()?.block_on(publish_async(
+        store,
+        target,
+        name,
+        file,
+        version,
+        keep_versions,
+    ))
+}
+
+async fn publish_async(
+    store: Arc<dyn ObjectStore>,
+    target: &Target,
+    name: &str,
+    file: &FsPath,
+    version: &str,
+    keep_versions: Option<usize>,
+) -> Result<Published> {
+    let key = target.key(name, &format!("{version}.qry"));
+    let url = target.url_of(&key);
+    let (size, sha256) = upload(&store, &key, file)
+        .await
+        .with_context(|| format!("uploading {} to {url}", file.display()))?;
+    check_stored(&store, &key, size, &sha256)
+        .await
+        .with_context(|| format!("checking the uploaded object {url}"))?;
+
+    let pointer = Pointer {
+        version: version.to_string(),
+        key: key.to_string(),
+        size,
+        sha256,
+    };
+    let pointer_key = target.key(name, POINTER);
+    let json = serde_json::to_vec_pretty(&pointer).context("encoding the pointer")?;
+    store
+        .put(&pointer_key, PutPayload::from(json))
+        .await
+        .with_context(|| {
+            format!(
+                "writing the pointer {} (the data object {url} is uploaded; the pointer still \
+                 names the previous version)",
+                target.url_of(&pointer_key)
+            )
+        })?;
+
+    let removed = match keep_versions {
+        Some(n) => trim_versions(&store, target, name, &key, n)
+            .await
+            .with_context(|| {
+                format!(
+                    "removing versions past --keep-versions {n} under {} (the pointer already \
+                     names {url})",
+                    target.url_of(&target.dir(name))
+                )
+            })?,
+        None => Vec::new(),
+    };
+    Ok(Published {
+        data_url: url,
+        pointer,
+        removed,
+    })
+}
+
+/// Streams the file up (one PUT, or a multipart upload past [`PART_SIZE`]); returns its size
+/// and SHA-256 as read while uploading.
+async fn upload(store: &Arc<dyn ObjectStore>, key: &Path, file: &FsPath) -> Result<(u64, String)> {
+    let mut f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let len = f
+        .metadata()
+        .with_context(|| format!("stat {}", file.display()))?
+        .len();
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; PART_SIZE];
+    if len <= PART_SIZE as u64 {
+        let mut bytes = Vec::with_capacity(len as usize);
+        f.read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", file.display()))?;
+        hasher.update(&bytes);
+        size = bytes.len() as u64;
+        store.put(key, PutPayload::from(bytes)).await?;
+        return Ok((size, hex(&hasher.finalize())));
+    }
+    let mut upload =
+        WriteMultipart::new_with_chunk_size(store.put_multipart(key).await?, PART_SIZE);
+    let sent: Result<()> = async {
+        loop {
+            let n = read_full(&mut f, &mut buf)
+                .with_context(|| format!("reading {}", file.display()))?;
+            if n == 0 {
+                return Ok(());
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            upload.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+            upload.write(&buf[..n]);
+        }
+    }
+    .await;
+    match sent {
+        Ok(()) => {
+            upload.finish().await?;
+        }
+        Err(e) => {
+            // Best effort: an unfinished multipart upload is otherwise kept (and billed) until
+            // a lifecycle rule removes it.
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+    }
+    Ok((size, hex(&hasher.finalize())))
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The stored object must have the local file's size and, read back, its SHA-256.
+async fn check_stored(
+    store: &Arc<dyn ObjectStore>,
+    key: &Path,
+    size: u64,
+    sha256: &str,
+) -> Result<()> {
+    let meta = store.head(key).await?;
+    if meta.size != size {
+        return Err(anyhow::Error::new(Corrupt(format!(
+            "the stored object has {} bytes, the local file {size}",
+            meta.size
+        ))));
+    }
+    let mut stream = store.get(key).await?.into_stream();
+    let mut hasher = Sha256::new();
+    let mut read = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        read += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    let got = hex(&hasher.finalize());
+    if read != size || got != sha256 {
+        return Err(anyhow::Error::new(Corrupt(format!(
+            "the stored object read back ({read} bytes, sha256 {got}) differs from the local \
+             file ({size} bytes, sha256 {sha256})"
+        ))));
+    }
+    Ok(())
+}
+
+/// Removes the data objects of `<prefix>/<name>/` past the `keep` newest (by last
+/// modification, then key); `current` is always kept.
+async fn trim_versions(
+    store: &Arc<dyn ObjectStore>,
+    target: &Target,
+    name: &str,
+    current: &Path,
+    keep: usize,
+) -> Result<Vec<String>> {
+    let dir = target.dir(name);
+    let listed = store.list_with_delimiter(Some(&dir)).await?;
+    let mut older: Vec<_> = listed
+        .objects
+        .into_iter()
+        .filter(|o| o.location != *current && o.location.as_ref().ends_with(".qry"))
+        .collect();
+    older.sort_by(|a, b| {
+        b.last_modified
+            .cmp(&a.last_modified)
+            .then_with(|| b.location.as_ref().cmp(a.location.as_ref()))
+    });
+    let mut removed = Vec::new();
+    for o in older.into_iter().skip(keep.saturating_sub(1)) {
+        store.delete(&o.location).await?;
+        removed.push(o.location.to_string());
+    }
+    Ok(removed)
+}
+
+/// Reads and decodes the pointer of dataset `name`, if there is one.
+pub fn read_pointer(
+    store: Arc<dyn ObjectStore>,
+    target: &Target,
+    name: &str,
+) -> Result<Option<Pointer>> {
+    runtime()?.block_on(async {
+        let key = target.key(name, POINTER);
+        match store.get(&key).await {
+            Ok(r) => {
+                let bytes = r.bytes().await?;
+                let p = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("decoding {}", target.url_of(&key)))?;
+                Ok(Some(p))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The local staging directory of a remote build: in `--spill-dir` when given, else in the
+/// system temporary directory (`TMPDIR`). Removed on drop.
+pub fn staging_dir(spill_dir: Option<&FsPath>) -> Result<tempfile::TempDir> {
+    let base = spill_dir.map_or_else(std::env::temp_dir, FsPath::to_path_buf);
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    tempfile::Builder::new()
+        .prefix(".quarry-publish-")
+        .tempdir_in(&base)
+        .with_context(|| format!("creating a staging directory in {}", base.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Option<Target>> {
+        Target::parse(FsPath::new(s))
+    }
+
+    #[test]
+    fn plain_directories_are_not_urls() {
+        for s in ["data", "/srv/data", "./s3:/x", "a:b/c", "C:\\data"] {
+            assert!(parse(s).expect(s).is_none(), "{s}");
+        }
+    }
+
+    #[test]
+    fn urls_split_into_bucket_and_prefix() {
+        let t = parse("s3://bkt/a/b/").expect("ok").expect("url");
+        assert_eq!((t.scheme.as_str(), t.bucket.as_str()), ("s3", "bkt"));
+        assert_eq!(t.key("ds", "v.qry").as_ref(), "a/b/ds/v.qry");
+        assert_eq!(t.url_of(&t.key("ds", "CURRENT")), "s3://bkt/a/b/ds/CURRENT");
+        let t = parse("gs://bkt").expect("ok").expect("url");
+        assert_eq!(t.key("ds", "CURRENT").as_ref(), "ds/CURRENT");
+        let t = parse("file:///tmp/x").expect("ok").expect("url");
+        assert_eq!(t.local_root.as_deref(), Some(FsPath::new("/tmp/x")));
+    }
+
+    #[test]
+    fn unsupported_or_malformed_urls_are_usage_errors() {
+        for s in [
+            "http://host/x",
+            "ftp://h/x",
+            "s3://",
+            "s3:///x",
+            "s3://b/a//c",
+            "s3://b/../c",
+            "file://relative",
+        ] {
+            let e = parse(s).expect_err(s);
+            assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_USAGE, "{s}");
+            assert!(e.to_string().contains(s.trim_end_matches('/')), "{s}: {e}");
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! Publishing to object storage against a real S3 API: moto's standalone server (installed by
+//! scripts/test.sh into the test venv, run through QUARRY_TEST_PYTHON), started on a free
+//! 127.0.0.1 port per test and killed after. The CLI tests run the real binary.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path as FsPath;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use quarry_etl::remote::{self, Pointer, Target};
+
+const BIN: &str = env!("CARGO_BIN_EXE_quarry-etl");
+
+/// A moto S3 server on a free port; killed on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let python = std::env::var("QUARRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = Command::new(&python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {python} -m moto.server: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Moto { child, port };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "moto's S3 server exited ({status}): install it with scripts/test.sh, which \
+                     puts moto[server] into its venv and sets QUARRY_TEST_PYTHON ({python})"
+                );
+            }
+            assert!(Instant::now() < deadline, "moto did not listen within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a bucket with a plain unsigned PUT (moto accepts it).
+    fn create_bucket(&self, bucket: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        write!(
+            s,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .expect("send");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read");
+        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+    }
+
+    /// The etl binary with this server's credentials in its environment.
+    fn etl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        clear_aws_env(&mut cmd);
+        cmd.env("AWS_ENDPOINT", self.endpoint())
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .args(args)
+            .output()
+            .expect("run quarry-etl")
+    }
+
+    fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(self.endpoint())
+                .with_allow_http(true)
+                .with_access_key_id("testing")
+                .with_secret_access_key("testing")
+                .with_region("us-east-1")
+                .with_bucket_name(bucket)
+                .build()
+                .expect("store"),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clear_aws_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_str()
+            .is_some_and(|k| k.starts_with("AWS_") || k.starts_with("QUARRY_"))
+        {
+            cmd.env_remove(k);
+        }
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn keys(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = rt().block_on(async {
+        store
+            .list(Some(&Path::from(prefix)))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .expect("list")
+    });
+    keys.sort();
+    keys
+}
+
+fn get(store: &Arc<dyn ObjectStore>, key: &str) -> Vec<u8> {
+    rt().block_on(async {
+        store
+            .get(&Path::from(key))
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("body")
+            .to_vec()
+    })
+}
+
+fn pointer(store: &Arc<dyn ObjectStore>, key: &str) -> Pointer {
+    serde_json::from_slice(&get(store, key)).expect("pointer JSON")
+}
+
+fn csv(dir: &FsPath, file: &str, rows: usize) -> String {
+    let p = dir.join(file);
+    let mut s = String::from("id,name\n");
+    for i in 0..rows {
+        s.push_str(&format!("{i},name{i}\n"));
+    }
+    std::fs::write(&p, s).expect("write csv");
+    p.to_string_lossy().into_owned()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The object read back opens and verifies as a Quarry file with `rows` rows.
+fn assert_valid(bytes: Vec<u8>, rows: u64) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("x.qry");
+    std::fs::write(&p, bytes).expect("write");
+    let f = quarry_format::read_file(&p).expect("stored object opens");
+    f.verify().expect("stored object verifies");
+    assert_eq!(f.num_rows(), rows);
+}
+
+#[test]
+fn publish_then_republish_moves_the_pointer_and_keeps_versions() {
+    let moto = Moto::start();
+    moto.create_bucket("bkt");
+    let store = moto.store("bkt");
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = csv(dir.path(), "a.csv", 10);
+    let out = "s3://bkt/team/data";
+    let o = moto.etl(&[
+        "build",
+        &a,
+        "--out",
+        out,
+        "--name",
+        "ds",
+        "--progress",
+        "none",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let p1 = pointer(&store, "team/data/ds/CURRENT");
+    assert_eq!(p1.key, format!("team/data/ds/{}.qry", p1.version));
+    assert_eq!(
+        keys(&store, "team/data/ds"),
+        vec![p1.key.clone(), "team/data/ds/CURRENT".to_string()]
+    );
+    let bytes = get(&store, &p1.key);
+    assert_eq!(bytes.len() as u64, p1.size);
+    assert_valid(bytes, 10);
+    // Nothing is left behind locally under a folder named after the scheme.
+    assert!(!FsPath::new("s3:").exists());
+
+    // A second, different build: the pointer moves, both data objects are there.
+    let b = csv(dir.path(), "b.csv", 20);
+    let o = moto.etl(&[
+        "build",
+        &b,
+        "--out",
+        out,
+        "--name",
+        "ds",
+        "--progress",
+        "none",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let p2 = pointer(&store, "team/data/ds/CURRENT");
+    assert_ne!(p2.version, p1.version);
+    assert_valid(get(&store, &p2.key), 20);
+    let mut want = vec![
+        p1.key.clone(),
+        p2.key.clone(),
+        "team/data/ds/CURRENT".to_string(),
+    ];
+    want.sort();
+    assert_eq!(keys(&store, "team/data/ds"), want);
+
+    // A third with --keep-versions 1: only the version the pointer names is kept.
+    let c = csv(dir.path(), "c.csv", 30);
+    let o = moto.etl(&[
+        "build",
+        &c,
+        "--out",
+        out,
+        "--name",
+        "ds",
+        "--progress",
+        "none",
+        "--keep-versions",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let p3 = pointer(&store, "team/data/ds/CURRENT");
+    let mut want = vec![p3.key.clone(), "team/data/ds/CURRENT".to_string()];
+    want.sort();
+    assert_eq!(keys(&store, "team/data/ds"), want);
+    assert_valid(get(&store, &p3.key), 30);
+}
+
+#[test]
+fn a_large_file_goes_up_in_parts_and_is_checked() {
+    let moto = Moto::start();
+    moto.create_bucket("big");
+    let store = moto.store("big");
+    let dir = tempfile::tempdir().expect("tmp");
+    // Random-looking text that does not compress below a few parts.
+    let p = dir.path().join("big.csv");
+    let mut s = String::from("id,blob\n");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut i = 0u64;
+    while s.len() < 3 * remote::PART_SIZE {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!("{i},{x:016x}{:016x}\n", x.rotate_left(29)));
+        i += 1;
+    }
+    std::fs::write(&p, s).expect("write");
+    let o = moto.etl(&[
+        "build",
+        p.to_str().expect("utf8"),
+        "--out",
+        "s3://big",
+        "--name",
+        "ds",
+        "--progress",
+        "none",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ptr = pointer(&store, "ds/CURRENT");
+    assert!(
+        ptr.size > remote::PART_SIZE as u64,
+        "the file ({} bytes) must span parts",
+        ptr.size
+    );
+    assert_valid(get(&store, &ptr.key), i);
+}
+
+#[test]
+fn missing_credentials_and_missing_bucket_are_clear_errors() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = csv(dir.path(), "a.csv", 5);
+    // No credentials at all: a usage error naming the variables, before any build work.
+    let mut cmd = Command::new(BIN);
+    clear_aws_env(&mut cmd);
+    let o = cmd
+        .env("AWS_ENDPOINT", moto.endpoint())
+        .env("AWS_ALLOW_HTTP", "true")
+        .args(["build", &a, "--out", "s3://bkt/p", "--name", "ds"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("no S3 credentials") && e.contains("AWS_ACCESS_KEY_ID"),
+        "{e}"
+    );
+
+    // A bucket that does not exist: exit 1, the message names the bucket URL.
+    let o = moto.etl(&["build", &a, "--out", "s3://nobucket/p", "--name", "ds"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("the bucket s3://nobucket does not exist"),
+        "names the bucket: {e}"
+    );
+    assert_eq!(e.lines().count(), 1, "one line: {e}");
+
+    // An unsupported URL scheme is a usage error, not a local folder named `http:`.
+    let o = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["build", &a, "--out", "http://host/p", "--name", "ds"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unsupported URL scheme"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.path().join("http:").exists());
+}
+
+/// A store whose writes of `*/CURRENT` fail, as if the connection dropped between the data
+/// upload and the pointer.
+#[derive(Debug)]
+struct PointerFails(Arc<dyn ObjectStore>);
+
+impl std::fmt::Display for PointerFails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PointerFails({})", self.0)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for PointerFails {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        if location.as_ref().ends_with("/CURRENT") {
+            return Err(object_store::Error::Generic {
+                store: "test",
+                source: "connection reset before the pointer".into(),
+            });
+        }
+        self.0.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.0.get_opts(location, options).await
+    }
+    async fn delete(&self, location: &Path) -> object_store::Result<()> {
+        self.0.delete(location).await
+    }
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.0.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.0.copy(from, to).await
+    }
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.0.copy_if_not_exists(from, to).await
+    }
+}
+
+#[test]
+fn a_failure_between_data_and_pointer_leaves_the_pointer_unchanged() {
+    let moto = Moto::start();
+    moto.create_bucket("bkt");
+    let store = moto.store("bkt");
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = csv(dir.path(), "a.csv", 10);
+    let o = moto.etl(&["build", &a, "--out", "s3://bkt/p", "--name", "ds"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = get(&store, "p/ds/CURRENT");
+
+    // The next version, built locally, is published through a store that fails the pointer.
+    let local = dir.path().join("local");
+    let b = csv(dir.path(), "b.csv", 20);
+    let o = Command::new(BIN)
+        .args([
+            "build",
+            &b,
+            "--out",
+            local.to_str().expect("utf8"),
+            "--name",
+            "ds",
+        ])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", text(&o));
+    let file = local.join("ds.qry");
+    let version = quarry_format::read_file(&file)
+        .expect("open")
+        .version()
+        .to_string();
+    let target = Target::parse(FsPath::new("s3://bkt/p"))
+        .expect("parse")
+        .expect("url");
+    let failing: Arc<dyn ObjectStore> = Arc::new(PointerFails(store.clone()));
+    let err = remote::publish(failing, &target, "ds", &file, &version, Some(1))
+        .expect_err("the pointer write fails");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("s3://bkt/p/ds/CURRENT") && msg.contains("previous version"),
+        "{msg}"
+    );
+    // Readers still see the old version, complete; the new data object is there, and nothing
+    // was trimmed (trimming runs only after the pointer moved).
+    assert_eq!(get(&store, "p/ds/CURRENT"), before);
+    let old: Pointer = serde_json::from_slice(&before).expect("json");
+    assert_valid(get(&store, &old.key), 10);
+    let listed = keys(&store, "p/ds");
+    assert!(
+        listed.contains(&format!("p/ds/{version}.qry")),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&old.key), "{listed:?}");
+}
