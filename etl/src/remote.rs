@@ -372,6 +372,9 @@ async fn upload(store: &Arc<dyn ObjectStore>, key: &Path, file: &FsPath) -> Resu
             let n = read_full(&mut f, &mut buf)
                 .with_context(|| format!("reading {}", file.display()))?;
             if n == 0 {
+                // Every part stored, so that a failed part is aborted below; `finish` aborts
+                // a failed completion itself.
+                upload.wait_for_capacity(0).await?;
                 return Ok(());
             }
             hasher.update(&buf[..n]);
