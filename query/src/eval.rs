@@ -65,6 +65,7 @@ pub(crate) enum StrPred {
     /// Sorted, deduplicated.
     In(Vec<String>, bool),
     Like(crate::like::LikePattern, bool),
+    Regex(regex::Regex, bool),
 }
 
 fn lit_i64(l: &Literal) -> i64 {
@@ -131,6 +132,7 @@ impl Compiled {
                     StrPred::In(v, *negated)
                 }
                 Predicate::Like { pattern, negated } => StrPred::Like(pattern.clone(), *negated),
+                Predicate::Regex { re, negated } => StrPred::Regex(re.clone(), *negated),
                 _ => StrPred::In(Vec::new(), false),
             }),
         }
@@ -175,6 +177,7 @@ impl StrPred {
             StrPred::Cmp(op, v) => op.holds(s.cmp(v.as_str())),
             StrPred::In(vs, neg) => vs.binary_search_by(|v| v.as_str().cmp(s)).is_ok() != *neg,
             StrPred::Like(p, neg) => p.matches(s) != *neg,
+            StrPred::Regex(re, neg) => re.is_match(s) != *neg,
         }
     }
 }
