@@ -50,7 +50,12 @@ const MAX_CHUNK: usize = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct BuildReport {
     pub path: PathBuf,
+    /// Rows in the file.
     pub rows: u64,
+    /// Data lines read (after headers; a record with quoted line ends spans several).
+    pub input_lines: u64,
+    /// Rows parsed and kept before duplicate keys were dropped.
+    pub rows_kept: u64,
     pub row_groups: usize,
     pub bad_rows: u64,
     pub bad_row_samples: Vec<String>,
@@ -73,12 +78,15 @@ impl BuildReport {
     pub fn summary(&self) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let mut s = format!(
-            "built {}: {} rows in {} row groups, {} bad rows skipped, {} duplicates dropped; \
+            "built {}: {} rows in {} row groups; {} input lines, {} rows kept, {} rows skipped \
+             (bad), {} duplicates dropped; \
              read {:.1} MB in {:.2} s ({:.1} MB/s) on {} threads; wrote {:.1} MB; \
              {} spilled runs (memory limit {} MiB); peak RSS {} ({} before verifying); version {}",
             self.path.display(),
             self.rows,
             self.row_groups,
+            self.input_lines,
+            self.rows_kept,
             self.bad_rows,
             self.duplicates_dropped,
             self.input_bytes as f64 / 1e6,
@@ -119,6 +127,9 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     if threads == 0 || threads > 1024 {
         return Err(usage("--threads must be between 1 and 1024"));
     }
+    if !(0.0..=1.0).contains(&args.max_bad_fraction) {
+        return Err(usage("--max-bad-fraction must be between 0 and 1"));
+    }
     if args.row_group_rows == 0 || args.row_group_rows > u32::MAX as usize {
         return Err(usage("--row-group-rows must be between 1 and 2^32-1"));
     }
@@ -126,12 +137,20 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         Some(s) => memory::parse_size(s)?,
         None => memory::default_limit(),
     };
+    let stale_after = publish::stale_after(&args.stale_after)?;
     let inputs = input::resolve_inputs(&args.read)?;
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(usage(format!(
+            "--out {} is not a directory (it names a file); --out takes the data directory, \
+             --name the dataset",
+            args.out.display()
+        )));
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    publish::clean_stale(&args.out);
+    publish::clean_stale(&args.out, stale_after);
     if let Some(d) = &args.spill_dir {
-        publish::clean_stale(d);
+        publish::clean_stale(d, stale_after);
     }
 
     let inferred = args.read.schema.is_none();
@@ -139,16 +158,24 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         .iter()
         .map(|i| infer::probe(i, &args.read, inferred))
         .collect::<Result<Vec<Probe>>>()?;
+    infer::apply_renames(&args.read, &mut probes)?;
     let (schema, layouts) = infer::resolve(&args.read, &inputs, &probes)?;
+    infer::check_names(&schema)?;
     if let Some(p) = &args.schema_out {
         SchemaFile::from_schema(&schema).write(p)?;
     }
-    let json_index = schema
+    let mut json_index: std::collections::HashMap<String, usize> = schema
         .fields()
         .iter()
         .enumerate()
         .map(|(i, f)| (f.name.clone(), i))
         .collect();
+    // JSON keys are input names: a renamed column is found under its old name.
+    for (old, new) in infer::renames(&args.read)? {
+        if let Some(i) = json_index.remove(&new) {
+            json_index.insert(old, i);
+        }
+    }
     let ctx = ParseCtx {
         schema: schema.clone(),
         layouts,
@@ -158,6 +185,8 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         inferred,
         json_index,
         delimiters: inputs.iter().map(|i| i.delimiter).collect(),
+        quotes: inputs.iter().map(|i| i.quote).collect(),
+        max_field_bytes: input::max_field_bytes(&args.read)?,
     };
 
     // Chunks in flight: 2 per worker in each channel, plus the ones being parsed, each about 3x
@@ -165,11 +194,19 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     let chunk_size =
         ((memory_limit as usize) / (4 * 3 * (4 * threads + 2))).clamp(MIN_CHUNK, MAX_CHUNK);
     let in_flight = chunk_size * 3 * (4 * threads + 2);
+    // Row groups end early past a power of two near 1/16 of the limit (a power of two, so
+    // that a default limit that moves a little with MemAvailable rarely changes the cuts);
+    // groups in flight (planned, gathered, encoded) share half of the limit.
+    let max_group_bytes = 1usize << (memory_limit / 16).max(1 << 20).ilog2();
     // 3/4: allocator slack and the sort's temporary vectors come on top of what is counted.
     let run_budget = (memory_limit as usize).saturating_sub(in_flight) / 4 * 3;
 
     let (temp, file) = TempFile::create(&args.out, &args.name)?;
     let scratch = ScratchDir::new(args.spill_dir.as_deref().unwrap_or(&args.out), &args.name);
+    let _lease = publish::Lease::start(vec![
+        temp.path().to_path_buf(),
+        scratch.path().to_path_buf(),
+    ])?;
     let counters = Counters::default();
     let progress = Progress::start(args.progress, input::total_size(&inputs), &counters);
     let options = WriteOptions {
@@ -185,6 +222,9 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         probes: &probes,
         threads,
         chunk_size,
+        max_record: (memory_limit as usize / 8).max(MAX_CHUNK),
+        max_group_bytes,
+        group_budget: memory_limit as usize / 2,
         run_budget,
         counters: &counters,
         scratch: &scratch,
@@ -200,6 +240,8 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     Ok(BuildReport {
         path,
         rows: out.rows,
+        input_lines: out.lines,
+        rows_kept: out.rows + out.sort.duplicates_dropped,
         row_groups: out.row_groups,
         bad_rows: out.bad_rows,
         bad_row_samples: out.bad_samples,
@@ -224,6 +266,12 @@ struct Setup<'a> {
     probes: &'a [Probe],
     threads: usize,
     chunk_size: usize,
+    /// Longest record the splitter buffers.
+    max_record: usize,
+    /// Column data bytes after which a row group ends early.
+    max_group_bytes: usize,
+    /// Bytes of row groups between the planner and the file (see plan::InFlight).
+    group_budget: usize,
     run_budget: usize,
     counters: &'a Counters,
     scratch: &'a ScratchDir,
@@ -231,6 +279,7 @@ struct Setup<'a> {
 
 struct Outcome {
     rows: u64,
+    lines: u64,
     row_groups: usize,
     bad_rows: u64,
     bad_samples: Vec<String>,
@@ -256,6 +305,8 @@ fn run_pipeline(
     let (plan_tx, plan_rx) = bounded::<Plan>(t);
     let (enc_tx, enc_rx) = bounded(t);
     let schema = &s.ctx.schema;
+    let in_flight = plan::InFlight::new(s.group_budget);
+    let writer_in_flight = Arc::clone(&in_flight);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("quarry-read".into())
@@ -295,8 +346,13 @@ fn run_pipeline(
             .name("quarry-write".into())
             .spawn_scoped(scope, move || -> Result<_> {
                 let out = EarlySync::new(file).context("starting the background fsync thread")?;
-                let (out, summary) =
-                    plan::write_loop(out, schema.clone(), options.clone(), enc_rx)?;
+                let (out, summary) = plan::write_loop(
+                    out,
+                    schema.clone(),
+                    options.clone(),
+                    enc_rx,
+                    writer_in_flight,
+                )?;
                 let (file, _) = out
                     .finish()
                     .context("writing the output file to disk (background fsync)")?;
@@ -304,7 +360,7 @@ fn run_pipeline(
             })
             .context("spawning the writer thread")?;
 
-        let collected = collect(s, parsed_rx, plan_tx);
+        let collected = collect(s, parsed_rx, plan_tx, in_flight);
 
         // Join everything, then report the first real error in pipeline order.
         let mut errors: Vec<anyhow::Error> = Vec::new();
@@ -385,22 +441,41 @@ fn read_loop(
                 (body, Vec::new())
             }
         };
-        let delimiter = (spec.format != InputFormat::Jsonl).then_some(spec.delimiter);
-        let mut splitter = crate::split::Splitter::new(&mut body, delimiter, s.chunk_size, carry);
+        let dialect = (spec.format != InputFormat::Jsonl).then(|| s.ctx.dialect(i));
+        let mut splitter =
+            crate::split::Splitter::new(&mut body, dialect, s.chunk_size, s.max_record, carry)
+                .with_max_line(s.ctx.max_field_bytes);
         let mut first = Some(probe.first_line);
-        while let Some(bytes) = splitter
+        let mut offset = probe.header_len as u64;
+        while let Some(piece) = splitter
             .next_chunk()
             .with_context(|| format!("reading {}", spec.display))?
         {
+            let (bytes, fatal, quote_faults) = match piece {
+                crate::split::Piece::Chunk { bytes, faults } => (bytes, None, faults),
+                crate::split::Piece::Fatal { bytes, at, message } => {
+                    (bytes, Some((at, message)), false)
+                }
+            };
+            let stop = fatal.is_some();
+            let len = bytes.len() as u64;
             let chunk = Chunk {
                 seq,
                 file: i as u32,
                 bytes,
                 first_line: first.take(),
+                offset,
+                fatal,
+                quote_faults,
             };
+            offset += len;
             seq += 1;
             if tx.send(chunk).is_err() {
                 return Err(anyhow::Error::new(Stopped));
+            }
+            if stop {
+                // The collector reports it with its line; nothing after it is read.
+                return Ok(());
             }
         }
     }
@@ -409,11 +484,16 @@ fn read_loop(
 
 /// Collector: takes parsed chunks in input order, numbers lines, counts bad rows, and feeds
 /// the planner directly (no key) or through the sorter (key).
-fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result<Outcome> {
+fn collect(
+    s: &Setup<'_>,
+    rx: Receiver<Parsed>,
+    plan_tx: Sender<Plan>,
+    in_flight: Arc<plan::InFlight>,
+) -> Result<Outcome> {
     let args = s.args;
     let schema: &Schema = &s.ctx.schema;
     let names: Vec<String> = s.inputs.iter().map(|i| i.display.clone()).collect();
-    let mut planner = Planner::new(args.row_group_rows, plan_tx);
+    let mut planner = Planner::new(args.row_group_rows, s.max_group_bytes, plan_tx, in_flight);
     let mut sorter = match schema.key() {
         Some(k) => Some(Sorter::new(schema, k, s.run_budget, s.threads, s.scratch)?),
         None => None,
@@ -422,6 +502,8 @@ fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result
     let mut next = 0u64;
     let mut line = 1u64;
     let mut bad_rows = 0u64;
+    let mut kept_rows = 0u64;
+    let mut lines_seen = 0u64;
     let mut bad_samples = Vec::new();
     for parsed in rx {
         pending.insert(parsed.seq, parsed);
@@ -432,6 +514,15 @@ fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result
             }
             let base_line = line;
             line += p.lines;
+            lines_seen += p.lines + u64::from(p.tail_line);
+            if let Some(b) = &p.fatal {
+                return Err(bad_input(format!(
+                    "{}:{}: {}",
+                    names[p.file as usize],
+                    base_line + b.line_offset,
+                    b.message
+                )));
+            }
             for b in &p.bad {
                 let msg = format!(
                     "{}:{}: {}",
@@ -460,6 +551,7 @@ fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result
             if let crate::batch::Origin::Chunk { base_line: b, .. } = &mut p.batch.origin {
                 *b = base_line;
             }
+            kept_rows += p.batch.rows as u64;
             s.counters
                 .rows
                 .fetch_add(p.batch.rows as u64, Ordering::Relaxed);
@@ -477,6 +569,15 @@ fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result
         // A parse worker stopped early; its error is reported by the join.
         return Err(anyhow::Error::new(Stopped));
     }
+    let read = kept_rows + bad_rows;
+    if args.on_bad_row == OnBadRow::Skip && bad_rows as f64 > args.max_bad_fraction * read as f64 {
+        return Err(bad_input(format!(
+            "{bad_rows} of {read} rows were bad, more than --max-bad-fraction {}; the first \
+             ones:\n  {}",
+            args.max_bad_fraction,
+            bad_samples.join("\n  ")
+        )));
+    }
     let sort = match sorter {
         Some(sorter) => sorter.finish(&mut planner, args.on_duplicate_key, &names)?,
         None => SortStats::default(),
@@ -485,6 +586,7 @@ fn collect(s: &Setup<'_>, rx: Receiver<Parsed>, plan_tx: Sender<Plan>) -> Result
     planner.finish()?;
     Ok(Outcome {
         rows,
+        lines: lines_seen,
         row_groups: 0,
         bad_rows,
         bad_samples,

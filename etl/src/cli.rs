@@ -35,6 +35,19 @@ pub enum Command {
     /// Print the schema that `build` would infer, in the --schema file format.
     #[command(after_help = EXIT_CODES)]
     Infer(InferArgs),
+    /// Remove temporary and spill files of builds that are gone (lease older than
+    /// --stale-after, or a dead process of this host); never a live build's.
+    #[command(after_help = EXIT_CODES)]
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CleanArgs {
+    /// A data or spill directory.
+    pub dir: PathBuf,
+    /// Remove leftovers whose lease (mtime) is older than this, e.g. 90m, 1h, 2d (at least 60s).
+    #[arg(long, env = "QUARRY_STALE_AFTER", default_value = "1h")]
+    pub stale_after: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,11 +57,31 @@ pub enum InputFormat {
     Jsonl,
 }
 
+/// `--quote`: a quote character, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    None,
+    Char(u8),
+}
+
+fn parse_quote(s: &str) -> Result<Quote, String> {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        _ if s == "none" => Ok(Quote::None),
+        (Some(c), None) if c.is_ascii() && !matches!(c, '\n' | '\r') => Ok(Quote::Char(c as u8)),
+        _ => Err(format!(
+            "{s:?} is not one ASCII character (other than a line end) or `none`"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnBadRow {
     /// Stop at the first bad row (exit 3).
     Fail,
-    /// Skip bad rows, report the first few, fail past --max-bad-rows.
+    /// Skip bad rows, report the first few, fail past --max-bad-rows or --max-bad-fraction.
+    /// A bad row is one record, or one line where a quote is wrong (parsing resumes on the
+    /// next line).
     Skip,
 }
 
@@ -86,6 +119,29 @@ pub struct ReadArgs {
     /// CSV field delimiter (one ASCII character; default `,`, or tab for .tsv).
     #[arg(long, env = "QUARRY_DELIMITER")]
     pub delimiter: Option<char>,
+    /// CSV quote character (one ASCII character), or `none`: quotes are ordinary characters
+    /// (default `"` for CSV, none for TSV, whose fields cannot hold tabs or line ends).
+    #[arg(long, env = "QUARRY_QUOTE", value_name = "CHAR|none", value_parser = parse_quote)]
+    pub quote: Option<Quote>,
+    /// Longest field (CSV) or line (JSON Lines), e.g. 16M: a quote not closed within it is a bad
+    /// row; an unquoted field or line past it without a delimiter or line end fails the build.
+    #[arg(
+        long,
+        env = "QUARRY_MAX_FIELD_BYTES",
+        value_name = "SIZE",
+        default_value = "16M"
+    )]
+    pub max_field_bytes: String,
+    /// Rename input columns (CSV header names, JSON keys) before anything else: `old=new`,
+    /// repeatable or `;`-separated (QUARRY_RENAME='a=b;c=d'); `--key`, `--schema` and the file
+    /// use the new names.
+    #[arg(
+        long = "rename",
+        env = "QUARRY_RENAME",
+        value_name = "OLD=NEW",
+        value_delimiter = ';'
+    )]
+    pub renames: Vec<String>,
     /// JSON Lines: ignore keys that are not in the schema (default: such a record is a bad row).
     #[arg(long, env = "QUARRY_IGNORE_EXTRA_KEYS", value_parser = BoolishValueParser::new())]
     pub ignore_extra_keys: bool,
@@ -121,6 +177,10 @@ pub struct BuildArgs {
     /// With --on-bad-row skip: fail once more than this many rows were skipped.
     #[arg(long, env = "QUARRY_MAX_BAD_ROWS", default_value_t = 1000)]
     pub max_bad_rows: u64,
+    /// With --on-bad-row skip: fail when skipped rows are more than this fraction of the rows
+    /// read (kept + skipped), checked at the end.
+    #[arg(long, env = "QUARRY_MAX_BAD_FRACTION", default_value_t = 0.01)]
+    pub max_bad_fraction: f64,
     #[arg(long, env = "QUARRY_ON_DUPLICATE_KEY", value_enum, default_value_t = OnDuplicateKey::Error)]
     pub on_duplicate_key: OnDuplicateKey,
     /// Memory budget, e.g. 512M, 2G (default: 25% of the smaller of MemAvailable and the cgroup
@@ -130,6 +190,10 @@ pub struct BuildArgs {
     /// Directory for spilled runs (default: DATA_DIR).
     #[arg(long, env = "QUARRY_SPILL_DIR", value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
+    /// Before building, remove other builds' temporary files whose lease (mtime, refreshed
+    /// every 5 s while a build lives) is older than this, from any host (at least 60s).
+    #[arg(long, env = "QUARRY_STALE_AFTER", default_value = "1h")]
+    pub stale_after: String,
     #[arg(long, env = "QUARRY_PROGRESS", value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 }

@@ -122,17 +122,6 @@ impl std::fmt::Debug for Probe {
     }
 }
 
-fn column_index(columns: &mut Vec<String>, guesses: &mut Vec<Guess>, name: &str) -> usize {
-    match columns.iter().position(|c| c == name) {
-        Some(i) => i,
-        None => {
-            columns.push(name.to_string());
-            guesses.push(Guess::Null);
-            columns.len() - 1
-        }
-    }
-}
-
 /// Reads the start of an input: the header (CSV) and, if `sample`, a sample for inference.
 pub fn probe(spec: &InputSpec, args: &ReadArgs, sample: bool) -> Result<Probe> {
     let mut body = input::open(spec)?;
@@ -140,10 +129,15 @@ pub fn probe(spec: &InputSpec, args: &ReadArgs, sample: bool) -> Result<Probe> {
     input::read_up_to(&mut body, &mut prefix, SAMPLE_BYTES)
         .with_context(|| format!("reading {}", spec.display))?;
     let complete = prefix.len() < SAMPLE_BYTES;
+    let dialect = crate::split::Dialect {
+        delimiter: spec.delimiter,
+        quote: spec.quote,
+        max_field: input::max_field_bytes(args)?,
+    };
     let usable = if complete {
         prefix.len()
     } else if spec.is_csv() {
-        crate::split::last_csv_boundary(&prefix, spec.delimiter).unwrap_or(prefix.len())
+        crate::split::last_csv_boundary(&prefix, &dialect).unwrap_or(prefix.len())
     } else {
         crate::split::last_line_boundary(&prefix).unwrap_or(prefix.len())
     };
@@ -177,12 +171,15 @@ fn probe_csv(
         .has_headers(false)
         .flexible(true)
         .delimiter(spec.delimiter)
+        .quoting(spec.quote.is_some())
+        .quote(spec.quote.unwrap_or(b'"'))
         .from_reader(data);
     let mut rec = csv::ByteRecord::new();
     let has_first = rdr
         .read_byte_record(&mut rec)
         .with_context(|| format!("reading the first record of {}", spec.display))?;
     if !args.no_header {
+        let mut seen = std::collections::HashSet::new();
         if !has_first {
             return Err(bad_input(format!(
                 "{}: the input is empty; a CSV input needs a header row (or pass --no-header with --schema)",
@@ -204,7 +201,7 @@ fn probe_csv(
                     i + 1
                 )));
             }
-            if p.columns.iter().any(|c| c == name) {
+            if !seen.insert(name) {
                 return Err(bad_input(format!(
                     "{}:1: header column {name:?} appears twice",
                     spec.display
@@ -249,6 +246,8 @@ fn sample_record(rec: &csv::ByteRecord, guesses: &mut [Guess]) {
 
 fn probe_jsonl(spec: &InputSpec, data: &[u8], p: &mut Probe) -> Result<()> {
     let mut n = 0;
+    let mut first_error = None;
+    let mut index = std::collections::HashMap::new();
     for (lineno, line) in data.split(|b| *b == b'\n').enumerate() {
         if n >= SAMPLE_RECORDS {
             break;
@@ -257,12 +256,30 @@ fn probe_jsonl(spec: &InputSpec, data: &[u8], p: &mut Probe) -> Result<()> {
             continue;
         }
         n += 1;
-        let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(line)
-        else {
-            continue; // reported as a bad row by the build
+        let obj = match serde_json::from_slice::<crate::parse::JsonEntries>(line) {
+            Ok(obj) => obj,
+            Err(e) => {
+                // Reported as a bad row by the build; named here if no line parses.
+                first_error.get_or_insert_with(|| {
+                    format!(
+                        "{}:{}: {}",
+                        spec.display,
+                        lineno + 1,
+                        crate::parse::json_error(&e)
+                    )
+                });
+                continue;
+            }
         };
-        for (k, v) in &obj {
-            let i = column_index(&mut p.columns, &mut p.guesses, k);
+        if let Some(e) = crate::parse::json_keys_error(&obj) {
+            return Err(bad_input(format!("{}:{}: {e}", spec.display, lineno + 1)));
+        }
+        for (k, v) in &obj.0 {
+            let i = *index.entry(k.clone()).or_insert_with(|| {
+                p.columns.push(k.clone());
+                p.guesses.push(Guess::Null);
+                p.columns.len() - 1
+            });
             let g = classify_json(v).ok_or_else(|| {
                 bad_input(format!(
                     "{}:{}: column {k:?} holds a nested {}; nested values are not supported \
@@ -274,6 +291,89 @@ fn probe_jsonl(spec: &InputSpec, data: &[u8], p: &mut Probe) -> Result<()> {
             })?;
             p.guesses[i] = p.guesses[i].join(g);
         }
+    }
+    if p.columns.is_empty() {
+        if let Some(e) = first_error {
+            return Err(bad_input(format!(
+                "cannot infer a schema: no line of the sample is a JSON object; the first: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Words the query API reserves as parameter names or operators: a column so named could not
+/// be filtered or selected.
+pub const RESERVED_NAMES: [&str; 8] = [
+    "select", "order", "limit", "cursor", "offset", "or", "and", "not",
+];
+
+/// Bytes the query API uses as separators in `select=`, `order=` and filters.
+const NAME_SEPARATORS: [char; 5] = [',', '(', ')', '.', ':'];
+
+/// `--rename OLD=NEW` pairs.
+pub fn renames(args: &ReadArgs) -> Result<Vec<(String, String)>> {
+    args.renames
+        .iter()
+        .map(|r| match r.split_once('=') {
+            Some((old, new)) if !old.is_empty() && !new.is_empty() => {
+                Ok((old.to_string(), new.to_string()))
+            }
+            _ => Err(crate::error::usage(format!(
+                "--rename {r:?}: use OLD=NEW with two non-empty names"
+            ))),
+        })
+        .collect()
+}
+
+/// Applies `--rename` to the probed input columns (CSV headers, JSON keys).
+pub fn apply_renames(args: &ReadArgs, probes: &mut [Probe]) -> Result<()> {
+    for (old, new) in renames(args)? {
+        let mut found = false;
+        for p in probes.iter_mut() {
+            for c in p.columns.iter_mut().filter(|c| **c == old) {
+                *c = new.clone();
+                found = true;
+            }
+        }
+        if !found {
+            return Err(crate::error::usage(format!(
+                "--rename {old}={new}: no input has a column {old:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses column names the query API cannot reach (reserved words, separators, leading or
+/// trailing spaces), suggesting a `--rename`.
+pub fn check_names(schema: &Schema) -> Result<()> {
+    for f in schema.fields() {
+        let n = f.name.as_str();
+        let why = if RESERVED_NAMES.contains(&n) {
+            "is a reserved word of the query API"
+        } else if n.contains(NAME_SEPARATORS) {
+            "holds one of , ( ) . : which the query API uses as separators"
+        } else if n.trim() != n {
+            "has leading or trailing white space"
+        } else {
+            continue;
+        };
+        let mut fixed: String = n
+            .trim()
+            .chars()
+            .map(|c| if NAME_SEPARATORS.contains(&c) { '_' } else { c })
+            .collect();
+        if fixed.is_empty() {
+            fixed = "column".into();
+        }
+        if RESERVED_NAMES.contains(&fixed.as_str()) {
+            fixed.push('_');
+        }
+        return Err(bad_input(format!(
+            "column name {n:?} {why}, so the API could not filter or select it; rename it, \
+             e.g. --rename '{n}={fixed}' (or rename it in the --schema file and the input)"
+        )));
     }
     Ok(())
 }
@@ -321,9 +421,15 @@ pub fn resolve(
             }
             (0..schema.len()).collect()
         } else {
+            let by_name: std::collections::HashMap<&str, usize> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.as_str(), i))
+                .collect();
             let mut map = Vec::with_capacity(p.columns.len());
             for c in &p.columns {
-                map.push(schema.index_of(c).ok_or_else(|| {
+                map.push(by_name.get(c.as_str()).copied().ok_or_else(|| {
                     bad_input(format!(
                         "{}: column {c:?} is not in the schema (columns: {})",
                         spec.display,
@@ -331,10 +437,12 @@ pub fn resolve(
                     ))
                 })?);
             }
+            let present: std::collections::HashSet<&str> =
+                p.columns.iter().map(String::as_str).collect();
             if let Some(f) = schema
                 .fields()
                 .iter()
-                .find(|f| !p.columns.contains(&f.name))
+                .find(|f| !present.contains(f.name.as_str()))
             {
                 return Err(bad_input(format!(
                     "{}: the input has no column {:?}, which the schema has (input columns: {})",
@@ -362,9 +470,14 @@ fn names(schema: &Schema) -> String {
 fn infer_schema(args: &ReadArgs, inputs: &[InputSpec], probes: &[Probe]) -> Result<Schema> {
     let mut columns: Vec<String> = vec![];
     let mut guesses: Vec<Guess> = vec![];
+    let mut index = std::collections::HashMap::new();
     for p in probes {
         for (c, g) in p.columns.iter().zip(&p.guesses) {
-            let i = column_index(&mut columns, &mut guesses, c);
+            let i = *index.entry(c.as_str()).or_insert_with(|| {
+                columns.push(c.clone());
+                guesses.push(Guess::Null);
+                columns.len() - 1
+            });
             guesses[i] = guesses[i].join(*g);
         }
     }

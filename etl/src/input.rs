@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
 
-use crate::cli::{InputFormat, ReadArgs};
+use crate::cli::{InputFormat, Quote, ReadArgs};
 use crate::error::usage;
 
 /// One input as given on the command line.
@@ -21,6 +21,8 @@ pub struct InputSpec {
     pub display: String,
     pub format: InputFormat,
     pub delimiter: u8,
+    /// CSV/TSV quote character; `None`: no quoting.
+    pub quote: Option<u8>,
 }
 
 impl InputSpec {
@@ -45,7 +47,9 @@ fn format_from_name(path: &Path) -> Option<InputFormat> {
 pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
     let delimiter = match args.delimiter {
         None => None,
-        Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => Some(c as u8),
+        Some(c) if c.is_ascii() && c != '\n' && c != '\r' && (c != '"' || args.quote.is_some()) => {
+            Some(c as u8)
+        }
         Some(c) => {
             return Err(usage(format!(
                 "--delimiter {c:?} must be one ASCII character other than a quote or newline"
@@ -82,6 +86,14 @@ pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
         } else {
             b','
         };
+        let delimiter = delimiter.unwrap_or(default_delim);
+        if args.quote == Some(Quote::Char(delimiter)) {
+            return Err(usage(format!(
+                "--quote {:?} is also the delimiter of {}",
+                delimiter as char,
+                p.display()
+            )));
+        }
         out.push(InputSpec {
             path: if is_stdin { None } else { Some(p.clone()) },
             display: if is_stdin {
@@ -90,7 +102,15 @@ pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
                 p.display().to_string()
             },
             format,
-            delimiter: delimiter.unwrap_or(default_delim),
+            delimiter,
+            quote: match args.quote {
+                Some(Quote::None) => None,
+                Some(Quote::Char(q)) => Some(q),
+                // TSV (IANA text/tab-separated-values) has no quoting: a field cannot hold a
+                // tab or line end, and a quote is an ordinary character.
+                None if format == InputFormat::Tsv => None,
+                None => Some(b'"'),
+            },
         });
     }
     Ok(out)
@@ -163,4 +183,10 @@ pub fn read_up_to(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Resul
     let limit = (want.saturating_sub(start)) as u64;
     r.take(limit).read_to_end(buf)?;
     Ok(buf.len() - start)
+}
+
+/// `--max-field-bytes` in bytes.
+pub fn max_field_bytes(args: &ReadArgs) -> Result<usize> {
+    let n = crate::memory::parse_size(&args.max_field_bytes).context("--max-field-bytes")?;
+    usize::try_from(n).map_err(|_| usage("--max-field-bytes is too large"))
 }

@@ -40,12 +40,32 @@ pub fn run(cli: Cli) -> Result<String> {
         }
         Command::Inspect(a) => inspect::inspect(&a.file, a.json),
         Command::Verify(a) => inspect::verify(&a.file, a.json),
+        Command::Clean(a) => {
+            let stale = publish::stale_after(&a.stale_after)?;
+            if !a.dir.is_dir() {
+                return Err(error::usage(format!(
+                    "{} is not a directory",
+                    a.dir.display()
+                )));
+            }
+            let removed = publish::clean_stale(&a.dir, stale);
+            let mut out = format!(
+                "removed {} stale files from {}",
+                removed.len(),
+                a.dir.display()
+            );
+            for p in removed {
+                out.push_str(&format!("\n  {}", p.display()));
+            }
+            Ok(out)
+        }
         Command::Infer(a) => {
             let inputs = input::resolve_inputs(&a.read)?;
-            let probes = inputs
+            let mut probes = inputs
                 .iter()
                 .map(|i| infer::probe(i, &a.read, true))
                 .collect::<Result<Vec<_>>>()?;
+            infer::apply_renames(&a.read, &mut probes)?;
             let (schema, _) = infer::resolve(&a.read, &inputs, &probes)?;
             Ok(serde_json::to_string_pretty(
                 &schema_file::SchemaFile::from_schema(&schema),
@@ -79,7 +99,15 @@ pub fn main_with_args<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> i3
     match run(cli) {
         Ok(out) => {
             if !out.is_empty() {
-                println!("{out}");
+                use std::io::Write;
+                // A reader that went away (`| head`) is not an error of ours.
+                let mut stdout = std::io::stdout().lock();
+                if let Err(e) = writeln!(stdout, "{out}").and_then(|()| stdout.flush()) {
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        eprintln!("error: writing to stdout: {e}");
+                        return error::EXIT_RUNTIME;
+                    }
+                }
             }
             error::EXIT_OK
         }

@@ -25,6 +25,10 @@ pub struct ParseCtx {
     pub inferred: bool,
     pub json_index: HashMap<String, usize>,
     pub delimiters: Vec<u8>,
+    /// Each input's quote character (`None`: no quoting).
+    pub quotes: Vec<Option<u8>>,
+    /// `--max-field-bytes`.
+    pub max_field_bytes: usize,
 }
 
 /// A chunk of one input, cut at record boundaries by the reader thread.
@@ -35,6 +39,13 @@ pub struct Chunk {
     pub bytes: Vec<u8>,
     /// Line number of the chunk's first byte when it is the first chunk of its input.
     pub first_line: Option<u64>,
+    /// Byte offset of the chunk's first byte in its (decoded) input.
+    pub offset: u64,
+    /// The splitter gave up at byte `.0` of `bytes` (a record start precedes it): message `.1`.
+    pub fatal: Option<(usize, String)>,
+    /// Some record may have wrong quoting: check each record's (the splitter saw a fault, or
+    /// this is the end of the input).
+    pub quote_faults: bool,
 }
 
 /// A bad row: its line offset within the chunk and what is wrong (without file:line).
@@ -55,6 +66,10 @@ pub struct Parsed {
     pub input_bytes: u64,
     pub batch: Batch,
     pub bad: Vec<BadRow>,
+    /// The chunk ends with a line that has no `\n` (only the last chunk of an input can).
+    pub tail_line: bool,
+    /// The input cannot be read on from here: fails the build whatever `--on-bad-row` says.
+    pub fatal: Option<BadRow>,
 }
 
 /// Newlines in `bytes[..pos]` for non-decreasing `pos`, each byte scanned once.
@@ -74,6 +89,132 @@ impl LineCounter {
 }
 
 const MAX_VALUE_CHARS: usize = 80;
+
+/// A JSON object's entries in input order, duplicates kept (serde_json's `Map` keeps only the
+/// last of duplicate keys, silently).
+#[derive(Debug, Default)]
+pub struct JsonEntries(pub Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for JsonEntries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonEntries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<JsonEntries, A::Error> {
+                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some(e) = m.next_entry()? {
+                    v.push(e);
+                }
+                Ok(JsonEntries(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A JSON parse error in words; deep nesting says so.
+pub fn json_error(e: &serde_json::Error) -> String {
+    if e.to_string().starts_with("recursion limit exceeded") {
+        format!(
+            "not a JSON object: nested more than 128 levels deep ({e}); nested values are not \
+             supported (flatten them, or store them as JSON text in a string)"
+        )
+    } else {
+        format!("not a JSON object: {e}")
+    }
+}
+
+/// An empty or duplicate key of one object.
+pub fn json_keys_error(obj: &JsonEntries) -> Option<String> {
+    if obj.0.iter().any(|(k, _)| k.is_empty()) {
+        return Some("an empty key \"\"; columns need a name".to_string());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(obj.0.len());
+    obj.0
+        .iter()
+        .find(|(k, _)| !seen.insert(k.as_str()))
+        .map(|(k, _)| format!("key {k:?} appears twice in one object"))
+}
+
+/// 1-based byte column of `pos` in its line.
+fn column(bytes: &[u8], pos: usize) -> usize {
+    pos - memchr::memrchr(b'\n', &bytes[..pos]).map_or(0, |i| i + 1) + 1
+}
+
+/// The first field (index, length) longer than `max`, from csv_core's field ends.
+fn long_field(ends: &[usize], max: usize) -> Option<(usize, usize)> {
+    let mut start = 0;
+    for (i, &end) in ends.iter().enumerate() {
+        if end - start > max {
+            return Some((i, end - start));
+        }
+        start = end;
+    }
+    None
+}
+
+/// Where `pos` is, relative to the record starting at `start`: `column C` on the record's first
+/// line, else `N lines below, column C`.
+fn place(bytes: &[u8], start: usize, pos: usize) -> String {
+    match memchr::memchr_iter(b'\n', &bytes[start..pos]).count() {
+        0 => format!("column {}", column(bytes, pos)),
+        1 => format!("the next line, column {}", column(bytes, pos)),
+        n => format!("{n} lines below, column {}", column(bytes, pos)),
+    }
+}
+
+fn quote_message(
+    bytes: &[u8],
+    start: usize,
+    fault: crate::split::QuoteFault,
+    d: &crate::split::Dialect,
+    chunk_offset: u64,
+) -> String {
+    use crate::split::QuoteFault as F;
+    let (quote, what) = match fault {
+        F::Unclosed { quote } => (
+            quote,
+            format!(
+                "is never closed (not within --max-field-bytes, {} bytes, nor before the end \
+                 of the input)",
+                d.max_field
+            ),
+        ),
+        F::JunkAfterClose { quote, at } => {
+            let at = start + at;
+            (
+                quote,
+                format!(
+                    "is closed by the quote at {} (byte offset {}), which is followed by {} \
+                     instead of a delimiter or line end",
+                    place(bytes, start, at - 1),
+                    chunk_offset + at as u64 - 1,
+                    show(&bytes[at..at + 1]),
+                ),
+            )
+        }
+        F::TooLong { quote } => (
+            quote,
+            format!(
+                "opens a field longer than --max-field-bytes ({} bytes)",
+                d.max_field
+            ),
+        ),
+    };
+    let pos = start + quote;
+    format!(
+        "the quote at {} (byte offset {}) {what}; the bad row is this one line, parsing \
+         resumes on the next (pass --quote none if quotes are ordinary characters here)",
+        place(bytes, start, pos),
+        chunk_offset + pos as u64,
+    )
+}
 
 fn show(value: &[u8]) -> String {
     let s = String::from_utf8_lossy(value);
@@ -124,13 +265,43 @@ impl ParseCtx {
             .collect()
     }
 
+    /// The splitter's dialect for input `file`.
+    pub fn dialect(&self, file: usize) -> crate::split::Dialect {
+        crate::split::Dialect {
+            delimiter: self.delimiters[file],
+            quote: self.quotes[file],
+            max_field: self.max_field_bytes,
+        }
+    }
+
     pub fn parse(&self, chunk: Chunk) -> Parsed {
         let input_bytes = chunk.bytes.len() as u64;
-        let (bufs, line_offsets, bad, lines) = match &self.layouts[chunk.file as usize] {
-            Layout::Csv { map } => {
-                self.parse_csv(&chunk.bytes, map, self.delimiters[chunk.file as usize])
+        let tail_line = chunk.bytes.last().is_some_and(|&b| b != b'\n');
+        let mut fatal = None;
+        let (bufs, line_offsets, bad, lines) = if let Some((at, message)) = &chunk.fatal {
+            let at = (*at).min(chunk.bytes.len());
+            let line_offset = memchr::memchr_iter(b'\n', &chunk.bytes[..at]).count() as u64;
+            fatal = Some(BadRow {
+                line_offset,
+                message: format!(
+                    "{} (column {}, byte offset {})",
+                    message,
+                    column(&chunk.bytes, at),
+                    chunk.offset + at as u64
+                ),
+            });
+            (self.new_bufs(0), Vec::new(), Vec::new(), line_offset)
+        } else {
+            match &self.layouts[chunk.file as usize] {
+                Layout::Csv { map } => self.parse_csv(
+                    &chunk.bytes,
+                    map,
+                    self.dialect(chunk.file as usize),
+                    chunk.offset,
+                    chunk.quote_faults,
+                ),
+                Layout::Jsonl => self.parse_jsonl(&chunk.bytes),
             }
-            Layout::Jsonl => self.parse_jsonl(&chunk.bytes),
         };
         let rows = bufs.first().map_or(0, ColBuf::len);
         let batch = Batch {
@@ -150,6 +321,8 @@ impl ParseCtx {
             input_bytes,
             batch,
             bad,
+            tail_line,
+            fatal,
         }
     }
 
@@ -189,7 +362,16 @@ impl ParseCtx {
                     buf.push_str(s);
                     true
                 } else {
-                    values::parse_float(s).map(|v| buf.push_f64(v)).is_some()
+                    match values::parse_float(s) {
+                        Some(v) => {
+                            buf.push_f64(v);
+                            true
+                        }
+                        None if values::float_out_of_range(s) => {
+                            return Err(self.value_error(col, field, "is out of the range of"))
+                        }
+                        None => false,
+                    }
                 }
             }
             DataType::Int64 => values::parse_int_bytes(field)
@@ -217,15 +399,29 @@ impl ParseCtx {
         &self,
         bytes: &[u8],
         map: &[usize],
-        delimiter: u8,
+        dialect: crate::split::Dialect,
+        chunk_offset: u64,
+        quote_faults: bool,
     ) -> (Vec<ColBuf>, Vec<u64>, Vec<BadRow>, u64) {
-        let mut bufs = self.new_bufs(bytes.len() / 64);
+        // A row holds at least a byte and a delimiter per column.
+        let mut bufs = self.new_bufs(bytes.len() / 64.max(2 * map.len()));
         let mut line_offsets = Vec::new();
         let mut bad = Vec::new();
         // csv_core straight over the chunk: no intermediate buffer copy. Same dialect as the
         // csv crate's defaults (which inference and the splitter use): `"` quotes, `""`
         // escapes, \r, \n or \r\n ends a record, blank lines skipped.
-        let mut rdr = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
+        let mut builder = csv_core::ReaderBuilder::new();
+        builder.delimiter(dialect.delimiter);
+        match dialect.quote {
+            Some(q) => builder.quote(q),
+            None => builder.quoting(false),
+        };
+        let mut rdr = builder.build();
+        // Records are checked only where the splitter, which applies the same rules, saw a
+        // fault (or at the end of the input); chunks without a quote character never.
+        let quote = dialect
+            .quote
+            .filter(|&q| quote_faults && memchr::memchr(q, bytes).is_some());
         let mut out = vec![0u8; 4096];
         let mut ends = vec![0usize; map.len() + 1];
         let (mut nout, mut nends) = (0usize, 0usize);
@@ -263,11 +459,45 @@ impl ParseCtx {
             prev_end = end;
             let record = &out[..nout];
             let fields = &ends[..nends];
+            // Quoting is checked on the raw bytes of records that hold a quote; a record whose
+            // quoting is wrong is one bad row (its first line) and parsing resumes on the next
+            // line, exactly where the splitter resumes (split.rs), so no stray quote can merge
+            // the lines after it into one record.
+            let raw = &bytes[start..end];
+            let fault = match quote {
+                Some(q) if memchr::memchr(q, raw).is_some() => {
+                    crate::split::check_quotes(&bytes[start..], &dialect).err()
+                }
+                _ => None,
+            };
+            if let Some(fault) = fault {
+                nout = 0;
+                nends = 0;
+                bufs.iter_mut().for_each(|b| b.truncate(rows));
+                bad.push(BadRow {
+                    line_offset: lines.at(bytes, start),
+                    message: quote_message(bytes, start, fault, &dialect, chunk_offset),
+                });
+                if self.fail_fast {
+                    break;
+                }
+                let resume = crate::split::resync_point(bytes, start).unwrap_or(bytes.len());
+                input = &bytes[resume..];
+                prev_end = resume;
+                rdr.reset();
+                continue;
+            }
             let result = if fields.len() != map.len() {
                 Err(format!(
                     "expected {} fields, found {}",
                     map.len(),
                     fields.len()
+                ))
+            } else if let Some((i, len)) = long_field(fields, dialect.max_field) {
+                Err(format!(
+                    "field {} has {len} bytes, more than --max-field-bytes ({})",
+                    i + 1,
+                    dialect.max_field
                 ))
             } else {
                 // One UTF-8 check per record; fields are then sliced out of it (`get` also
@@ -368,13 +598,18 @@ impl ParseCtx {
         bufs: &mut [ColBuf],
         slots: &mut Vec<Option<serde_json::Value>>,
     ) -> Result<(), String> {
-        let obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
+        let obj: JsonEntries = serde_json::from_slice(line).map_err(|e| json_error(&e))?;
         slots.clear();
         slots.resize(bufs.len(), None);
-        for (k, v) in obj {
+        for (k, v) in obj.0 {
             match self.json_index.get(&k) {
+                Some(&i) if slots[i].is_some() => {
+                    return Err(format!("key {k:?} appears twice in one object"))
+                }
                 Some(&i) => slots[i] = Some(v),
+                None if k.is_empty() => {
+                    return Err("an empty key \"\"; columns need a name".to_string())
+                }
                 None if self.ignore_extra_keys => {}
                 None => {
                     return Err(format!(
@@ -391,7 +626,7 @@ impl ParseCtx {
 
     #[allow(clippy::type_complexity)]
     fn parse_jsonl(&self, bytes: &[u8]) -> (Vec<ColBuf>, Vec<u64>, Vec<BadRow>, u64) {
-        let mut bufs = self.new_bufs(bytes.len() / 128);
+        let mut bufs = self.new_bufs(bytes.len() / 128.max(6 * self.schema.len()));
         let mut line_offsets = Vec::new();
         let mut bad = Vec::new();
         let mut slots = Vec::new();

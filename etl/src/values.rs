@@ -51,8 +51,24 @@ pub fn parse_int_bytes(b: &[u8]) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
+/// A float64 value: what `str::parse` reads, except numbers out of the f64 range (`1e400`),
+/// which would silently become an infinity. `inf`/`infinity`/`nan` spelled out are kept.
 pub fn parse_float(s: &str) -> Option<f64> {
-    parse_plain_decimal(s.as_bytes()).or_else(|| s.parse::<f64>().ok())
+    parse_plain_decimal(s.as_bytes()).or_else(|| {
+        let v = s.parse::<f64>().ok()?;
+        (!v.is_infinite() || is_infinity_word(s)).then_some(v)
+    })
+}
+
+/// `inf` or `infinity` (any case, optionally signed).
+fn is_infinity_word(s: &str) -> bool {
+    let t = s.strip_prefix(['+', '-']).unwrap_or(s);
+    t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity")
+}
+
+/// A number that `str::parse` reads as an infinity although it is not spelled `inf`.
+pub fn float_out_of_range(s: &str) -> bool {
+    s.parse::<f64>().is_ok_and(f64::is_infinite) && !is_infinity_word(s)
 }
 
 /// Exact powers of ten as f64 (10^22 is the largest one an f64 holds exactly).
@@ -104,7 +120,9 @@ pub fn looks_like_float(s: &str) -> bool {
         Some(b'+' | b'-') => &b[1..],
         _ => b,
     };
-    matches!(rest.first(), Some(c) if c.is_ascii_digit() || *c == b'.') && parse_float(s).is_some()
+    // An out-of-range number is a float64 value that the build then refuses, naming it.
+    matches!(rest.first(), Some(c) if c.is_ascii_digit() || *c == b'.')
+        && (parse_float(s).is_some() || float_out_of_range(s))
 }
 
 #[cfg(test)]
@@ -113,8 +131,23 @@ mod tests {
 
     /// `parse_float` (fast path + fallback) must return the very bits `str::parse` returns.
     fn same_as_std(s: &str) {
-        let want = s.parse::<f64>().ok().map(f64::to_bits);
+        let want = s
+            .parse::<f64>()
+            .ok()
+            .filter(|_| !float_out_of_range(s))
+            .map(f64::to_bits);
         assert_eq!(parse_float(s).map(f64::to_bits), want, "{s:?}");
+    }
+
+    #[test]
+    fn out_of_range_floats_are_refused() {
+        for s in ["1e400", "-1e999", "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792"] {
+            assert_eq!(parse_float(s), None, "{s}");
+            assert!(float_out_of_range(s) && looks_like_float(s), "{s}");
+        }
+        for s in ["inf", "-Infinity", "1.7976931348623157e308", "NaN"] {
+            assert!(parse_float(s).is_some() && !float_out_of_range(s), "{s}");
+        }
     }
 
     #[test]

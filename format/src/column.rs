@@ -186,14 +186,13 @@ pub struct StringChunk<'a> {
 
 /// `offsets[i]..offsets[i+1]` of `bytes` as a str; "" when corrupt (only possible unverified).
 ///
-/// `trusted`: the buffers belong to a file whose full verification passed
-/// ([`QuarryFile::fully_verified`](crate::QuarryFile::fully_verified)), so the UTF-8 check is
-/// skipped. That verification (`check_strings` in `verify.rs`) found every string buffer valid
-/// UTF-8 and every one of its offsets a character boundary; the bytes cannot have changed since:
-/// `fully_verified` also compares their address and length, the file owns its source and hands
-/// out only shared borrows, and a mapped file is never modified (the contract in `source.rs`).
+/// Every read is UTF-8-checked, verified file or not (`trusted` is kept for the callers but not
+/// acted on): a mapped file can still be rewritten in place by another process (the contract in
+/// `source.rs` is a convention, not something the kernel enforces), and unchecked reads would turn
+/// that broken contract into undefined behaviour.
 #[inline]
 pub(crate) fn slice_str<'a>(offsets: &[u64], bytes: &'a [u8], i: usize, trusted: bool) -> &'a str {
+    let _ = trusted;
     let (Some(&start), Some(&end)) = (offsets.get(i), offsets.get(i + 1)) else {
         return "";
     };
@@ -201,13 +200,7 @@ pub(crate) fn slice_str<'a>(offsets: &[u64], bytes: &'a [u8], i: usize, trusted:
     let Some(b) = bytes.get(range) else {
         return "";
     };
-    if trusted {
-        // SAFETY: invariant `QuarryFile::fully_verified` (set by `Verifier::step` after
-        // `check_strings`; see above): `b` lies between two character boundaries of valid UTF-8.
-        unsafe { std::str::from_utf8_unchecked(b) }
-    } else {
-        std::str::from_utf8(b).unwrap_or("")
-    }
+    std::str::from_utf8(b).unwrap_or("")
 }
 
 impl<'a> StringChunk<'a> {

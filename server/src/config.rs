@@ -46,7 +46,8 @@ pub struct Config {
     /// Touch every page of each dataset before ready.
     #[arg(long, env = "QUARRY_WARM", value_parser = BoolishValueParser::new())]
     pub warm: bool,
-    /// Independent single-threaded event loops on one port (SO_REUSEPORT).
+    /// Single-threaded event loops on one port (SO_REUSEPORT), serving one shared catalog; the
+    /// start fails when another process already listens on the address.
     #[arg(long, env = "QUARRY_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
     /// Pin loop i to core i.
@@ -61,6 +62,10 @@ pub struct Config {
     /// Poll the data directory for new, replaced or removed datasets this often (0s: never; SIGHUP still reloads).
     #[arg(long, env = "QUARRY_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub reload_interval: Duration,
+    /// Dataset versions mapped at once, at most (0: vm.max_map_count minus the process's other
+    /// mappings and a reserve). A file past the limit fails to load, named; the process never aborts.
+    #[arg(long, env = "QUARRY_MAX_MAPPED_DATASETS", default_value_t = 0)]
+    pub max_mapped_datasets: usize,
     /// Rows returned when the request has no `limit`.
     #[arg(long, env = "QUARRY_DEFAULT_LIMIT", default_value_t = 100)]
     pub default_limit: usize,

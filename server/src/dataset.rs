@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -30,6 +31,54 @@ impl FileIdentity {
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
         }
     }
+
+    /// The same file (device and inode), whatever its size and mtime.
+    pub fn same_inode(&self, other: &FileIdentity) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// Dataset versions mapped in this process (all loops, old versions still held by requests).
+static LIVE_MAPS: AtomicUsize = AtomicUsize::new(0);
+/// Of those, the ones holding a file descriptor (and a read lease).
+static LIVE_LEASES: AtomicUsize = AtomicUsize::new(0);
+
+/// One mapped dataset version, counted from its mapping until its drop (and its lease).
+#[derive(Debug)]
+pub struct MapCount {
+    leased: bool,
+}
+
+impl MapCount {
+    pub fn acquire() -> MapCount {
+        LIVE_MAPS.fetch_add(1, Ordering::Relaxed);
+        MapCount { leased: false }
+    }
+
+    /// Counts this version's descriptor and lease too.
+    pub fn leased(&mut self) {
+        if !self.leased {
+            self.leased = true;
+            LIVE_LEASES.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn live() -> usize {
+        LIVE_MAPS.load(Ordering::Relaxed)
+    }
+
+    pub fn live_leases() -> usize {
+        LIVE_LEASES.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for MapCount {
+    fn drop(&mut self) {
+        LIVE_MAPS.fetch_sub(1, Ordering::Relaxed);
+        if self.leased {
+            LIVE_LEASES.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 pub struct Dataset {
@@ -38,10 +87,15 @@ pub struct Dataset {
     pub identity: FileIdentity,
     pub file: QuarryFile<MappedFile>,
     pub version_hex: String,
-    /// `{name, rows, key, version, columns, row_groups, bytes}`.
-    pub info: Json,
+    /// `{name, rows, key, version, columns, row_groups, bytes}` serialized once (no trailing
+    /// newline): the detail body and a list entry.
+    pub info_json: Bytes,
+    /// A read lease is held on the file (see `loader`).
+    pub leased: bool,
     /// Point-lookup rows as JSON, the column names encoded once.
     pub row_json: RowJson,
+    /// Declared after `file`: counts the mapping until it is gone.
+    _map_count: MapCount,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -60,6 +114,8 @@ impl Dataset {
         path: PathBuf,
         identity: FileIdentity,
         file: QuarryFile<MappedFile>,
+        map_count: MapCount,
+        leased: bool,
     ) -> Dataset {
         let version_hex = file.version().to_string();
         let schema = file.schema();
@@ -79,14 +135,17 @@ impl Dataset {
             "row_groups": file.row_groups().len(),
             "bytes": file.file_len(),
         });
+        let info_json = Bytes::from(info.to_string());
         Dataset {
             name,
             path,
             identity,
             file,
             version_hex,
-            info,
+            info_json,
+            leased,
             row_json,
+            _map_count: map_count,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Threads, runtimes, the accept loop, connections, signals and the drain sequence.
 //!
-//! Each of `--threads N` loops is an independent single-threaded monoio runtime with its own
-//! listener on the same port (SO_REUSEPORT, monoio's default), its own catalog and its own
-//! control socketpairs. Signals reach every loop through signal-hook writing a byte into those
-//! socketpairs; `ServerHandle` writes the same bytes for in-process tests.
+//! Each of `--threads N` loops is a single-threaded monoio runtime with its own listener on the
+//! same port (SO_REUSEPORT when N > 1, after checking that no other process listens there) and
+//! its own control socketpairs; all loops serve one catalog, loaded by loop 0. Signals reach the
+//! loops through signal-hook writing a byte into those socketpairs (SIGTERM/SIGINT: every loop;
+//! SIGHUP and SIGIO, a read lease being broken: loop 0); `ServerHandle` writes the same bytes for
+//! in-process tests.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -20,9 +22,10 @@ use monoio::net::{ListenerOpts, TcpListener, TcpStream, UnixStream};
 use monoio_compat::hyper::MonoioIo;
 use tracing::{debug, error, info, warn};
 
+use crate::catalog::SharedCatalog;
 use crate::config::Config;
 use crate::metrics::{ConnActivity, Metrics};
-use crate::state::{LoopCtx, Phase};
+use crate::state::LoopCtx;
 
 /// A running server: its address and the means to stop it (in-process tests, `run`).
 #[derive(Debug)]
@@ -74,34 +77,64 @@ impl ServerHandle {
     }
 }
 
-/// The two control channels of one loop: read ends go to the loop, write ends to signal-hook
-/// and to the handle.
+/// The control channels of one loop: read ends go to the loop, write ends to signal-hook and to
+/// the handle. Only loop 0, the loader's, has the SIGHUP and SIGIO channels.
 struct Control {
     term_rx: StdUnixStream,
-    hup_rx: StdUnixStream,
+    loader: Option<(StdUnixStream, StdUnixStream)>,
 }
 
 fn control_pair(
     config: &Config,
+    with_loader: bool,
     term_writers: &mut Vec<StdUnixStream>,
     hup_writers: &mut Vec<StdUnixStream>,
 ) -> anyhow::Result<Control> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGIO, SIGTERM};
+    use signal_hook::low_level::pipe;
     let (term_rx, term_tx) = StdUnixStream::pair().context("creating the control socketpair")?;
-    let (hup_rx, hup_tx) = StdUnixStream::pair().context("creating the control socketpair")?;
     if config.handle_signals {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        use signal_hook::low_level::pipe;
         pipe::register(SIGTERM, term_tx.try_clone()?).context("installing the SIGTERM handler")?;
         pipe::register(SIGINT, term_tx.try_clone()?).context("installing the SIGINT handler")?;
-        pipe::register(SIGHUP, hup_tx.try_clone()?).context("installing the SIGHUP handler")?;
     }
-    // All four ends non-blocking: the epoll driver reads the receiving ends with plain read(2).
-    for end in [&term_rx, &hup_rx, &term_tx, &hup_tx] {
-        end.set_nonblocking(true)?;
-    }
+    // All ends non-blocking: the epoll driver reads the receiving ends with plain read(2).
+    term_rx.set_nonblocking(true)?;
+    term_tx.set_nonblocking(true)?;
     term_writers.push(term_tx);
-    hup_writers.push(hup_tx);
-    Ok(Control { term_rx, hup_rx })
+    let mut loader = None;
+    if with_loader {
+        let (hup_rx, hup_tx) = StdUnixStream::pair().context("creating the control socketpair")?;
+        let (io_rx, io_tx) = StdUnixStream::pair().context("creating the control socketpair")?;
+        if config.handle_signals {
+            pipe::register(SIGHUP, hup_tx.try_clone()?).context("installing the SIGHUP handler")?;
+        }
+        // Always: a broken read lease sends SIGIO, whose default action ends the process.
+        pipe::register(SIGIO, io_tx).context("installing the SIGIO handler")?;
+        for end in [&hup_rx, &hup_tx, &io_rx] {
+            end.set_nonblocking(true)?;
+        }
+        hup_writers.push(hup_tx);
+        loader = Some((hup_rx, io_rx));
+    }
+    Ok(Control { term_rx, loader })
+}
+
+/// With several loops: fails when another socket is bound to `addr` (a second server, even one
+/// with SO_REUSEPORT), else returns the address with its concrete port. The probe binds without
+/// SO_REUSEPORT, which the kernel refuses while any other socket holds the port.
+fn own_the_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let probe = std::net::TcpListener::bind(addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen on {addr}: another process is already listening on it \
+                 (--threads > 1 binds the port with SO_REUSEPORT, which would silently share \
+                 connections with that process; stop it or choose another --listen address)"
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("binding {addr}"))
+        }
+    })?;
+    Ok(probe.local_addr()?)
 }
 
 /// Binds, starts every loop and returns once the first listener is bound (data loads after).
@@ -120,25 +153,26 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
     }
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
+    let catalog = crate::catalog::shared();
     let mut term = Vec::new();
     let mut hup = Vec::new();
     let mut threads = Vec::new();
     let mut addr = config.listen;
-    if addr.port() == 0 && config.threads > 1 {
-        // Every loop must bind the same concrete port; let the kernel pick a free one first.
-        // (bind(0) with SO_REUSEPORT may hand out a port another reuseport socket holds.)
-        let probe = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-        addr = probe.local_addr()?;
+    if config.threads > 1 {
+        // Every loop must bind the same concrete port (bind(0) with SO_REUSEPORT may hand out a
+        // port another reuseport socket holds), and no other process may hold it.
+        addr = own_the_port(addr)?;
     }
     for index in 0..usize::from(config.threads) {
-        let control = control_pair(&config, &mut term, &mut hup)?;
+        let control = control_pair(&config, index == 0, &mut term, &mut hup)?;
         let (tx, rx) = mpsc::channel();
         let config = config.clone();
         let metrics = metrics.clone();
+        let catalog = catalog.clone();
         let bind_to = addr;
         let thread = std::thread::Builder::new()
             .name(format!("quarry-loop-{index}"))
-            .spawn(move || loop_thread(index, config, metrics, bind_to, control, tx))
+            .spawn(move || loop_thread(index, config, metrics, catalog, bind_to, control, tx))
             .context("spawning an event-loop thread")?;
         match rx.recv() {
             Ok(Ok(bound)) => addr = bound,
@@ -167,6 +201,7 @@ fn loop_thread(
     index: usize,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    catalog: SharedCatalog,
     bind_to: SocketAddr,
     control: Control,
     bound: mpsc::Sender<anyhow::Result<SocketAddr>>,
@@ -204,7 +239,12 @@ fn loop_thread(
             "io_uring"
         };
         info!(loop_index = index, driver, "event loop started");
-        run_loop(LoopCtx::new(index, config, metrics), listener, control).await
+        run_loop(
+            LoopCtx::new_shared(index, config, metrics, catalog),
+            listener,
+            control,
+        )
+        .await
     };
     if force_epoll {
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
@@ -223,14 +263,17 @@ fn loop_thread(
 
 async fn run_loop(ctx: Rc<LoopCtx>, listener: TcpListener, control: Control) -> anyhow::Result<()> {
     let term = UnixStream::from_std(control.term_rx).context("registering the control socket")?;
-    let hup = UnixStream::from_std(control.hup_rx).context("registering the control socket")?;
     monoio::spawn(lag_monitor(ctx.clone()));
     monoio::spawn(crate::batch::TurnEnd::run(ctx.clone()));
     monoio::spawn(accept_loop(ctx.clone(), listener));
-    monoio::spawn(crate::loader::run(ctx.clone(), hup));
+    if let Some((hup, sigio)) = control.loader {
+        let hup = UnixStream::from_std(hup).context("registering the control socket")?;
+        let sigio = UnixStream::from_std(sigio).context("registering the control socket")?;
+        monoio::spawn(crate::loader::run(ctx.clone(), hup, sigio));
+    }
 
     wait_for_byte(term).await;
-    ctx.phase.set(Phase::Draining);
+    ctx.draining.set(true);
     let cfg = &ctx.config;
     info!(loop_index = ctx.index, drain_delay = ?cfg.drain_delay, "termination requested: readiness is now 503, draining");
     monoio::time::sleep(cfg.drain_delay).await;
@@ -283,6 +326,9 @@ async fn lag_monitor(ctx: Rc<LoopCtx>) {
         let before = Instant::now();
         monoio::time::sleep(TICK).await;
         let lag = before.elapsed().saturating_sub(TICK);
+        // Drop a replaced catalog even when no request comes: its old versions (their maps,
+        // descriptors and read leases) must not outlive the swap on an idle loop.
+        ctx.with_catalog(|_| ());
         window_max = window_max.max(lag);
         // Lag visible at once when it grows, decays after a quiet second.
         if lag > ctx.lag.get() {

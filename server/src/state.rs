@@ -1,5 +1,5 @@
 //! Per-loop state. Each event loop (thread) owns one `LoopCtx` behind an `Rc`; nothing in it is
-//! shared across threads except the config and the metrics.
+//! shared across threads except the config, the metrics and the catalog (one per process).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Readiness, SharedCatalog};
 use crate::config::Config;
 use crate::metrics::{Metrics, RouteSeries};
 use crate::sync::Latch;
 
-/// Readiness of this loop, as `/healthz` reports it.
+/// Readiness of this loop, as `/healthz` reports it: the catalog's readiness unless draining.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Datasets are being mapped, opened, verified or warmed.
@@ -46,8 +46,12 @@ pub struct LoopCtx {
     pub route_series: RouteSeries,
     /// `--cache-control` as a header value, parsed once (`None`: empty or not a valid value).
     pub cache_control: Option<HeaderValue>,
-    pub phase: Cell<Phase>,
-    pub catalog: RefCell<Catalog>,
+    /// SIGTERM received.
+    pub draining: Cell<bool>,
+    /// The process's catalog (written by the loader on loop 0 only).
+    pub shared_catalog: SharedCatalog,
+    /// This loop's cached view of `shared_catalog`: one pointer comparison per request.
+    catalog_cache: RefCell<arc_swap::Cache<SharedCatalog, Arc<Catalog>>>,
     /// Requests being answered on this loop (load shedding bound).
     pub in_flight: Rc<Cell<usize>>,
     /// Longest gap between loop turns over the last second.
@@ -67,15 +71,28 @@ pub struct LoopCtx {
 }
 
 impl LoopCtx {
+    /// A loop with a catalog of its own (unit tests).
+    #[cfg(test)]
     pub fn new(index: usize, config: Arc<Config>, metrics: Arc<Metrics>) -> Rc<LoopCtx> {
+        LoopCtx::new_shared(index, config, metrics, crate::catalog::shared())
+    }
+
+    /// A loop serving the process's catalog.
+    pub fn new_shared(
+        index: usize,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        shared_catalog: SharedCatalog,
+    ) -> Rc<LoopCtx> {
         Rc::new(LoopCtx {
             index,
             cache_control: cache_control_header(&config.cache_control),
             config,
             metrics,
             route_series: RouteSeries::default(),
-            phase: Cell::new(Phase::Starting),
-            catalog: RefCell::new(Catalog::default()),
+            draining: Cell::new(false),
+            catalog_cache: RefCell::new(arc_swap::Cache::new(shared_catalog.clone())),
+            shared_catalog,
             in_flight: Rc::new(Cell::new(0)),
             lag: Cell::new(Duration::ZERO),
             connections: Cell::new(0),
@@ -95,7 +112,29 @@ impl LoopCtx {
     }
 
     pub fn draining(&self) -> bool {
-        self.phase.get() == Phase::Draining
+        self.draining.get()
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.with_catalog(Arc::clone)
+    }
+
+    /// Runs `f` on the current catalog snapshot without cloning its `Arc`.
+    pub fn with_catalog<R>(&self, f: impl FnOnce(&Arc<Catalog>) -> R) -> R {
+        let mut cache = self.catalog_cache.borrow_mut();
+        f(cache.load())
+    }
+
+    pub fn phase(&self) -> Phase {
+        if self.draining() {
+            return Phase::Draining;
+        }
+        match self.with_catalog(|c| c.readiness) {
+            Readiness::Starting => Phase::Starting,
+            Readiness::Ready => Phase::Ready,
+            Readiness::Failed => Phase::Failed,
+        }
     }
 
     pub fn conn_opened(&self) {

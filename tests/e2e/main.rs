@@ -1,6 +1,7 @@
 //! End-to-end tests: the real quarry-etl and quarry-server binaries over real sockets.
 //! One test binary with modules (cargo test -p quarry-tests).
 
+mod catalog;
 mod differential;
 mod endpoints;
 mod etl_cli;

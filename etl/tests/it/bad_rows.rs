@@ -127,7 +127,14 @@ fn wrong_field_count_and_null_key_are_bad_rows() {
         &env,
         "t",
         &[&input],
-        &["--key", "id", "--on-bad-row", "skip"],
+        &[
+            "--key",
+            "id",
+            "--on-bad-row",
+            "skip",
+            "--max-bad-fraction",
+            "1",
+        ],
     )
     .unwrap();
     assert_eq!((r.rows, r.bad_rows), (2, 3));

@@ -77,7 +77,14 @@ fn not_an_object_is_a_bad_row() {
         &env,
         "t",
         &[&input],
-        &["--schema", &schema, "--on-bad-row", "skip"],
+        &[
+            "--schema",
+            &schema,
+            "--on-bad-row",
+            "skip",
+            "--max-bad-fraction",
+            "0.5",
+        ],
     )
     .unwrap();
     assert_eq!((r.rows, r.bad_rows), (2, 1));

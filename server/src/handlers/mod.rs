@@ -163,7 +163,7 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         Route::Healthz => Ok(probes::healthz(ctx)),
         Route::Metrics => Ok(probes::metrics(ctx)),
         Route::OpenApi => Ok(probes::openapi()),
-        Route::Datasets => Ok(datasets::list(ctx, req)),
+        Route::Datasets => datasets::list(ctx, req),
         Route::Dataset { name } => dataset(ctx, &name).map(|ds| datasets::one(ctx, req, &ds)),
         Route::Row { name, raw_key } => {
             dataset(ctx, &name).and_then(|ds| rows::one(ctx, req, &ds, raw_key))
@@ -202,10 +202,10 @@ fn shed_if_overloaded(ctx: &LoopCtx) -> Result<(), ApiError> {
 
 /// The version being served now; the request keeps it to the end.
 fn dataset(ctx: &LoopCtx, name: &str) -> Result<Arc<Dataset>, ApiError> {
-    if let Some(ds) = ctx.catalog.borrow().get(name) {
+    if let Some(ds) = ctx.with_catalog(|c| c.get(name)) {
         return Ok(ds);
     }
-    if ctx.phase.get() == Phase::Starting {
+    if ctx.phase() == Phase::Starting {
         return Err(ApiError::NotReady {
             retry_after: Duration::from_secs(1),
         });
@@ -242,12 +242,6 @@ pub fn full(
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
-}
-
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut body = value.to_string().into_bytes();
-    body.push(b'\n');
-    full(status, "application/json", body)
 }
 
 /// Strong ETag from the data versions a response depends on and the normalized request target

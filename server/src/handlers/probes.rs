@@ -3,9 +3,11 @@
 use http::{Response, StatusCode};
 use serde_json::{json, Map, Value as Json};
 
-use super::{full, json_response};
+use bytes::Bytes;
+
+use super::full;
 use crate::body::Body;
-use crate::catalog::LoadState;
+use crate::catalog::{Catalog, LoadState};
 use crate::state::{LoopCtx, Phase};
 
 /// The OpenAPI document, kept in the repository next to Cargo.toml.
@@ -19,20 +21,62 @@ pub fn livez() -> Response<Body> {
     )
 }
 
+/// Up to this many datasets, `/healthz` lists every one; beyond, only those not ready.
+const HEALTHZ_ALL_UP_TO: usize = 1000;
+/// Datasets listed by name in `/healthz`, at most.
+const HEALTHZ_LISTED: usize = 1000;
+
+/// The body is built once per catalog snapshot (and per drain), never per probe: kubelets and
+/// load balancers poll it, and it grows with the number of datasets.
 pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
-    let phase = ctx.phase.get();
-    let cat = ctx.catalog.borrow();
+    let phase = ctx.phase();
+    let cat = ctx.catalog();
+    let body = if phase == Phase::Draining {
+        health_body(&cat, phase)
+    } else {
+        cat.health_body
+            .get_or_init(|| health_body(&cat, phase))
+            .clone()
+    };
+    let status = if phase == Phase::Ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut resp = full(status, "application/json", body);
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+fn health_body(cat: &Catalog, phase: Phase) -> Bytes {
     let mut datasets = Map::new();
+    let all = cat.states.len() <= HEALTHZ_ALL_UP_TO;
+    let (mut ready, mut loading, mut failed) = (0usize, 0usize, 0usize);
     for (name, state) in &cat.states {
         let version = cat.datasets.get(name).map(|d| d.version_hex.clone());
         let entry = match state {
-            LoadState::Loading => json!({"state": "loading", "version": version, "error": null}),
-            LoadState::Ready => json!({"state": "ready", "version": version, "error": null}),
-            LoadState::Failed { error, .. } => {
+            LoadState::Loading => {
+                loading += 1;
+                json!({"state": "loading", "version": version, "error": null})
+            }
+            LoadState::Ready => {
+                ready += 1;
+                if !all {
+                    continue;
+                }
+                json!({"state": "ready", "version": version, "error": null})
+            }
+            LoadState::Failed { error, .. } | LoadState::Modified { error, .. } => {
+                failed += 1;
                 json!({"state": "failed", "version": version, "error": error})
             }
         };
-        datasets.insert(name.clone(), entry);
+        if datasets.len() < HEALTHZ_LISTED {
+            datasets.insert(name.to_string(), entry);
+        }
     }
     let reason: Json = match phase {
         Phase::Ready => Json::Null,
@@ -42,7 +86,8 @@ pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
                 .states
                 .iter()
                 .filter(|(_, s)| matches!(s, LoadState::Loading))
-                .map(|(n, _)| n.as_str())
+                .take(20)
+                .map(|(n, _)| &**n)
                 .collect();
             if loading.is_empty() {
                 "scanning the data directory".into()
@@ -63,20 +108,16 @@ pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
             }
         }
     };
-    let status = if phase == Phase::Ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let mut resp = json_response(
-        status,
-        &json!({"status": phase.name(), "reason": reason, "datasets": datasets}),
-    );
-    resp.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    resp
+    let mut body = json!({
+        "status": phase.name(),
+        "reason": reason,
+        "counts": {"ready": ready, "loading": loading, "failed": failed},
+        "datasets": datasets,
+    })
+    .to_string()
+    .into_bytes();
+    body.push(b'\n');
+    Bytes::from(body)
 }
 
 pub fn metrics(ctx: &LoopCtx) -> Response<Body> {
