@@ -29,6 +29,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use quarry_format::{DictionaryPolicy, Schema, WriteOptions};
 
 use crate::cli::{BuildArgs, InputFormat, OnBadRow};
+use crate::columnar::{self, Gate, Work};
 use crate::error::{bad_input, usage};
 use crate::infer::{self, Probe};
 use crate::input::{self, InputSpec};
@@ -208,6 +209,8 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         scratch.path().to_path_buf(),
     ])?;
     let counters = Counters::default();
+    // Columnar jobs in flight: the share the CSV path gives its chunks.
+    let gate = Gate::new(memory_limit / 4);
     let progress = Progress::start(args.progress, input::total_size(&inputs), &counters);
     let options = WriteOptions {
         row_group_rows: args.row_group_rows,
@@ -228,6 +231,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         run_budget,
         counters: &counters,
         scratch: &scratch,
+        gate: &gate,
     };
     let result = run_pipeline(&setup, stdin, file, &options);
     progress.finish();
@@ -275,6 +279,7 @@ struct Setup<'a> {
     run_budget: usize,
     counters: &'a Counters,
     scratch: &'a ScratchDir,
+    gate: &'a Gate,
 }
 
 struct Outcome {
@@ -300,7 +305,7 @@ fn run_pipeline(
     options: &WriteOptions,
 ) -> Result<(std::fs::File, Outcome)> {
     let t = s.threads;
-    let (chunk_tx, chunk_rx) = bounded::<Chunk>(2 * t);
+    let (chunk_tx, chunk_rx) = bounded::<Work>(2 * t);
     let (parsed_tx, parsed_rx) = bounded::<Parsed>(2 * t);
     let (plan_tx, plan_rx) = bounded::<Plan>(t);
     let (enc_tx, enc_rx) = bounded(t);
@@ -320,8 +325,12 @@ fn run_pipeline(
                 std::thread::Builder::new()
                     .name(format!("quarry-parse-{i}"))
                     .spawn_scoped(scope, move || -> Result<()> {
-                        for chunk in rx {
-                            if tx.send(ctx.parse(chunk)).is_err() {
+                        for work in rx {
+                            let parsed = match work {
+                                Work::Text(chunk) => ctx.parse(chunk),
+                                Work::Columnar(job) => columnar::decode(ctx, job),
+                            };
+                            if tx.send(parsed).is_err() {
                                 return Err(anyhow::Error::new(Stopped));
                             }
                         }
@@ -417,10 +426,18 @@ fn run_pipeline(
 fn read_loop(
     s: &Setup<'_>,
     mut stdin: Option<(Vec<u8>, input::Body)>,
-    tx: Sender<Chunk>,
+    tx: Sender<Work>,
 ) -> Result<()> {
     let mut seq = 0u64;
     for (i, (spec, probe)) in s.inputs.iter().zip(s.probes).enumerate() {
+        if columnar::is_columnar(spec.format) {
+            let opts = columnar::ReadOpts {
+                inferred: s.ctx.inferred,
+                strict_decimals: s.args.read.strict_decimals,
+            };
+            seq = columnar::send_input(&s.ctx.schema, i as u32, spec, opts, seq, s.gate, &tx)?;
+            continue;
+        }
         let (mut body, carry) = match (&spec.path, stdin.take()) {
             (None, Some((prefix, rest))) => {
                 let skip = probe.header_len.min(prefix.len());
@@ -470,7 +487,7 @@ fn read_loop(
             };
             offset += len;
             seq += 1;
-            if tx.send(chunk).is_err() {
+            if tx.send(Work::Text(chunk)).is_err() {
                 return Err(anyhow::Error::new(Stopped));
             }
             if stop {
@@ -498,6 +515,7 @@ fn collect(
         Some(k) => Some(Sorter::new(schema, k, s.run_budget, s.threads, s.scratch)?),
         None => None,
     };
+    let _gate_closer = columnar::CloseOnDrop(s.gate);
     let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
     let mut next = 0u64;
     let mut line = 1u64;
@@ -509,6 +527,10 @@ fn collect(
         pending.insert(parsed.seq, parsed);
         while let Some(mut p) = pending.remove(&next) {
             next += 1;
+            s.gate.release(p.seq);
+            if let Some(e) = p.failed.take() {
+                return Err(e);
+            }
             if let Some(first) = p.first_line {
                 line = first;
             }

@@ -55,6 +55,12 @@ pub enum InputFormat {
     Csv,
     Tsv,
     Jsonl,
+    /// Apache Parquet (`.parquet`, `.pq`).
+    Parquet,
+    /// Arrow IPC file (`.arrow`, `.feather` v2, `.ipc`); a stream under such a name is read too.
+    Arrow,
+    /// Arrow IPC stream (`.arrows`).
+    ArrowStream,
 }
 
 /// `--quote`: a quote character, or none.
@@ -107,7 +113,9 @@ pub enum ProgressMode {
 /// How inputs are read; shared by `build` and `infer`.
 #[derive(Debug, Clone, Args)]
 pub struct ReadArgs {
-    /// Input files (.csv, .tsv, .jsonl, .ndjson, each optionally .gz); `-` reads stdin.
+    /// Input files (.csv, .tsv, .jsonl, .ndjson, each optionally .gz; .parquet, .arrow,
+    /// .arrows, .feather), globs of them, or directories of Parquet/Arrow files (Hive
+    /// `key=value/` folders become columns); `-` reads stdin (text formats only).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Input format; default from each input's extension (required for `-`).
@@ -151,6 +159,10 @@ pub struct ReadArgs {
     /// Key column (int64 or utf8, non-null, unique): rows are sorted by it.
     #[arg(long, env = "QUARRY_KEY", value_name = "COL")]
     pub key: Option<String>,
+    /// Parquet/Arrow decimals: refuse a value that float64 cannot hold exactly (its shortest
+    /// float64 text differs from the decimal), instead of storing the nearest float64.
+    #[arg(long, env = "QUARRY_STRICT_DECIMALS", value_parser = BoolishValueParser::new())]
+    pub strict_decimals: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -124,6 +124,9 @@ impl std::fmt::Debug for Probe {
 
 /// Reads the start of an input: the header (CSV) and, if `sample`, a sample for inference.
 pub fn probe(spec: &InputSpec, args: &ReadArgs, sample: bool) -> Result<Probe> {
+    if crate::columnar::is_columnar(spec.format) {
+        return crate::columnar::probe(spec, args.schema.is_none());
+    }
     let mut body = input::open(spec)?;
     let mut prefix = Vec::new();
     input::read_up_to(&mut body, &mut prefix, SAMPLE_BYTES)

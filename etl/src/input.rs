@@ -23,11 +23,13 @@ pub struct InputSpec {
     pub delimiter: u8,
     /// CSV/TSV quote character; `None`: no quoting.
     pub quote: Option<u8>,
+    /// Hive partition values (`key=value` directories) of a columnar input.
+    pub partitions: Vec<(String, String)>,
 }
 
 impl InputSpec {
     pub fn is_csv(&self) -> bool {
-        self.format != InputFormat::Jsonl
+        matches!(self.format, InputFormat::Csv | InputFormat::Tsv)
     }
 }
 
@@ -39,7 +41,7 @@ fn format_from_name(path: &Path) -> Option<InputFormat> {
         "csv" => Some(InputFormat::Csv),
         "tsv" | "tab" => Some(InputFormat::Tsv),
         "jsonl" | "ndjson" => Some(InputFormat::Jsonl),
-        _ => None,
+        ext => crate::columnar::format_of(ext),
     }
 }
 
@@ -58,7 +60,15 @@ pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
     };
     let mut stdin_seen = false;
     let mut out = Vec::with_capacity(args.inputs.len());
+    let mut expanded = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
+        match crate::columnar::expand(p)? {
+            Some(found) => expanded.extend(found),
+            None => expanded.push((p.clone(), Vec::new())),
+        }
+    }
+    for (p, partitions) in expanded {
+        let p = &p;
         let is_stdin = p.as_os_str() == "-";
         if is_stdin {
             if stdin_seen {
@@ -76,11 +86,17 @@ pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
             None => format_from_name(p).ok_or_else(|| {
                 usage(format!(
                     "cannot tell the format of {}: use a .csv, .tsv, .jsonl or .ndjson name \
-                     (optionally .gz), or pass --input-format",
+                     (optionally .gz), a .parquet, .arrow, .arrows or .feather name, or pass \
+                     --input-format",
                     p.display()
                 ))
             })?,
         };
+        if is_stdin && crate::columnar::is_columnar(format) {
+            return Err(usage(
+                "Parquet and Arrow inputs must be files: stdin (`-`) takes csv, tsv or jsonl",
+            ));
+        }
         let default_delim = if format == InputFormat::Tsv {
             b'\t'
         } else {
@@ -111,6 +127,7 @@ pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
                 None if format == InputFormat::Tsv => None,
                 None => Some(b'"'),
             },
+            partitions,
         });
     }
     Ok(out)

@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod build;
 pub mod cli;
+pub mod columnar;
 pub mod columns;
 pub mod error;
 pub mod infer;

@@ -70,6 +70,9 @@ pub struct Parsed {
     pub tail_line: bool,
     /// The input cannot be read on from here: fails the build whatever `--on-bad-row` says.
     pub fatal: Option<BadRow>,
+    /// A columnar input's decoding error: stops the build, reported when the collector reaches
+    /// this sequence number (so the first one in input order wins at any thread count).
+    pub failed: Option<anyhow::Error>,
 }
 
 /// Newlines in `bytes[..pos]` for non-decreasing `pos`, each byte scanned once.
@@ -323,6 +326,7 @@ impl ParseCtx {
             bad,
             tail_line,
             fatal,
+            failed: None,
         }
     }
 

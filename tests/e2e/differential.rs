@@ -12,11 +12,14 @@
 //! - `Prefer: count=exact` totals equal the oracle's row (or group) count.
 //!
 //! Seed: QUARRY_TEST_SEED (default fixed); queries per dataset: QUARRY_DIFF_QUERIES (default 150).
+//!
+//! `random_queries_on_parquet_match_duckdb` runs the same generator over datasets built from
+//! Parquet files that DuckDB wrote (zstd, small row groups), against DuckDB reading those files.
 
 use std::fmt::Write as _;
 
 use quarry_tests::data::{date_text, float_text, ts_text, Cell, Table, Ty};
-use quarry_tests::{pct, temp_dir, Oracle, Rng, Server};
+use quarry_tests::{etl_build, pct, temp_dir, Oracle, Rng, Server};
 use serde_json::Value as Json;
 
 use crate::fixtures::{build_csv, events, people, words};
@@ -831,4 +834,95 @@ fn random_queries_match_duckdb() {
             shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n\n")
         );
     }
+}
+
+/// quarry-etl reading Parquet: DuckDB writes each generated table as Parquet, the ETL builds it
+/// (types inferred from the Parquet schema), and the oracle table is DuckDB reading the same
+/// Parquet file.
+#[test]
+fn random_queries_on_parquet_match_duckdb() {
+    let mut oracle = Oracle::start();
+    let (mut rng, seed) = Rng::from_env(0x5eed_0017);
+    let per_dataset: usize = std::env::var("QUARRY_DIFF_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_QUERIES)
+        .div_ceil(2);
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let tables: Vec<(&str, Table, Vec<&str>)> = vec![
+        (
+            "people",
+            people(&mut rng, 3000),
+            vec!["name", "age", "active", "born"],
+        ),
+        (
+            "events",
+            events(&mut rng, 3000),
+            vec!["kind", "user_id", "flag"],
+        ),
+    ];
+    for (name, t, _) in &tables {
+        let csv = dir.path().join(format!("{name}.csv"));
+        t.write_csv(&csv);
+        let parquet = dir.path().join(format!("{name}.parquet"));
+        let src = format!("{name}_csv");
+        oracle.exec(&t.duckdb_load_sql(&src, &csv));
+        oracle.exec(&format!(
+            "COPY (SELECT * FROM {src}) TO '{}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 700)",
+            parquet.display()
+        ));
+        oracle.exec(&format!(
+            "CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{}')",
+            parquet.display()
+        ));
+        let n = oracle.exec(&format!("SELECT count(*) FROM {name}")).rows[0][0].as_u64();
+        assert_eq!(n, Some(t.rows.len() as u64), "DuckDB read {name}.parquet");
+        let mut args = vec!["--threads", "2", "--row-group-rows", "256"];
+        if let Some(k) = t.key {
+            args.extend(["--key", t.cols[k].name.as_str()]);
+        }
+        etl_build(&parquet, &data, name, &args);
+    }
+    let mut server = Server::start(&data);
+    server.wait_ready();
+    let mut failures = Vec::new();
+    let mut summary = Vec::new();
+    for (name, t, groups) in &tables {
+        let group_cols: Vec<usize> = groups.iter().map(|g| t.col_index(g)).collect();
+        let mut run = Run {
+            server: &server,
+            oracle: &mut oracle,
+            dataset: name.to_string(),
+            table_name: name.to_string(),
+            queries: 0,
+            pages: 0,
+            rows_compared: 0,
+            failures: Vec::new(),
+        };
+        for _ in 0..per_dataset {
+            let q = gen_query(t, name, &mut rng, &group_cols);
+            run.check(&q, &mut rng);
+        }
+        summary.push(format!(
+            "{name}.parquet: {} queries, {} rows compared, {} failures",
+            run.queries,
+            run.rows_compared,
+            run.failures.len()
+        ));
+        failures.extend(run.failures);
+    }
+    server.assert_healthy_process();
+    eprintln!(
+        "differential over Parquet (seed {seed}, DuckDB {}): {}",
+        oracle.duckdb_version,
+        summary.join("; ")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} differential queries over Parquet disagree with DuckDB (seed {seed}; rerun with QUARRY_TEST_SEED={seed}):\n{}",
+        failures.len(),
+        failures.iter().take(12).cloned().collect::<Vec<_>>().join("\n\n")
+    );
 }

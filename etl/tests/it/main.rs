@@ -4,6 +4,7 @@ mod common;
 
 mod bad_rows;
 mod cli;
+mod columnar;
 mod csv_input;
 mod determinism;
 mod hostile;
