@@ -31,8 +31,10 @@ COPY --from=build /out/ /usr/local/bin/
 USER 65532:65532
 ENV QUARRY_DATA_DIR=/data \
     QUARRY_LISTEN=0.0.0.0:8080 \
+    QUARRY_ADMIN_LISTEN=0.0.0.0:9090 \
     QUARRY_LOG_FORMAT=json
-EXPOSE 8080
+# 8080: the API; 9090: the admin port (/metrics, probes), never published to clients.
+EXPOSE 8080 9090
 # Exec form, no shell: quarry-server is PID 1 and receives SIGTERM itself (readiness -> 503,
 # drain, finish in-flight, exit 0). It installs its own signal handlers, so PID 1's default
 # ignore-unless-handled rule does not swallow SIGTERM. Run the ETL with

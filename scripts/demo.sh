@@ -89,13 +89,16 @@ elif port_in_use "$port"; then
     exit 1
 fi
 base="http://127.0.0.1:$port"
+admin_port=$((port + 1010))
+while port_in_use "$admin_port"; do admin_port=$((admin_port + 1)); done
+admin="http://127.0.0.1:$admin_port"
 
 say "Starting quarry-server on $base (log: .demo/server.log)"
 # setsid: the server outlives this script and a Ctrl-C typed into this terminal later.
 launcher=()
 if command -v setsid >/dev/null; then launcher=(setsid); fi
 RUST_LOG="${RUST_LOG:-info}" "${launcher[@]}" "$bin_dir/quarry-server" \
-    --data-dir "$data_dir" --listen "127.0.0.1:$port" --log-format text --drain-delay 1s \
+    --data-dir "$data_dir" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" --log-format text --drain-delay 1s \
     >"$log_file" 2>&1 </dev/null &
 server_pid=$!
 echo "$server_pid" >"$pid_file"
@@ -158,7 +161,7 @@ show "The PostgREST face: the same data for PostgREST clients (a bare array, Pos
 show "Raw column bytes: the first 4 distance values, little-endian int64, straight from the file" \
     "curl -s '$ds/columns/distance?offset=0&limit=4' | od -A d -t d8"
 show "An error names the parameter" "curl -s '$ds/rows?dep_delay=gt.soon'"
-show "Prometheus metrics (first lines)" "curl -s $base/metrics | grep -v '^#' | head -n 8"
+show "Prometheus metrics on the admin port (first lines)" "curl -s $admin/metrics | grep -v '^#' | head -n 8"
 
 echo
 say "quarry-server is running: PID $server_pid, $base, log .demo/server.log"

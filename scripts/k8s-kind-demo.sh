@@ -91,15 +91,17 @@ kubectl -n "$NS" port-forward --address 127.0.0.1 service/quarry-server "$PORT:8
 pf=$!
 trap 'kill "$pf" 2>/dev/null || true; rm -f "$sample"' EXIT
 base="http://127.0.0.1:$PORT"
+# The demo token of k8s/overlays/kind/demo-tokens.toml.
+auth="Authorization: Bearer quarry-kind-demo-token"
 ok=""
 # The servers poll the data directory (QUARRY_RELOAD_INTERVAL, 10 s): wait for the dataset.
 for _ in $(seq 1 30); do
-  if curl -fsS "$base/v1/datasets/orders" >/dev/null 2>&1; then ok=1; break; fi
+  if curl -fsS -H "$auth" "$base/v1/datasets/orders" >/dev/null 2>&1; then ok=1; break; fi
   sleep 2
 done
 [ -n "$ok" ] || { curl -sS "$base/healthz" || true; die "dataset orders not served"; }
 curl -fsS "$base/healthz"; echo
-curl -fsS "$base/v1/datasets/orders"; echo
-curl -fsS "$base/v1/datasets/orders/rows/42"; echo
-curl -fsS "$base/v1/datasets/orders/rows?o_orderstatus=eq.F&limit=3"; echo
+curl -fsS -H "$auth" "$base/v1/datasets/orders"; echo
+curl -fsS -H "$auth" "$base/v1/datasets/orders/rows/42"; echo
+curl -fsS -H "$auth" "$base/v1/datasets/orders/rows?o_orderstatus=eq.F&limit=3"; echo
 echo "k8s-kind-demo: ok. Remove with: CLUSTER_TOOL=$TOOL $0 --delete"

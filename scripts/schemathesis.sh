@@ -20,10 +20,15 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$wor
 trap cleanup EXIT
 "$target/debug/quarry-etl" build examples/flights/flights.csv --out "$work/data" --name flights \
   --key flight_id --progress none >/dev/null
+# Auth on, as in production: schemathesis sends the token (and its ignored_auth check proves
+# that requests without it are refused).
+token="schemathesis-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+printf '%s\n' "$token" | "$target/debug/quarry-server" hash-token schemathesis \
+  | sed 's/^datasets = \[\]$/datasets = ["*"]/' >"$work/tokens.toml"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 # A debug build lags more than a release build: shedding on loop lag is switched off here.
 "$target/debug/quarry-server" --data-dir "$work/data" --listen "127.0.0.1:$port" \
-  --shed-lag 0s --log-format json >"$work/server.log" 2>&1 &
+  --admin-listen 127.0.0.1:0 --auth-tokens "$work/tokens.toml" --shed-lag 0s --log-format json >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 300); do
   curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -34,7 +39,7 @@ curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null
 # positive_data_acceptance is excluded: the schema cannot say which columns and key types each
 # dataset has, so "valid per the schema" requests may rightly get 400/404.
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
-  --url "http://127.0.0.1:$port" --checks all --exclude-checks positive_data_acceptance \
+  --url "http://127.0.0.1:$port" --header "Authorization: Bearer $token" --checks all --exclude-checks positive_data_acceptance \
   --max-examples "$max_examples" --request-timeout 10 --no-color
 if grep -q '"panicked' "$work/server.log"; then
   echo "schemathesis: the server panicked" >&2; exit 1

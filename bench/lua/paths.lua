@@ -9,9 +9,14 @@ function init(args)
     if file == nil then
         error("paths.lua: give the paths file after --")
     end
+    -- Optional third argument: an Authorization header value sent with every request.
+    local headers = nil
+    if args[3] ~= nil and #args[3] > 0 then
+        headers = { ["Authorization"] = args[3] }
+    end
     for line in io.lines(file) do
         if #line > 0 then
-            reqs[#reqs + 1] = wrk.format("GET", line)
+            reqs[#reqs + 1] = wrk.format("GET", line, headers)
         end
     end
     if #reqs == 0 then

@@ -49,7 +49,7 @@ def body_size(base_url, paths, sample=50):
 
 def status_counts(server):
     """quarry_http_requests_total by status, from quarry-server's /metrics (empty if absent)."""
-    status, body = http_get(server.base_url + "/metrics")
+    status, body = http_get(getattr(server, "admin_url", server.base_url) + "/metrics")
     counts = {}
     if status != 200:
         return counts

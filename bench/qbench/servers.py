@@ -69,13 +69,18 @@ def _started(name, proc, port, log_path, ready_path, timeout_s):
 
 def start_quarry(cfg, data_dir: Path, timeout_s=300) -> Server:
     port = free_port()
+    admin_port = free_port()
     argv = [
         str(cfg.bin_dir / "quarry-server"), "--data-dir", str(data_dir),
         "--listen", f"127.0.0.1:{port}", "--log-format", "text", "--drain-delay", "0s",
+        "--admin-listen", f"127.0.0.1:{admin_port}",
     ]
     proc, log_path = _spawn("quarry-server", argv, env={"RUST_LOG": "warn"})
     # /healthz turns 200 once every dataset is mapped and verified (full checksums).
-    return _started("quarry-server", proc, port, log_path, "/healthz", timeout_s)
+    server = _started("quarry-server", proc, port, log_path, "/healthz", timeout_s)
+    # /metrics is served on the admin port only.
+    server.admin_url = f"http://127.0.0.1:{admin_port}"
+    return server
 
 
 def start_fixed_body(cfg, body_bytes: int) -> Server:

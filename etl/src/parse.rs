@@ -467,9 +467,8 @@ impl ParseCtx {
             // quoting is wrong is one bad row (its first line) and parsing resumes on the next
             // line, exactly where the splitter resumes (split.rs), so no stray quote can merge
             // the lines after it into one record.
-            let raw = &bytes[start..end];
             let fault = match quote {
-                Some(q) if memchr::memchr(q, raw).is_some() => {
+                Some(q) if memchr::memchr(q, &bytes[start..end]).is_some() => {
                     crate::split::check_quotes(&bytes[start..], &dialect).err()
                 }
                 _ => None,
@@ -497,7 +496,10 @@ impl ParseCtx {
                     map.len(),
                     fields.len()
                 ))
-            } else if let Some((i, len)) = long_field(fields, dialect.max_field) {
+            } else if let Some((i, len)) = (record.len() > dialect.max_field)
+                .then(|| long_field(fields, dialect.max_field))
+                .flatten()
+            {
                 Err(format!(
                     "field {} has {len} bytes, more than --max-field-bytes ({})",
                     i + 1,

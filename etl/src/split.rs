@@ -325,10 +325,6 @@ impl<'a> Splitter<'a> {
         self
     }
 
-    fn boundary(&self, buf: &[u8]) -> Option<usize> {
-        self.scan(buf).0
-    }
-
     fn scan(&self, buf: &[u8]) -> (Option<usize>, bool) {
         match &self.csv {
             Some(d) => scan_csv(buf, d),
@@ -395,15 +391,28 @@ impl<'a> Splitter<'a> {
                 }
             }
             if self.eof {
-                return Ok(if buf.is_empty() {
-                    None
-                } else if let Some(f) = self.too_long_at_end(&mut buf) {
-                    Some(f)
-                } else {
-                    // The last record may hold a quote that is never closed: check them all.
-                    let faults = self.csv.is_some_and(|d| d.quote.is_some());
-                    Some(Piece::Chunk { bytes: buf, faults })
-                });
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                let (last, faults) = self.scan(&buf);
+                // The rest is parsed whole, unless it is one record (no boundary) past the
+                // limits. (It is at most twice a size that passed the limits.)
+                if last.is_none() {
+                    if let Some(f) = self.too_long(&mut buf) {
+                        return Ok(Some(f));
+                    }
+                }
+                // Past the last boundary, the last record may hold a quote that is never
+                // closed: check every record if it holds a quote at all.
+                let tail = &buf[last.unwrap_or(0)..];
+                let quoted_tail = self
+                    .csv
+                    .and_then(|d| d.quote)
+                    .is_some_and(|q| memchr(q, tail).is_some());
+                return Ok(Some(Piece::Chunk {
+                    bytes: buf,
+                    faults: faults || quoted_tail,
+                }));
             }
             match self.scan(&buf) {
                 (Some(b), faults) if b > 0 => {
@@ -422,15 +431,6 @@ impl<'a> Splitter<'a> {
                 }
             }
         }
-    }
-
-    /// At the end of the input the rest is parsed whole, unless it is one record (no
-    /// boundary) past the limits. (The rest is at most twice a size that passed the limits.)
-    fn too_long_at_end(&self, buf: &mut Vec<u8>) -> Option<Piece> {
-        if self.boundary(buf).is_some() {
-            return None;
-        }
-        self.too_long(buf)
     }
 }
 

@@ -23,6 +23,11 @@ ETL_BINARY = "quarry-etl"
 SERVER_CPU = Fraction(1)
 SERVER_MEMORY = 1024 * 2**20
 HTTP_PORT = 8080
+# The admin listener (QUARRY_ADMIN_LISTEN): /metrics and probes, never behind the Service.
+ADMIN_PORT = 9090
+ADMIN_ROUTES = ("/metrics", "/livez", "/healthz")
+# Credentials files (server/src/auth): each must come from a Secret mounted read-only.
+AUTH_FILE_VARS = ("QUARRY_AUTH_TOKENS", "QUARRY_JWT_SECRET_FILE", "QUARRY_JWT_PUBLIC_KEYS")
 HPA_CPU_TARGET = 80
 READINESS_PERIOD_S = 10
 PRESTOP_MIN_S, PRESTOP_MAX_S = 5, 10
@@ -397,7 +402,8 @@ def rule_probes(m: Manifests, ctx: Context) -> list[str]:
 
 @rule("fleet")
 def rule_probe_paths_are_routes(m: Manifests, ctx: Context) -> list[str]:
-    """Every probe path and the scrape path exist in the server's route table (openapi.json)."""
+    """Every probe path exists in the server's route table (openapi.json); the scrape path is
+    an admin-port route."""
     out = []
     for pod in m.pod_templates():
         for where, c in pod.containers(init=True):
@@ -408,8 +414,80 @@ def rule_probe_paths_are_routes(m: Manifests, ctx: Context) -> list[str]:
     dep = m.server_deployment() or {}
     annotations = (dep.get("spec", {}).get("template", {}).get("metadata", {}) or {}).get("annotations") or {}
     scrape = annotations.get("prometheus.io/path")
-    if scrape is not None and scrape not in ctx.routes:
-        out.append(f"scrape path {scrape} is not a server route")
+    if scrape is not None and scrape not in ADMIN_ROUTES:
+        out.append(f"scrape path {scrape} is not an admin-port route {ADMIN_ROUTES}")
+    return out
+
+
+def _listen_port(value: str | None, default: int) -> int | None:
+    if value is None:
+        return default
+    try:
+        return int(value.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+@rule("fleet")
+def rule_admin_port(m: Manifests, ctx: Context) -> list[str]:
+    """Metrics on the admin port: declared, scraped there, and never behind the Service."""
+    out = []
+    dep = m.server_deployment() or {}
+    template = dep.get("spec", {}).get("template", {})
+    annotations = (template.get("metadata", {}) or {}).get("annotations") or {}
+    for pod in m.server_pods():
+        c = server_container(pod) or {}
+        admin = _listen_port(env_value(c, "QUARRY_ADMIN_LISTEN"), ADMIN_PORT)
+        if admin != ADMIN_PORT:
+            out.append(f"{pod.owner}: QUARRY_ADMIN_LISTEN port {admin}, want {ADMIN_PORT}")
+        if resolve_port(c, "admin") != ADMIN_PORT:
+            out.append(f"{pod.owner}: no containerPort named admin = {ADMIN_PORT}")
+    scrape_port = annotations.get("prometheus.io/port")
+    if scrape_port is not None and str(scrape_port) != str(ADMIN_PORT):
+        out.append(f"prometheus.io/port {scrape_port}: /metrics is served on the admin port {ADMIN_PORT} only")
+    server = m.server_pods()
+    c = server_container(server[0]) if server else None
+    for svc in m.of_kind("Service"):
+        selector = {"matchLabels": (svc.get("spec") or {}).get("selector") or {}}
+        if server and not selector_matches(selector, server[0].labels):
+            continue
+        for port in (svc.get("spec") or {}).get("ports") or []:
+            if c is not None and resolve_port(c, port.get("targetPort")) == ADMIN_PORT:
+                out.append(
+                    f"Service/{svc['metadata']['name']} port {port.get('name')} exposes the admin port"
+                )
+    return out
+
+
+@rule("fleet")
+def rule_auth_from_secret(m: Manifests, ctx: Context) -> list[str]:
+    """Auth is on, and every credentials file is in a Secret volume mounted read-only as a
+    whole directory (a subPath mount never sees a rotated Secret)."""
+    out = []
+    for pod in m.server_pods():
+        c = server_container(pod) or {}
+        files = {v: env_value(c, v) for v in AUTH_FILE_VARS if env_value(c, v)}
+        if not files:
+            out.append(
+                f"{pod.owner}: no {' / '.join(AUTH_FILE_VARS)}: every client could read every dataset"
+            )
+        volumes = {v.get("name"): v for v in pod.spec.get("volumes") or []}
+        for var, path in files.items():
+            mounts = [
+                mt
+                for mt in c.get("volumeMounts") or []
+                if path.startswith(mt.get("mountPath", "").rstrip("/") + "/")
+            ]
+            if not mounts:
+                out.append(f"{pod.owner}: {var}={path} is on no volume mount")
+            for mt in mounts:
+                source = volumes.get(mt.get("name")) or {}
+                if "secret" not in source and "projected" not in source:
+                    out.append(f"{pod.owner}: {var} volume {mt.get('name')} is not a Secret")
+                if mt.get("subPath") or mt.get("subPathExpr"):
+                    out.append(f"{pod.owner}: {var} mount uses subPath: Secret updates never reach it")
+                if mt.get("readOnly") is not True:
+                    out.append(f"{pod.owner}: {var} mount is not readOnly")
     return out
 
 
@@ -823,9 +901,15 @@ def rule_network_policy(m: Manifests, ctx: Context) -> list[str]:
             ports = rule_.get("ports")
             if not ports:
                 out.append(f"NetworkPolicy/{name}: ingress rule {i} opens every port")
+            opened = {resolve_port(c, port.get("port")) for port in ports or []}
             for port in ports or []:
-                if resolve_port(c, port.get("port")) != HTTP_PORT:
+                if resolve_port(c, port.get("port")) not in (HTTP_PORT, ADMIN_PORT):
                     out.append(f"NetworkPolicy/{name}: ingress rule {i} opens port {port.get('port')!r}")
+            if {HTTP_PORT, ADMIN_PORT} <= opened:
+                out.append(
+                    f"NetworkPolicy/{name}: ingress rule {i} opens the API and the admin port to the "
+                    "same peers; give the scraper and the ingress controller a rule each"
+                )
     return out
 
 

@@ -492,6 +492,55 @@ MUTATIONS: list[Mutation] = [
     ),
     ("netpol-missing", "small", "network_policy", lambda d: remove(d, "NetworkPolicy", "quarry-server")),
     (
+        "netpol-admin-to-ingress-controller",
+        "small",
+        "network_policy",
+        lambda d: find(d, "NetworkPolicy", "quarry-server")["spec"]["ingress"][0]["ports"].append(
+            {"port": "admin", "protocol": "TCP"}
+        ),
+    ),
+    (
+        "scrape-on-api-port",
+        "small",
+        "admin_port",
+        lambda d: deployment(d)["spec"]["template"]["metadata"]["annotations"].update(
+            {"prometheus.io/port": "8080"}
+        ),
+    ),
+    (
+        "service-exposes-admin",
+        "large",
+        "admin_port",
+        lambda d: find(d, "Service", "quarry-server")["spec"]["ports"].append(
+            {"name": "admin", "port": 9090, "targetPort": "admin"}
+        ),
+    ),
+    (
+        "admin-listen-elsewhere",
+        "small",
+        "admin_port",
+        lambda d: setenv(server(d), "QUARRY_ADMIN_LISTEN", "0.0.0.0:9999"),
+    ),
+    ("auth-off", "small", "auth_from_secret", lambda d: setenv(server(d), "QUARRY_AUTH_TOKENS", None)),
+    (
+        "auth-file-on-subpath",
+        "large",
+        "auth_from_secret",
+        lambda d: mount(server(d), "/etc/quarry/auth").update(subPath="tokens.toml"),
+    ),
+    (
+        "auth-file-from-emptydir",
+        "small",
+        "auth_from_secret",
+        lambda d: volume(pod(d), "auth").pop("secret") and volume(pod(d), "auth").update(emptyDir={}),
+    ),
+    (
+        "auth-file-outside-mounts",
+        "small",
+        "auth_from_secret",
+        lambda d: setenv(server(d), "QUARRY_JWT_PUBLIC_KEYS", "/keys/jwks.json"),
+    ),
+    (
         "io-uring-probed",
         "small",
         "server_uses_epoll",

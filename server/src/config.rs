@@ -109,6 +109,37 @@ pub struct Config {
     /// Load shedding: event-loop lag above which new requests get 503 + Retry-After (0s: off).
     #[arg(long, env = "QUARRY_SHED_LAG", default_value = "250ms", value_parser = parse_duration)]
     pub shed_lag: Duration,
+    /// Admin listener: `/metrics`, `/livez`, `/healthz` (never exposed by the Service/Ingress).
+    #[arg(long, env = "QUARRY_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+    /// Static bearer tokens: a TOML file of `[[token]]` name, sha256, datasets (reloaded when it changes).
+    #[arg(long, env = "QUARRY_AUTH_TOKENS")]
+    pub auth_tokens: Option<PathBuf>,
+    /// HMAC secret for HS256/384/512 JWTs (at least 32 bytes; trailing newlines ignored).
+    #[arg(long, env = "QUARRY_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Public keys for RS*/PS*/ES256/ES384/EdDSA JWTs: PEM blocks or a JWKS document.
+    #[arg(long, env = "QUARRY_JWT_PUBLIC_KEYS")]
+    pub jwt_public_keys: Option<PathBuf>,
+    /// Required JWT `aud` (unchecked when unset).
+    #[arg(long, env = "QUARRY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Required JWT `iss` (unchecked when unset).
+    #[arg(long, env = "QUARRY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// JWT claim listing the dataset names or globs the bearer may read.
+    #[arg(
+        long,
+        env = "QUARRY_JWT_DATASETS_CLAIM",
+        default_value = "quarry_datasets"
+    )]
+    pub jwt_datasets_claim: String,
+    /// Clock skew allowed on JWT `exp` and `nbf` (whole seconds).
+    #[arg(long, env = "QUARRY_JWT_LEEWAY", default_value = "5s", value_parser = parse_duration)]
+    pub jwt_leeway: Duration,
+    /// Log one line per request (target `quarry::access`) naming the token or JWT subject.
+    #[arg(long, env = "QUARRY_ACCESS_LOG", value_parser = BoolishValueParser::new())]
+    pub access_log: bool,
     /// Install handlers for SIGTERM/SIGINT/SIGHUP (off only for in-process tests).
     #[arg(skip = true)]
     pub handle_signals: bool,
@@ -161,5 +192,8 @@ mod tests {
         assert_eq!(c.drain_delay, Duration::from_secs(5));
         assert_eq!(c.max_uri_bytes, 8192);
         assert!(c.handle_signals);
+        assert_eq!(c.admin_listen.port(), 9090);
+        assert_eq!(c.jwt_datasets_claim, "quarry_datasets");
+        assert!(c.auth_tokens.is_none() && !c.access_log);
     }
 }

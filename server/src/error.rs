@@ -58,6 +58,10 @@ pub enum ApiError {
     Internal {
         message: String,
     },
+    /// No credential (`reason: None`), or one that was refused and why (never the secret).
+    Unauthorized {
+        reason: Option<String>,
+    },
 }
 
 impl ApiError {
@@ -84,6 +88,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -100,6 +105,8 @@ impl ApiError {
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::NotReady { .. } => "not_ready",
             ApiError::Internal { .. } => "internal",
+            ApiError::Unauthorized { reason: None } => "unauthorized",
+            ApiError::Unauthorized { reason: Some(_) } => "invalid_token",
         }
     }
 
@@ -132,6 +139,10 @@ impl ApiError {
                 "datasets are still loading; retry later (see /healthz)".to_string()
             }
             ApiError::Internal { message } => message.clone(),
+            ApiError::Unauthorized { reason: None } => {
+                "a bearer token is required: Authorization: Bearer <token>".to_string()
+            }
+            ApiError::Unauthorized { reason: Some(r) } => format!("credentials refused: {r}"),
         }
     }
 
@@ -140,6 +151,7 @@ impl ApiError {
             ApiError::BadRequest { param, .. } | ApiError::Query { param, .. } => param.as_deref(),
             ApiError::KeyNotFound { .. } => Some("key"),
             ApiError::ColumnNotFound { .. } => Some("col"),
+            ApiError::Unauthorized { .. } => Some("Authorization"),
             _ => None,
         }
     }

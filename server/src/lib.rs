@@ -3,6 +3,8 @@
 //! HTTP/1.1 (monoio + hyper). `main.rs` only parses flags, sets up logging and calls [`run`];
 //! tests call [`start`] to run the server in-process.
 
+mod admin;
+pub mod auth;
 mod batch;
 mod body;
 mod catalog;

@@ -148,6 +148,7 @@ pub async fn run(ctx: Rc<LoopCtx>, hup: UnixStream, sigio: UnixStream) {
         if ctx.draining() {
             continue;
         }
+        crate::auth::reload_if_changed(&ctx);
         loader.pass().await;
     }
 }

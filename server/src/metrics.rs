@@ -63,6 +63,7 @@ pub struct Metrics {
     pub dataset_version: Family<DatasetVersionLabel, Gauge>,
     pub dataset_last_reload: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
     pub dataset_reload_failures: Family<DatasetLabel, Counter>,
+    pub auth: crate::auth::AuthMetrics,
 }
 
 impl Default for Metrics {
@@ -89,6 +90,7 @@ impl Metrics {
             dataset_version: Family::default(),
             dataset_last_reload: Family::default(),
             dataset_reload_failures: Family::default(),
+            auth: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -161,6 +163,7 @@ impl Metrics {
             "Files that failed to map, open or verify",
             m.dataset_reload_failures.clone(),
         );
+        m.auth.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -269,11 +272,22 @@ pub struct RequestGuard {
     ctx: Rc<LoopCtx>,
     conn: Rc<ConnActivity>,
     /// Index into `routes::TEMPLATES`; past the end = no route matched.
-    route: usize,
+    /// (u16 keeps the guard, which rides in every response body, small.)
+    route: u16,
     status: u16,
     start: Instant,
     bytes: u64,
     done: bool,
+    /// `--access-log` only.
+    access: Option<Box<AccessLine>>,
+}
+
+/// What the access log says of a request besides status, time and bytes.
+#[derive(Debug)]
+struct AccessLine {
+    method: http::Method,
+    target: String,
+    principal: Option<std::sync::Arc<crate::auth::Principal>>,
 }
 
 /// The status recorded for a request whose client went away before the handler answered
@@ -288,17 +302,39 @@ impl RequestGuard {
         RequestGuard {
             ctx,
             conn,
-            route: ROUTE_SLOTS - 1,
+            route: (ROUTE_SLOTS - 1) as u16,
             status: CLIENT_CLOSED,
             start: Instant::now(),
             bytes: 0,
             done: false,
+            access: None,
+        }
+    }
+
+    /// With `--access-log`: this request gets a log line when it is recorded.
+    pub fn log_access<B>(&mut self, req: &http::Request<B>) {
+        if self.ctx.config.access_log {
+            self.access = Some(Box::new(AccessLine {
+                method: req.method().clone(),
+                target: req
+                    .uri()
+                    .path_and_query()
+                    .map_or_else(String::new, |p| p.as_str().to_string()),
+                principal: None,
+            }));
+        }
+    }
+
+    /// Who the request is from, for the access log (a token's name or a JWT's subject).
+    pub fn set_access(&mut self, access: &crate::auth::Access) {
+        if let (Some(line), Some(p)) = (&mut self.access, access.principal()) {
+            line.principal = Some(p.clone());
         }
     }
 
     /// `route` is the matched route's index in `routes::TEMPLATES`.
     pub fn set_route(&mut self, route: usize) {
-        self.route = route;
+        self.route = u16::try_from(route.min(ROUTE_SLOTS - 1)).unwrap_or(u16::MAX);
     }
 
     pub fn set_status(&mut self, status: u16) {
@@ -329,8 +365,22 @@ impl RequestGuard {
         let now = Instant::now();
         self.conn.last_active.set(now);
         let seconds = now.saturating_duration_since(self.start).as_secs_f64();
-        ctx.route_series.record(m, self.route, self.status, seconds);
+        ctx.route_series
+            .record(m, usize::from(self.route), self.status, seconds);
         m.bytes_sent.inc_by(self.bytes);
+        if let Some(line) = self.access.take() {
+            let principal = line.principal.as_ref().map(|p| p.to_string());
+            tracing::info!(
+                target: "quarry::access",
+                method = %line.method,
+                uri = %line.target,
+                status = self.status,
+                seconds,
+                bytes = self.bytes,
+                principal = principal.as_deref().unwrap_or("-"),
+                "request"
+            );
+        }
     }
 }
 

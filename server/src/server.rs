@@ -35,6 +35,7 @@ pub struct ServerHandle {
     term: Vec<StdUnixStream>,
     hup: Vec<StdUnixStream>,
     metrics: Arc<Metrics>,
+    admin_addr: SocketAddr,
 }
 
 impl ServerHandle {
@@ -55,6 +56,11 @@ impl ServerHandle {
         for w in &self.hup {
             let _ = (&*w).write(&[1]);
         }
+    }
+
+    /// The bound admin address (`--admin-listen`: `/metrics` and probes).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -154,6 +160,15 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let catalog = crate::catalog::shared();
+    let creds = crate::auth::startup(&config, &metrics)?;
+    let admin = std::net::TcpListener::bind(config.admin_listen).with_context(|| {
+        format!(
+            "binding the admin listener {} (--admin-listen)",
+            config.admin_listen
+        )
+    })?;
+    let admin_addr = admin.local_addr()?;
+    let mut admin = Some(admin);
     let mut term = Vec::new();
     let mut hup = Vec::new();
     let mut threads = Vec::new();
@@ -168,11 +183,15 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
         let (tx, rx) = mpsc::channel();
         let config = config.clone();
         let metrics = metrics.clone();
-        let catalog = catalog.clone();
         let bind_to = addr;
+        let extra = LoopExtra {
+            catalog: catalog.clone(),
+            admin: admin.take(),
+            creds: creds.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name(format!("quarry-loop-{index}"))
-            .spawn(move || loop_thread(index, config, metrics, catalog, bind_to, control, tx))
+            .spawn(move || loop_thread(index, config, metrics, bind_to, control, tx, extra))
             .context("spawning an event-loop thread")?;
         match rx.recv() {
             Ok(Ok(bound)) => addr = bound,
@@ -187,24 +206,32 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
         }
         threads.push(thread);
     }
-    info!(%addr, threads = config.threads, "listening");
+    info!(%addr, %admin_addr, threads = config.threads, "listening");
     Ok(ServerHandle {
         addr,
         threads,
         term,
         hup,
         metrics,
+        admin_addr,
     })
+}
+
+/// What a loop shares with the others, and the admin listener (loop 0 only).
+struct LoopExtra {
+    catalog: SharedCatalog,
+    admin: Option<std::net::TcpListener>,
+    creds: Arc<crate::auth::SharedCredentials>,
 }
 
 fn loop_thread(
     index: usize,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
-    catalog: SharedCatalog,
     bind_to: SocketAddr,
     control: Control,
     bound: mpsc::Sender<anyhow::Result<SocketAddr>>,
+    extra: LoopExtra,
 ) -> anyhow::Result<()> {
     if config.pin_cores {
         let cores = std::thread::available_parallelism()
@@ -239,12 +266,12 @@ fn loop_thread(
             "io_uring"
         };
         info!(loop_index = index, driver, "event loop started");
-        run_loop(
-            LoopCtx::new_shared(index, config, metrics, catalog),
-            listener,
-            control,
-        )
-        .await
+        let ctx = LoopCtx::new_shared(index, config, metrics, extra.catalog);
+        ctx.auth.install(extra.creds);
+        if let Some(admin) = extra.admin {
+            monoio::spawn(crate::admin::accept_loop(ctx.clone(), admin));
+        }
+        run_loop(ctx, listener, control).await
     };
     if force_epoll {
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()

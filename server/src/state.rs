@@ -68,6 +68,8 @@ pub struct LoopCtx {
     pub conns_done: Latch,
     /// Writers waiting for the end of the turn (`batch`).
     pub turn_end: crate::batch::TurnEnd,
+    /// Bearer tokens and JWTs (`auth`).
+    pub auth: crate::auth::Auth,
 }
 
 impl LoopCtx {
@@ -87,7 +89,6 @@ impl LoopCtx {
         Rc::new(LoopCtx {
             index,
             cache_control: cache_control_header(&config.cache_control),
-            config,
             metrics,
             route_series: RouteSeries::default(),
             draining: Cell::new(false),
@@ -101,6 +102,8 @@ impl LoopCtx {
             close_conns: Latch::default(),
             conns_done: Latch::default(),
             turn_end: Default::default(),
+            auth: crate::auth::Auth::new(&config),
+            config,
         })
     }
 

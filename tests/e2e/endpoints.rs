@@ -608,7 +608,9 @@ fn probes_metrics_and_openapi() {
             200
         );
     }
-    let m = f.server.get("/metrics");
+    // Metrics live on the admin port only; the API port answers 404 like any unknown path.
+    assert_eq!(f.server.get("/metrics").status, 404);
+    let m = f.server.get_admin("/metrics");
     assert_eq!(m.status, 200);
     assert!(m
         .header("content-type")
@@ -626,7 +628,6 @@ fn probes_metrics_and_openapi() {
     for path in [
         "/livez",
         "/healthz",
-        "/metrics",
         "/v1/datasets",
         "/v1/datasets/{name}",
         "/v1/datasets/{name}/rows",

@@ -44,6 +44,8 @@ pub fn epoll_forced() -> bool {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// `--admin-listen` (127.0.0.1:0 unless the test sets it): `/metrics` and probes.
+    pub admin_addr: SocketAddr,
     logs: tempfile::TempDir,
     exited: Option<ExitStatus>,
 }
@@ -60,13 +62,15 @@ impl Server {
         let mut s = Server {
             child,
             addr: "127.0.0.1:1".parse().expect("addr"),
+            admin_addr: "127.0.0.1:1".parse().expect("addr"),
             logs,
             exited: None,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(addr) = s.logged_addr() {
+            if let Some((addr, admin)) = s.logged_addr() {
                 s.addr = addr;
+                s.admin_addr = admin;
                 return s;
             }
             if let Ok(Some(st)) = s.child.try_wait() {
@@ -95,6 +99,7 @@ impl Server {
         let mut s = Server {
             child,
             addr: "127.0.0.1:1".parse().expect("addr"),
+            admin_addr: "127.0.0.1:1".parse().expect("addr"),
             logs,
             exited: None,
         };
@@ -107,7 +112,7 @@ impl Server {
         (st, s.logs_text())
     }
 
-    fn logged_addr(&self) -> Option<SocketAddr> {
+    fn logged_addr(&self) -> Option<(SocketAddr, SocketAddr)> {
         let text = std::fs::read_to_string(self.stdout_path()).ok()?;
         for line in text.lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -117,11 +122,14 @@ impl Server {
                 .get("message")
                 .or_else(|| v.get("fields").and_then(|f| f.get("message")));
             if msg.and_then(|m| m.as_str()) == Some("listening") {
-                let addr = v
-                    .get("addr")
-                    .or_else(|| v.get("fields").and_then(|f| f.get("addr")));
-                if let Some(a) = addr.and_then(|a| a.as_str()).and_then(|a| a.parse().ok()) {
-                    return Some(a);
+                let field = |name: &str| {
+                    v.get(name)
+                        .or_else(|| v.get("fields").and_then(|f| f.get(name)))
+                        .and_then(|a| a.as_str())
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                };
+                if let (Some(a), Some(admin)) = (field("addr"), field("admin_addr")) {
+                    return Some((a, admin));
                 }
             }
         }
@@ -252,6 +260,11 @@ impl Server {
     pub fn get_with(&self, target: &str, headers: &[(&str, &str)]) -> Response {
         http::get_with(self.addr, target, headers)
     }
+
+    /// GET on the admin port (`/metrics`, probes).
+    pub fn get_admin(&self, target: &str) -> Response {
+        http::get(self.admin_addr, target)
+    }
 }
 
 fn spawn(data_dir: &Path, opts: &ServerOptions) -> (Child, tempfile::TempDir) {
@@ -271,6 +284,9 @@ fn spawn(data_dir: &Path, opts: &ServerOptions) -> (Child, tempfile::TempDir) {
     // Loop-lag load shedding answers 503 when the OS delays the loop's timers. On a shared
     // 2-core machine running debug binaries (load average ~10 while other builds run) that
     // happens with a single sequential client, so tests turn it off unless they set it.
+    if !opts.args.iter().any(|a| a == "--admin-listen") {
+        cmd.args(["--admin-listen", "127.0.0.1:0"]);
+    }
     if !opts.args.iter().any(|a| a == "--shed-lag") {
         cmd.args(["--shed-lag", "0s"]);
     }

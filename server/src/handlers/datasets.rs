@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::{cacheable, etag, full, not_modified};
+use crate::auth::Access;
 use crate::body::Body;
 use crate::dataset::Dataset;
 use crate::error::ApiError;
@@ -67,11 +68,20 @@ fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
     Ok(q)
 }
 
-pub fn list(ctx: &LoopCtx, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+/// A page of the datasets the caller may read; under auth the ETag also depends on what the
+/// caller's grant lets it see.
+pub fn list(
+    ctx: &LoopCtx,
+    req: &Request<Incoming>,
+    access: &Access,
+) -> Result<Response<Body>, ApiError> {
     let q = parse_list_query(req.uri().query().unwrap_or(""))?;
     let cat = ctx.catalog();
     let digest = format!("{:032x}", cat.list_digest);
-    let tag = etag(&[&digest], req, &[]);
+    let tag = match access.principal() {
+        None => etag(&[&digest], req, &[]),
+        Some(p) => etag(&[&digest, &p.datasets.digest_hex()], req, &[]),
+    };
     if not_modified(req.headers(), &tag) {
         return Ok(cacheable(ctx, req, tag, "", Response::new(Body::empty())));
     }
@@ -85,6 +95,7 @@ pub fn list(ctx: &LoopCtx, req: &Request<Incoming>) -> Result<Response<Body>, Ap
         .datasets
         .range::<str, _>((start, Bound::Unbounded))
         .take_while(|(n, _)| n.starts_with(q.prefix.as_str()))
+        .filter(|(n, _)| access.allows(n))
     {
         if page.len() == q.limit {
             more = true;

@@ -1,5 +1,6 @@
 //! Request entry point: limits, load shedding, routing, methods, errors, conditional requests.
 
+mod admin;
 mod columns;
 mod datasets;
 mod postgrest;
@@ -19,6 +20,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::auth::Access;
 use crate::body::Body;
 use crate::dataset::Dataset;
 use crate::error::ApiError;
@@ -26,6 +28,7 @@ use crate::metrics::{ConnActivity, RequestGuard};
 use crate::routes::{match_path, Route};
 use crate::state::{LoopCtx, Phase};
 
+pub use admin::serve_admin;
 pub use probes::OPENAPI_JSON;
 
 pub type ApiResult = Result<Response<Body>, ApiError>;
@@ -38,6 +41,7 @@ pub type ApiResult = Result<Response<Body>, ApiError>;
 /// (the fixed-body floor gets the same). Scans, which yield to the loop, get a boxed future.
 pub fn serve(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>, req: Request<Incoming>) -> Serve {
     let mut guard = RequestGuard::new(ctx.clone(), conn);
+    guard.log_access(&req);
     let is_head = req.method() == Method::HEAD;
     match route_and_handle(&ctx, &req, &mut guard) {
         Handled::Done(result) => {
@@ -158,24 +162,48 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
             return Err(e).into();
         }
     }
+    let access = match route {
+        Route::Livez | Route::Healthz | Route::Metrics | Route::OpenApi => Access::Open,
+        _ => match crate::auth::authenticate(ctx, req.headers()) {
+            Ok(a) => a,
+            Err(e) => {
+                if let Route::Table { name } = &route {
+                    // The PostgREST face answers in PostgREST's error shape.
+                    let challenge = challenge(&e);
+                    let mut resp = postgrest::error(e, name);
+                    if let Some(c) = challenge {
+                        resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+                    }
+                    return Handled::Done(Ok(resp));
+                }
+                return Err(e).into();
+            }
+        },
+    };
+    guard.set_access(&access);
     let result = match route {
         Route::Livez => Ok(probes::livez()),
-        Route::Healthz => Ok(probes::healthz(ctx)),
-        Route::Metrics => Ok(probes::metrics(ctx)),
+        Route::Healthz => Ok(probes::healthz(ctx, !ctx.auth.enabled())),
+        // Served on the admin port only (--admin-listen).
+        Route::Metrics => Err(ApiError::RouteNotFound {
+            path: req.uri().path().to_string(),
+        }),
         Route::OpenApi => Ok(probes::openapi()),
-        Route::Datasets => datasets::list(ctx, req),
-        Route::Dataset { name } => dataset(ctx, &name).map(|ds| datasets::one(ctx, req, &ds)),
-        Route::Row { name, raw_key } => {
-            dataset(ctx, &name).and_then(|ds| rows::one(ctx, req, &ds, raw_key))
+        Route::Datasets => datasets::list(ctx, req, &access),
+        Route::Dataset { name } => {
+            dataset(ctx, &access, &name).map(|ds| datasets::one(ctx, req, &ds))
         }
-        Route::Rows { name } => match dataset(ctx, &name) {
+        Route::Row { name, raw_key } => {
+            dataset(ctx, &access, &name).and_then(|ds| rows::one(ctx, req, &ds, raw_key))
+        }
+        Route::Rows { name } => match dataset(ctx, &access, &name) {
             Ok(ds) => return Handled::Scan(ds),
             Err(e) => Err(e),
         },
         Route::Column { name, column } => {
-            dataset(ctx, &name).and_then(|ds| columns::raw(ctx, req, &ds, &column))
+            dataset(ctx, &access, &name).and_then(|ds| columns::raw(ctx, req, &ds, &column))
         }
-        Route::Table { name } => match dataset(ctx, &name) {
+        Route::Table { name } => match dataset(ctx, &access, &name) {
             Ok(ds) => return Handled::Table(ds),
             Err(e) => Ok(postgrest::error(e, &name)),
         },
@@ -200,8 +228,14 @@ fn shed_if_overloaded(ctx: &LoopCtx) -> Result<(), ApiError> {
     })
 }
 
-/// The version being served now; the request keeps it to the end.
-fn dataset(ctx: &LoopCtx, name: &str) -> Result<Arc<Dataset>, ApiError> {
+/// The version being served now; the request keeps it to the end. A dataset the caller may
+/// not read is answered as if it did not exist.
+fn dataset(ctx: &LoopCtx, access: &Access, name: &str) -> Result<Arc<Dataset>, ApiError> {
+    if !access.allows(name) {
+        return Err(ApiError::DatasetNotFound {
+            name: name.to_string(),
+        });
+    }
     if let Some(ds) = ctx.with_catalog(|c| c.get(name)) {
         return Ok(ds);
     }
@@ -222,6 +256,9 @@ pub fn error_response(e: ApiError) -> Response<Body> {
     if let ApiError::MethodNotAllowed { allow } = &e {
         h.insert(header::ALLOW, HeaderValue::from_static(allow));
     }
+    if let Some(challenge) = challenge(&e) {
+        h.insert(header::WWW_AUTHENTICATE, challenge);
+    }
     if let Some(after) = e.retry_after() {
         h.insert(
             header::RETRY_AFTER,
@@ -229,6 +266,19 @@ pub fn error_response(e: ApiError) -> Response<Body> {
         );
     }
     resp
+}
+
+/// `WWW-Authenticate` of a 401 (RFC 6750 section 3).
+fn challenge(e: &ApiError) -> Option<HeaderValue> {
+    match e {
+        ApiError::Unauthorized { reason: None } => {
+            Some(HeaderValue::from_static("Bearer realm=\"quarry\""))
+        }
+        ApiError::Unauthorized { reason: Some(_) } => Some(HeaderValue::from_static(
+            "Bearer realm=\"quarry\", error=\"invalid_token\"",
+        )),
+        _ => None,
+    }
 }
 
 /// A complete response with a fixed body.
@@ -359,11 +409,15 @@ pub fn cacheable(
     }
     let h = resp.headers_mut();
     h.insert(header::ETAG, etag);
-    if let Some(v) = &ctx.cache_control {
+    if let Some(v) = ctx.auth.cache_control(&ctx.cache_control) {
         h.insert(header::CACHE_CONTROL, v.clone());
     }
     if !vary.is_empty() {
         h.insert(header::VARY, HeaderValue::from_static(vary));
+    }
+    if ctx.auth.enabled() {
+        // The answer depends on who asks (a dataset list is filtered, others may be 404).
+        h.append(header::VARY, HeaderValue::from_static("authorization"));
     }
     resp
 }

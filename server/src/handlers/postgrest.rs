@@ -82,6 +82,9 @@ pub fn error(e: ApiError, table: &str) -> Response<Body> {
             ("42703".into(), None)
         }
         (_, "bad_select") if message.contains("embedding") => ("PGRST200".into(), None),
+        // PostgREST: no credentials and anonymous access off / a refused JWT.
+        (ApiError::Unauthorized { reason: None }, _) => ("PGRST302".into(), None),
+        (ApiError::Unauthorized { .. }, _) => ("PGRST301".into(), None),
         (_, "offset_too_large") => {
             return pg_error(
                 StatusCode::RANGE_NOT_SATISFIABLE,

@@ -28,10 +28,28 @@ const HEALTHZ_LISTED: usize = 1000;
 
 /// The body is built once per catalog snapshot (and per drain), never per probe: kubelets and
 /// load balancers poll it, and it grows with the number of datasets.
-pub fn healthz(ctx: &LoopCtx) -> Response<Body> {
+///
+/// `detail: false` (the API port under auth): status and a reason naming no dataset, since
+/// names would tell any client what exists; the admin port always has the details.
+pub fn healthz(ctx: &LoopCtx, detail: bool) -> Response<Body> {
     let phase = ctx.phase();
     let cat = ctx.catalog();
-    let body = if phase == Phase::Draining {
+    let body = if !detail {
+        let reason: Json = match phase {
+            Phase::Ready => Json::Null,
+            Phase::Draining => "shutting down: draining connections".into(),
+            Phase::Starting | Phase::Failed => format!(
+                "{}: dataset details on the admin port's /healthz",
+                phase.name()
+            )
+            .into(),
+        };
+        let mut body = json!({"status": phase.name(), "reason": reason, "datasets": {}})
+            .to_string()
+            .into_bytes();
+        body.push(b'\n');
+        Bytes::from(body)
+    } else if phase == Phase::Draining {
         health_body(&cat, phase)
     } else {
         cat.health_body

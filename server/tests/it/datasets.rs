@@ -95,7 +95,7 @@ fn metrics_report_datasets_and_work() {
         get(addr, "/v1/datasets/people/rows?name=eq.Nowhere").status,
         200
     );
-    let m = get(addr, "/metrics").text();
+    let m = get(server.admin_addr(), "/metrics").text();
     for line in [
         "quarry_dataset_rows{dataset=\"people\"} 700".to_string(),
         format!("quarry_dataset_version{{dataset=\"people\",version=\"{version}\"}} 1"),

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auth;
 mod columns;
 mod datasets;
 mod lifecycle;

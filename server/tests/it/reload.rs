@@ -89,7 +89,7 @@ fn a_bad_new_file_leaves_the_old_version_serving() {
     assert_eq!(h.json()["datasets"]["people"]["version"], v1.as_str());
     assert_eq!(version(addr, "people"), Some(v1));
     assert_eq!(get(addr, "/v1/datasets/people/rows/3").status, 200);
-    let metrics = get(addr, "/metrics").text();
+    let metrics = get(server.admin_addr(), "/metrics").text();
     assert!(
         metrics.contains("quarry_dataset_reload_failures_total{dataset=\"people\"} 1"),
         "{metrics}"

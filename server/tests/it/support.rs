@@ -139,7 +139,11 @@ pub fn config(dir: &Path, extra: &[&str]) -> Config {
         "--listen".to_string(),
         "127.0.0.1:0".to_string(),
     ];
-    for (flag, default) in [("--drain-delay", "0s"), ("--reload-interval", "0s")] {
+    for (flag, default) in [
+        ("--drain-delay", "0s"),
+        ("--reload-interval", "0s"),
+        ("--admin-listen", "127.0.0.1:0"),
+    ] {
         if !extra.contains(&flag) {
             args.push(flag.to_string());
             args.push(default.to_string());
