@@ -29,10 +29,27 @@ for t in "${targets[@]}"; do
     cargo fuzz run -O "$t" "regressions/$t" -- -runs=0
   fi
   echo "== $t: fuzzing for ${secs}s"
-  cargo fuzz run -O "$t" "target/corpus/$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 2>&1 \
-    | tee "target/fuzz-$t.log" | grep -E "stat::|Done|ERROR|SUMMARY|panicked" || true
+  # cargo fuzz's own status counts: a build or start failure (or a crash) is a failure, never
+  # hidden behind the log filter.
+  set +e
+  cargo fuzz run -O "$t" "target/corpus/$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 \
+    >"target/fuzz-$t.log" 2>&1
+  status=$?
+  set -e
+  grep -E "stat::|Done|ERROR|SUMMARY|panicked" "target/fuzz-$t.log" || true
   if grep -qE "ERROR|panicked|SUMMARY: " "target/fuzz-$t.log"; then
     echo "== $t: FOUND A CRASH (see fuzz/artifacts/$t and fuzz/target/fuzz-$t.log)"
+    exit 1
+  fi
+  if [ "$status" -ne 0 ]; then
+    echo "== $t: cargo fuzz run failed (exit $status); last lines of fuzz/target/fuzz-$t.log:" >&2
+    tail -n 20 "target/fuzz-$t.log" >&2
+    exit 1
+  fi
+  # libFuzzer ends a completed run with "Done N runs in S second(s)": without it, the fuzzer
+  # never ran.
+  if ! grep -q "^Done [0-9]* runs" "target/fuzz-$t.log"; then
+    echo "== $t: the fuzzer did not report a completed run; see fuzz/target/fuzz-$t.log" >&2
     exit 1
   fi
 done

@@ -41,7 +41,9 @@ curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   --url "http://127.0.0.1:$port" --header "Authorization: Bearer $token" --checks all --exclude-checks positive_data_acceptance \
   --max-examples "$max_examples" --request-timeout 10 --no-color
-if grep -q '"panicked' "$work/server.log"; then
+# A panic shows as Rust's "thread '...' panicked at" on stderr, or as the server's JSON lines
+# ("thread panicked", "request handler panicked"): any of them fails the run.
+if grep -qE "panicked" "$work/server.log"; then
   echo "schemathesis: the server panicked" >&2; exit 1
 fi
 kill -0 "$server_pid" || { echo "schemathesis: the server died" >&2; exit 1; }

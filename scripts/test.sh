@@ -34,8 +34,10 @@ MONOIO_FORCE_LEGACY_DRIVER=1 QUARRY_FORCE_EPOLL=1 cargo test --locked -p quarry-
 echo "== schemathesis against a live server (OpenAPI conformance, no 5xx)"
 scripts/schemathesis.sh
 
-if [ -x scripts/k8s-validate.sh ]; then
-  echo "== Kubernetes manifests"
-  scripts/k8s-validate.sh
+echo "== Kubernetes manifests"
+if [ ! -x scripts/k8s-validate.sh ]; then
+  echo "scripts/k8s-validate.sh is missing or not executable: the manifests are not validated" >&2
+  exit 1
 fi
+scripts/k8s-validate.sh
 echo "== all tests passed"

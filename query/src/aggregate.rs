@@ -562,6 +562,66 @@ impl Aggregator {
         self.gids = gids;
     }
 
+    /// Bytes this aggregator holds on the heap, from its buffers' capacities (what the
+    /// allocator handed out, touched or not): group keys, the group table, row counts,
+    /// accumulators, interned strings, per-row-group caches and scratch. The strings of
+    /// string min/max states are not counted (one `Box<str>` header each is).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        fn cap<T>(v: &Vec<T>) -> usize {
+            v.capacity() * size_of::<T>()
+        }
+        // hashbrown: one u32 slot plus one control byte per bucket.
+        let table = |t: &HashTable<u32>| t.capacity() * (size_of::<u32>() + 1);
+        let states: usize = self
+            .states
+            .iter()
+            .map(|(_, _, st)| match st {
+                State::Nulls { counts } => cap(counts),
+                State::SumInt { sums } => cap(sums),
+                State::SumFloat { sums } => cap(sums),
+                State::MinMaxInt { v, has, .. } => cap(v) + cap(has),
+                State::MinMaxFloat { v, has, .. } => cap(v) + cap(has),
+                State::MinMaxStr { v, .. } => cap(v),
+            })
+            .sum();
+        let interners: usize = self
+            .interners
+            .iter()
+            .map(|i| table(&i.table) + cap(&i.hashes) + i.bytes.capacity() + cap(&i.ends))
+            .sum();
+        cap(&self.keys)
+            + table(&self.table)
+            + cap(&self.rows)
+            + states
+            + interners
+            + self.dict_ids.iter().map(cap).sum::<usize>()
+            + self.local_table.as_ref().map_or(0, cap)
+            + self.direct.as_ref().map_or(0, |d| cap(&d.ids))
+            + cap(&self.gids)
+            + cap(&self.composite)
+            + cap(&self.key_buf)
+    }
+
+    /// Utf8 columns read per selected row (string group keys are interned, string min/max
+    /// compared): their bytes are work (`Scan::slice_work`).
+    pub(crate) fn string_columns(&self) -> Vec<usize> {
+        let mut cols: Vec<usize> = self
+            .group_cols
+            .iter()
+            .filter(|(_, t)| *t == DataType::Utf8)
+            .map(|(c, _)| *c)
+            .chain(
+                self.states
+                    .iter()
+                    .filter_map(|(c, _, st)| matches!(st, State::MinMaxStr { .. }).then_some(*c)),
+            )
+            .collect();
+        cols.sort_unstable();
+        cols.dedup();
+        cols
+    }
+
     /// Set once a new group would exceed [`MAX_GROUPS`].
     pub(crate) fn too_many_groups(&self) -> bool {
         self.too_many_groups

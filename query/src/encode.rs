@@ -53,6 +53,9 @@ pub struct Encoder {
     names: Vec<String>,
     types: Vec<quarry_format::DataType>,
     arrow: Option<ArrowStream>,
+    /// Encoded bytes per row of the last Arrow batch: sizes the next one, so long strings
+    /// make batches of fewer rows (a batch is built whole in memory).
+    arrow_row_bytes: usize,
 }
 
 impl Encoder {
@@ -91,6 +94,7 @@ impl Encoder {
             types: query.output_types(),
             names,
             arrow: None,
+            arrow_row_bytes: 0,
         }
     }
 
@@ -157,6 +161,27 @@ impl Encoder {
         }
     }
 
+    /// String bytes of output row `i` (0 for other types): an Arrow batch's size estimate.
+    fn row_string_bytes<B: AsRef<[u8]>>(&self, file: &QuarryFile<B>, i: usize) -> usize {
+        let len = |v: Value<'_>| match v {
+            Value::Utf8(s) => s.len(),
+            _ => 0,
+        };
+        if let Some(groups) = &self.page.groups {
+            return groups
+                .row(i)
+                .map_or(0, |row| row.iter().map(|v| len(v.as_value())).sum());
+        }
+        let Some(&row) = self.page.rows.get(i) else {
+            return 0;
+        };
+        let (rg, off) = file.locate(row);
+        self.columns
+            .iter()
+            .map(|&c| len(file.value_at(rg, c, off)))
+            .sum()
+    }
+
     fn step_arrow<B: AsRef<[u8]>>(
         &mut self,
         file: &QuarryFile<B>,
@@ -181,8 +206,12 @@ impl Encoder {
         let n = self.num_rows();
         if self.phase == Phase::Rows && out.len() < max_bytes {
             if self.next_row < n {
-                // About `max_bytes` of values per batch (8 bytes a cell as the estimate).
-                let per_row = 8 * self.types.len().max(1) + 8;
+                // About `max_bytes` of values per batch: 8 bytes a cell, or what the first row
+                // (its strings' bytes) or the last batch measured, whichever is more.
+                let first_row_bytes = self.row_string_bytes(file, self.next_row);
+                let per_row = (8 * self.types.len().max(1) + 8)
+                    .saturating_add(first_row_bytes)
+                    .max(self.arrow_row_bytes);
                 let k = (max_bytes / per_row)
                     .clamp(1, 65_536)
                     .min(n - self.next_row);
@@ -215,7 +244,9 @@ impl Encoder {
                     return None;
                 }
                 self.next_row += k;
-                out.extend_from_slice(&stream.take());
+                let batch = stream.take();
+                self.arrow_row_bytes = batch.len() / k.max(1);
+                out.extend_from_slice(&batch);
             }
             if self.next_row >= n {
                 self.phase = Phase::Footer;

@@ -182,6 +182,48 @@ impl StrPred {
     }
 }
 
+impl StrPred {
+    /// Word operations per value byte tested (`like::LikePattern::cost_per_byte`).
+    fn cost_per_byte(&self) -> u64 {
+        match self {
+            StrPred::Like(p, _) => p.cost_per_byte(),
+            StrPred::Cmp(..) | StrPred::In(..) => 1,
+        }
+    }
+}
+
+/// An upper estimate of the work `and_filter` does on rows `start..start + len` of a plain
+/// string chunk, in word operations: string bytes tested times the predicate's cost per byte
+/// (two offset reads, no scan of the data). 0 for fixed-width columns, whose cost is the row
+/// count the caller already charges, and for dictionary chunks, whose entries are tested once
+/// per chunk (`and_filter`'s cache) and whose rows are table lookups.
+pub(crate) fn filter_work(
+    chunk: &ColumnChunk<'_>,
+    pred: &Compiled,
+    start: usize,
+    len: usize,
+) -> u64 {
+    let Compiled::Str(p) = pred else {
+        return 0;
+    };
+    plain_string_bytes(chunk, start, len).saturating_mul(p.cost_per_byte())
+}
+
+/// String bytes of rows `start..start + len` of a plain utf8 chunk (two offset reads); 0 for
+/// other chunks (dictionary codes and fixed-width values cost per row, not per byte).
+pub(crate) fn plain_string_bytes(chunk: &ColumnChunk<'_>, start: usize, len: usize) -> u64 {
+    let ColumnChunk::Utf8(c) = chunk else {
+        return 0;
+    };
+    let Some(offsets) = c.plain_offsets() else {
+        return 0;
+    };
+    let last = offsets.len().saturating_sub(1);
+    let a = offsets.get(start.min(last)).copied().unwrap_or(0);
+    let b = offsets.get((start + len).min(last)).copied().unwrap_or(0);
+    b.saturating_sub(a)
+}
+
 /// `mask[i] &= f(values[i])` with the closure inlined per call site.
 #[inline]
 fn and_map<T: Copy>(mask: &mut [bool], values: &[T], f: impl Fn(T) -> bool) {
@@ -238,11 +280,15 @@ fn and_int<T: Copy + Into<i64> + PartialOrd + TryFrom<i64>>(
 }
 
 /// ANDs `pred` over rows `start..start + mask.len()` of `chunk` into `mask`.
+///
+/// `dict_verdicts` caches a dictionary chunk's per-entry verdicts: the caller keeps it for one
+/// chunk (and clears it for the next), so each entry is tested once per chunk, not per call.
 pub(crate) fn and_filter(
     chunk: &ColumnChunk<'_>,
     pred: &Compiled,
     start: usize,
     mask: &mut [bool],
+    dict_verdicts: &mut Option<Vec<bool>>,
 ) {
     let len = mask.len();
     if let Compiled::IsNull { negated } = pred {
@@ -329,10 +375,12 @@ pub(crate) fn and_filter(
         }
         (ColumnChunk::Utf8(c), Compiled::Str(p)) => {
             if let Some(codes) = c.codes() {
-                // Once per dictionary entry, then a table lookup per row.
-                let table: Vec<bool> = (0..c.dictionary_len())
-                    .map(|k| p.test(c.dictionary_value(k as u32)))
-                    .collect();
+                // Once per dictionary entry and chunk, then a table lookup per row.
+                let table: &Vec<bool> = dict_verdicts.get_or_insert_with(|| {
+                    (0..c.dictionary_len())
+                        .map(|k| p.test(c.dictionary_value(k as u32)))
+                        .collect()
+                });
                 let codes = window(codes, start, len);
                 clear_if_short(mask, codes.len());
                 and_map(mask, codes, |k| {

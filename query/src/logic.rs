@@ -10,7 +10,7 @@
 use quarry_format::{DataType, QuarryFile, Schema};
 
 use crate::error::QueryError;
-use crate::eval::{and_filter, Compiled};
+use crate::eval::{and_filter, filter_work, Compiled};
 use crate::query::{parse_cond, Filter};
 
 /// A condition over one row.
@@ -213,6 +213,26 @@ impl CompiledCond {
         }
     }
 
+    /// `eval::filter_work` of every string leaf over rows `off..off + len` (`Scan::slice_work`).
+    pub(crate) fn work<B: AsRef<[u8]>>(
+        &self,
+        file: &QuarryFile<B>,
+        rg: usize,
+        off: usize,
+        len: usize,
+    ) -> u64 {
+        match self {
+            CompiledCond::Leaf(col, pred @ Compiled::Str(_)) => {
+                filter_work(&file.chunk(rg, *col), pred, off, len)
+            }
+            CompiledCond::Leaf(..) => 0,
+            CompiledCond::All(items) | CompiledCond::Any(items) => items
+                .iter()
+                .map(|c| c.work(file, rg, off, len))
+                .fold(0, u64::saturating_add),
+        }
+    }
+
     /// ANDs the condition over rows `off..off + mask.len()` of row group `rg` into `mask`.
     pub(crate) fn and_into<B: AsRef<[u8]>>(
         &self,
@@ -222,7 +242,9 @@ impl CompiledCond {
         mask: &mut [bool],
     ) {
         match self {
-            CompiledCond::Leaf(col, pred) => and_filter(&file.chunk(rg, *col), pred, off, mask),
+            CompiledCond::Leaf(col, pred) => {
+                and_filter(&file.chunk(rg, *col), pred, off, mask, &mut None)
+            }
             CompiledCond::All(items) => {
                 for c in items {
                     c.and_into(file, rg, off, mask);

@@ -758,6 +758,17 @@ pub(crate) fn parse_cond(
                     "{op} needs a utf8 column; {name:?} has type {data_type}"
                 )));
             }
+            let chars = operand.chars().count();
+            if chars > crate::like::MAX_PATTERN_CHARS {
+                return Err(QueryError::bad(
+                    "pattern_too_long",
+                    name,
+                    format!(
+                        "{op} pattern for {name:?} is {chars} characters; the limit is {}",
+                        crate::like::MAX_PATTERN_CHARS
+                    ),
+                ));
+            }
             Predicate::Like {
                 pattern: LikePattern::new(operand, op == "ilike"),
                 negated,

@@ -18,12 +18,12 @@ use std::collections::BinaryHeap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use quarry_format::{QuarryFile, Value};
+use quarry_format::{DataType, QuarryFile, Value};
 
 use crate::aggregate::Aggregator;
 use crate::cursor::Cursor;
 use crate::error::{ErrorKind, QueryError};
-use crate::eval::{and_filter, cmp_f64, zone, Compiled, Zone};
+use crate::eval::{and_filter, cmp_f64, filter_work, plain_string_bytes, zone, Compiled, Zone};
 use crate::logic::CompiledCond;
 use crate::output::OwnedValue;
 use crate::plan::{candidate_ranges, clip};
@@ -31,6 +31,13 @@ use crate::query::{OrderBy, OrderTarget, Projection, RowsQuery};
 
 /// Rows per evaluated slice: keeps the mask in L1/L2 and bounds over-reading for small limits.
 const SLICE_ROWS: u64 = 8192;
+/// Word operations of filter work (string bytes tested x cost per byte) charged as one row of
+/// the step's budget: a row of fixed-width filters costs about as much as this many.
+const WORK_PER_ROW: u64 = 64;
+/// Most filter work one slice may do: what `SLICE_ROWS` rows of fixed-width filters cost.
+/// Slices over long strings (or wide LIKE patterns) get fewer rows, so a step's time follows
+/// its budget whatever the data.
+const MAX_SLICE_WORK: u64 = SLICE_ROWS * WORK_PER_ROW;
 /// Budget charged for skipping a row group by its zone map.
 const PRUNE_COST: u64 = 64;
 
@@ -160,6 +167,16 @@ fn cmp_multi(a: &[Key<'_>], ra: u64, b: &[Key<'_>], rb: u64, dirs: &[(bool, bool
     ra.cmp(&rb)
 }
 
+/// Bytes of the strings among `keys` (owned in the top-k heap: `Scan::memory_bytes`).
+fn str_bytes(keys: &[Key<'_>]) -> usize {
+    keys.iter()
+        .map(|k| match k {
+            Key::Str(s) => s.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 #[derive(Debug)]
 struct Entry {
     keys: Box<[Key<'static>]>,
@@ -236,9 +253,37 @@ pub struct Scan {
     active: Vec<bool>,
     mask: Vec<bool>,
     sel: Vec<u32>,
+    /// Per filter: the current row group's dictionary verdicts (`eval::and_filter`).
+    dict_verdicts: Vec<Option<Vec<bool>>>,
+    /// Utf8 columns the sink reads per selected row (a top-k order column, string group keys
+    /// and min/max): their bytes count as slice work.
+    sink_strings: Vec<usize>,
+    /// Heap bytes of the top-k heap's owned string keys (kept as entries come and go).
+    topk_strings: usize,
+    /// Most bytes this scan may hold (`set_memory_limit`); past it, 422 `too_much_memory`.
+    memory_limit: usize,
 }
 
 impl Scan {
+    /// Caps the heap memory this scan may hold ([`memory_bytes`](Self::memory_bytes)); a step
+    /// that ends above it fails with 422 `too_much_memory`. Unlimited by default.
+    pub fn set_memory_limit(&mut self, bytes: usize) {
+        self.memory_limit = bytes;
+    }
+
+    /// Heap bytes the scan holds now and that grow with the data: collected row numbers, the
+    /// top-k heap with its string keys, the aggregator's groups and states, and the slice
+    /// buffers. Checked after every slice, so it can exceed the limit by what one slice adds.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let sink = match &self.sink {
+            Sink::Rows { rows, .. } => rows.capacity() * size_of::<u64>(),
+            Sink::TopK { heap, .. } => heap.capacity() * size_of::<Entry>() + self.topk_strings,
+            Sink::Aggregate(agg) => agg.memory_bytes(),
+        };
+        sink + self.mask.capacity() + self.sel.capacity() * size_of::<u32>()
+    }
+
     /// Plans the scan: key-index ranges, cursor position, the sink.
     pub fn new<B: AsRef<[u8]>>(query: &RowsQuery, file: &QuarryFile<B>) -> Scan {
         let filters: Vec<(usize, Compiled)> = query
@@ -365,8 +410,18 @@ impl Scan {
         } else {
             ranges.first().map_or(0, |r| r.start)
         };
+        let sink_strings = match &sink {
+            Sink::TopK { columns, .. } => columns
+                .iter()
+                .copied()
+                .filter(|&c| query.fields.get(c).map(|f| f.1) == Some(DataType::Utf8))
+                .collect(),
+            Sink::Aggregate(agg) => agg.string_columns(),
+            _ => Vec::new(),
+        };
         Scan {
             filters,
+            sink_strings,
             trees,
             ranges,
             range_idx: 0,
@@ -389,6 +444,9 @@ impl Scan {
             active: Vec::new(),
             mask: Vec::new(),
             sel: Vec::new(),
+            topk_strings: 0,
+            memory_limit: usize::MAX,
+            dict_verdicts: Vec::new(),
         }
     }
 
@@ -501,7 +559,7 @@ impl Scan {
                 ));
             }
             let step = SLICE_ROWS.min(budget).min(allowance);
-            let (start, end) = if self.reverse {
+            let (mut start, mut end) = if self.reverse {
                 (
                     range
                         .start
@@ -515,11 +573,39 @@ impl Scan {
                     range.end.min(rg_end).min(self.pos.saturating_add(step)),
                 )
             };
+            // Bound the slice by work, not rows: shrink it (keeping its first row in scan
+            // order) until its string filters fit MAX_SLICE_WORK, one row at least.
+            let mut work = self.slice_work(file, rg, meta.first_row, start, end);
+            while work > MAX_SLICE_WORK && end - start > 1 {
+                let len = end - start;
+                let keep = (u128::from(len) * u128::from(MAX_SLICE_WORK) / u128::from(work))
+                    .clamp(1, u128::from(len / 2).max(1)) as u64;
+                if self.reverse {
+                    start = end - keep;
+                } else {
+                    end = start + keep;
+                }
+                work = self.slice_work(file, rg, meta.first_row, start, end);
+            }
             self.eval_slice(file, rg, meta.first_row, start, end);
             let len = end - start;
             self.rows_examined += len;
-            budget = budget.saturating_sub(len);
+            budget = budget.saturating_sub(len.max(work / WORK_PER_ROW));
             self.feed(file, rg, meta.first_row);
+            let held = self.memory_bytes();
+            if held > self.memory_limit {
+                self.done = true;
+                return Err(QueryError::new(
+                    ErrorKind::TooMuchWork,
+                    "too_much_memory",
+                    format!(
+                        "this query would hold more than {} bytes ({held} so far: groups, \
+                         top-k rows or collected rows; the server's --max-request-memory); \
+                         group by fewer or coarser columns, add filters, or lower the limit",
+                        self.memory_limit
+                    ),
+                ));
+            }
             if matches!(&self.sink, Sink::Aggregate(a) if a.too_many_groups()) {
                 self.done = true;
                 return Err(QueryError::new(
@@ -548,6 +634,7 @@ impl Scan {
         self.zone_rg = Some(rg);
         self.zone_skip = false;
         self.active.clear();
+        self.dict_verdicts.clear();
         for (col, pred) in &self.filters {
             match zone(pred, file.chunk_meta(rg, *col), rows) {
                 Zone::None => {
@@ -558,6 +645,34 @@ impl Scan {
                 Zone::Some => self.active.push(true),
             }
         }
+    }
+
+    /// `eval::filter_work` of the active filters on rows `start..end` of row group `rg`.
+    fn slice_work<B: AsRef<[u8]>>(
+        &self,
+        file: &QuarryFile<B>,
+        rg: usize,
+        first_row: u64,
+        start: u64,
+        end: u64,
+    ) -> u64 {
+        let off = (start - first_row) as usize;
+        let len = (end - start) as usize;
+        let filters = self
+            .filters
+            .iter()
+            .zip(&self.active)
+            .filter(|((_, pred), &active)| active && matches!(pred, Compiled::Str(_)))
+            .map(|((col, pred), _)| filter_work(&file.chunk(rg, *col), pred, off, len));
+        let sink = self
+            .sink_strings
+            .iter()
+            .map(|&col| plain_string_bytes(&file.chunk(rg, col), off, len));
+        let trees = self.trees.iter().map(|t| t.work(file, rg, off, len));
+        filters
+            .chain(trees)
+            .chain(sink)
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Evaluates the active filters on rows `start..end` (global) of row group `rg`; leaves
@@ -574,9 +689,15 @@ impl Scan {
         let len = (end - start) as usize;
         self.mask.clear();
         self.mask.resize(len, true);
-        for ((col, pred), &active) in self.filters.iter().zip(&self.active) {
+        self.dict_verdicts.resize(self.filters.len(), None);
+        for (((col, pred), &active), verdicts) in self
+            .filters
+            .iter()
+            .zip(&self.active)
+            .zip(self.dict_verdicts.iter_mut())
+        {
             if active {
-                and_filter(&file.chunk(rg, *col), pred, off, &mut self.mask);
+                and_filter(&file.chunk(rg, *col), pred, off, &mut self.mask, verdicts);
             }
         }
         for tree in &self.trees {
@@ -633,11 +754,14 @@ impl Scan {
                                 if cmp_multi(&keys, row, &top.keys, top.row, dirs)
                                     == Ordering::Less =>
                             {
-                                heap.pop();
+                                if let Some(popped) = heap.pop() {
+                                    self.topk_strings -= str_bytes(&popped.keys);
+                                }
                             }
                             _ => continue,
                         }
                     }
+                    self.topk_strings += str_bytes(&keys);
                     heap.push(Entry {
                         keys: keys.drain(..).map(Key::into_owned).collect(),
                         row,
@@ -857,6 +981,134 @@ mod tests {
         let f = file(crate::aggregate::MAX_GROUPS as i64);
         let page = scan(&f, "select=id,count()&limit=1000").unwrap();
         assert_eq!(page.groups.unwrap().len(), crate::aggregate::MAX_GROUPS);
+    }
+
+    /// 2,000 rows of distinct 4,000-byte strings (plain, not dictionary-encoded).
+    fn long_strings() -> QuarryFile<AlignedBuf> {
+        let f = |name: &str, data_type| Field {
+            name: name.into(),
+            data_type,
+            nullable: false,
+        };
+        let schema = Schema::new(
+            vec![f("id", DataType::Int64), f("s", DataType::Utf8)],
+            Some(0),
+        )
+        .unwrap();
+        let (mut offsets, mut bytes) = (vec![0u64], Vec::new());
+        for i in 0..2000 {
+            bytes.extend_from_slice(format!("{i:06}").as_bytes());
+            bytes.resize(bytes.len() + 3994, b'a');
+            offsets.push(bytes.len() as u64);
+        }
+        let mut w = FileWriter::new(Vec::new(), schema, Default::default()).unwrap();
+        w.write_row_group(vec![
+            ColumnData::Int64 {
+                values: (0..2000).collect(),
+                validity: None,
+            },
+            ColumnData::Utf8 {
+                offsets,
+                bytes,
+                validity: None,
+            },
+        ])
+        .unwrap();
+        let (bytes, _) = w.finish().unwrap();
+        QuarryFile::open(AlignedBuf::from_slice(&bytes)).unwrap()
+    }
+
+    #[test]
+    fn slices_over_long_strings_are_bounded_by_work_not_rows() {
+        let f = long_strings();
+        let wide = format!("*{}_b", "a".repeat(500));
+        for (q, max_rows) in [
+            // A plain comparison: 4,000 bytes a row at cost 1.
+            ("s=gt.x".to_string(), MAX_SLICE_WORK / 4000 + 1),
+            // A 9-word NFA: 10 word operations a byte.
+            (format!("s=like.{wide}"), MAX_SLICE_WORK / 40_000 + 1),
+            // Top-k on the strings reads every selected row's bytes.
+            (
+                "order=s.desc&limit=5".to_string(),
+                MAX_SLICE_WORK / 4000 + 1,
+            ),
+        ] {
+            let q = parse_rows_query(&q, f.schema(), f.version(), &Limits::default()).unwrap();
+            let mut s = Scan::new(&q, &f);
+            let mut steps = 0;
+            loop {
+                let before = s.rows_examined();
+                let done = s.step(&q, &f, 4096).unwrap();
+                let examined = s.rows_examined() - before;
+                assert!(
+                    examined <= max_rows,
+                    "{q:?}: one step examined {examined} rows (work bound {max_rows})"
+                );
+                steps += 1;
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(s.rows_examined(), 2000);
+            assert!(steps > 2, "{steps} steps");
+            // Still exact.
+            let page = s.finish();
+            if !q.order.is_empty() {
+                assert_eq!(page.rows, vec![1999, 1998, 1997, 1996, 1995]);
+            } else {
+                assert!(page.rows.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn arrow_batches_of_long_strings_stay_near_the_frame_size() {
+        let f = long_strings();
+        let q =
+            parse_rows_query("limit=2000", f.schema(), f.version(), &Limits::default()).unwrap();
+        let mut s = Scan::new(&q, &f);
+        while !s.step(&q, &f, 4096).unwrap() {}
+        let mut enc = crate::Encoder::new(&q, s.finish(), crate::OutputFormat::ArrowStream);
+        let (mut frames, mut total) = (0, 0);
+        while let Some(frame) = enc.step(&q, &f, 64 << 10) {
+            // One batch of about 64 KiB (a row is 4 KB): never the whole page at once.
+            assert!(frame.len() < 200 << 10, "a {} byte frame", frame.len());
+            frames += 1;
+            total += frame.len();
+        }
+        assert!(
+            total > 2000 * 4000 && frames > 50,
+            "{frames} frames, {total} bytes"
+        );
+    }
+
+    #[test]
+    fn memory_past_the_limit_is_a_422() {
+        let f = file(60);
+        let q = parse_rows_query(
+            "select=id,count()",
+            f.schema(),
+            f.version(),
+            &Limits::default(),
+        )
+        .unwrap();
+        let run = |limit: usize| -> Result<usize, QueryError> {
+            let mut s = Scan::new(&q, &f);
+            s.set_memory_limit(limit);
+            let mut peak = 0;
+            while !s.step(&q, &f, 10)? {
+                peak = peak.max(s.memory_bytes());
+            }
+            Ok(peak)
+        };
+        let used = run(usize::MAX).unwrap();
+        assert!(
+            used > 60 * 8,
+            "60 groups hold their keys and counts: {used}"
+        );
+        let e = run(used / 2).unwrap_err();
+        assert_eq!((e.status(), e.code), (422, "too_much_memory"));
+        assert!(e.message.contains("--max-request-memory"), "{}", e.message);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! `Bytes` frames produced on demand (bounded memory: one frame at a time).
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -24,6 +23,18 @@ enum Kind {
     Pieces(VecDeque<Bytes>, u64),
     Stream(Box<dyn FrameSource>),
 }
+
+/// A body frame's producer panicked (logged and counted by `panic::report`).
+#[derive(Debug)]
+pub struct BodyPanicked;
+
+impl std::fmt::Display for BodyPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the response body's producer panicked")
+    }
+}
+
+impl std::error::Error for BodyPanicked {}
 
 /// Response body; holds the request's metrics guard so latency and in-flight cover the whole
 /// body, and a dataset handle (inside the source) so its map lives until the last byte is sent.
@@ -93,12 +104,14 @@ impl Body {
 
 impl hyper::body::Body for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    /// Only a contained panic while producing a frame: hyper then aborts the connection (the
+    /// head is out, so no error status can follow).
+    type Error = BodyPanicked;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyPanicked>>> {
         let this = &mut *self;
         let next = match &mut this.kind {
             Kind::Empty => None,
@@ -110,7 +123,17 @@ impl hyper::body::Body for Body {
                 }
                 next
             }
-            Kind::Stream(s) => s.next_frame(),
+            Kind::Stream(s) => match crate::panic::contain(|| s.next_frame()) {
+                Ok(next) => next,
+                Err(message) => {
+                    if let Some(g) = &this.guard {
+                        crate::panic::report(g.ctx(), "(streamed body)", "body", &message);
+                    }
+                    // The source's state is suspect: drop it, never poll it again.
+                    this.kind = Kind::Empty;
+                    return Poll::Ready(Some(Err(BodyPanicked)));
+                }
+            },
         };
         match next {
             Some(b) => {

@@ -66,6 +66,10 @@ pub struct Config {
     /// mappings and a reserve). A file past the limit fails to load, named; the process never aborts.
     #[arg(long, env = "QUARRY_MAX_MAPPED_DATASETS", default_value_t = 0)]
     pub max_mapped_datasets: usize,
+    /// Do not take read leases on dataset files (then files changed in place are found by
+    /// polling only, and a truncation racing a request can end the process with SIGBUS).
+    #[arg(long, env = "QUARRY_NO_READ_LEASES", value_parser = BoolishValueParser::new())]
+    pub no_read_leases: bool,
     /// Rows returned when the request has no `limit`.
     #[arg(long, env = "QUARRY_DEFAULT_LIMIT", default_value_t = 100)]
     pub default_limit: usize,
@@ -140,6 +144,21 @@ pub struct Config {
     /// Log one line per request (target `quarry::access`) naming the token or JWT subject.
     #[arg(long, env = "QUARRY_ACCESS_LOG", value_parser = BoolishValueParser::new())]
     pub access_log: bool,
+    /// Abort a response whose writes made no progress for this long (a client that stopped
+    /// reading): its buffers, encoder and dataset version are released.
+    #[arg(long, env = "QUARRY_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+    /// Abort a response not finished this long after its request arrived, whatever its progress.
+    #[arg(long, env = "QUARRY_RESPONSE_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub response_timeout: Duration,
+    /// Most memory one request may hold that grows with the data (group keys and states,
+    /// top-k rows, collected rows); past it, 422 too_much_memory.
+    #[arg(long, env = "QUARRY_MAX_REQUEST_MEMORY", default_value = "64MiB", value_parser = crate::memory::parse_size)]
+    pub max_request_memory: u64,
+    /// Memory all requests in flight may hold together; past it, 503 + Retry-After. Default:
+    /// half the cgroup memory limit (memory.max / memory.limit_in_bytes), or 1GiB without one.
+    #[arg(long, env = "QUARRY_MEMORY_BUDGET", value_parser = crate::memory::parse_size)]
+    pub memory_budget: Option<u64>,
     /// Install handlers for SIGTERM/SIGINT/SIGHUP (off only for in-process tests).
     #[arg(skip = true)]
     pub handle_signals: bool,
@@ -191,6 +210,10 @@ mod tests {
         assert_eq!(c.threads, 1);
         assert_eq!(c.drain_delay, Duration::from_secs(5));
         assert_eq!(c.max_uri_bytes, 8192);
+        assert_eq!(c.write_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_request_memory, 64 << 20);
+        assert_eq!(c.memory_budget, None);
+        assert_eq!(c.response_timeout, Duration::from_secs(300));
         assert!(c.handle_signals);
         assert_eq!(c.admin_listen.port(), 9090);
         assert_eq!(c.jwt_datasets_claim, "quarry_datasets");

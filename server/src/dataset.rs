@@ -165,7 +165,11 @@ pub fn mapped_bytes(ds: &Arc<Dataset>) -> Bytes {
     Bytes::from_owner(MapOwner(ds.clone()))
 }
 
-/// A byte range of the mapping as `Bytes` (no copy). `range` must lie inside the file.
-pub fn map_slice(ds: &Arc<Dataset>, range: Range<usize>) -> Bytes {
-    mapped_bytes(ds).slice(range)
+/// A byte range of the mapping as `Bytes` (no copy); `None` when `range` is reversed or does
+/// not lie inside the file (offsets read from an unverified file may say anything).
+pub fn map_slice(ds: &Arc<Dataset>, range: Range<usize>) -> Option<Bytes> {
+    if range.start > range.end || range.end > ds.file.bytes().len() {
+        return None;
+    }
+    Some(mapped_bytes(ds).slice(range))
 }

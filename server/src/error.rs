@@ -43,6 +43,11 @@ pub enum ApiError {
         len: usize,
         max: usize,
     },
+    /// The request head (request line and headers) is larger than --max-header-bytes.
+    HeaderTooLarge {
+        len: usize,
+        max: usize,
+    },
     RangeNotSatisfiable {
         len: u64,
     },
@@ -62,6 +67,15 @@ pub enum ApiError {
     Unauthorized {
         reason: Option<String>,
     },
+    /// The file's bytes contradict themselves (possible under `--verify cheap`).
+    CorruptData {
+        dataset: String,
+        column: String,
+        row_group: usize,
+        detail: String,
+    },
+    /// A handler panicked; the panic was contained to this request (and logged).
+    Panicked,
 }
 
 impl ApiError {
@@ -83,12 +97,15 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Query { status, .. } => *status,
             ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeaderTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Overloaded { .. } | ApiError::NotReady { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Internal { .. } | ApiError::CorruptData { .. } | ApiError::Panicked => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -101,12 +118,14 @@ impl ApiError {
             ApiError::ColumnNotFound { .. } => "column_not_found",
             ApiError::BadRequest { code, .. } | ApiError::Query { code, .. } => code,
             ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeaderTooLarge { .. } => "header_too_large",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::NotReady { .. } => "not_ready",
-            ApiError::Internal { .. } => "internal",
             ApiError::Unauthorized { reason: None } => "unauthorized",
             ApiError::Unauthorized { reason: Some(_) } => "invalid_token",
+            ApiError::Internal { .. } | ApiError::Panicked => "internal",
+            ApiError::CorruptData { .. } => "corrupt_data",
         }
     }
 
@@ -129,6 +148,9 @@ impl ApiError {
             ApiError::UriTooLong { len, max } => {
                 format!("request target is {len} bytes; the limit is {max} (--max-uri-bytes)")
             }
+            ApiError::HeaderTooLarge { len, max } => {
+                format!("request head is {len} bytes; the limit is {max} (--max-header-bytes)")
+            }
             ApiError::RangeNotSatisfiable { len } => {
                 format!("range outside the {len}-byte representation")
             }
@@ -143,6 +165,19 @@ impl ApiError {
                 "a bearer token is required: Authorization: Bearer <token>".to_string()
             }
             ApiError::Unauthorized { reason: Some(r) } => format!("credentials refused: {r}"),
+            ApiError::CorruptData {
+                dataset,
+                column,
+                row_group,
+                detail,
+            } => format!(
+                "dataset {dataset:?} is corrupt: column {column:?}, row group {row_group}: \
+                 {detail}; the file fails verification"
+            ),
+            ApiError::Panicked => {
+                "internal error while answering this request (logged); the server goes on"
+                    .to_string()
+            }
         }
     }
 

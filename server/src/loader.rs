@@ -20,7 +20,6 @@
 //! size or mtime. Either way the dataset is `Modified` and the process unready until a new file
 //! (another identity) loads under that name. The first pass decides readiness; see `Readiness`.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -224,14 +223,21 @@ impl Loader {
             self.consider(name, path).await;
         }
         // Removed files stop serving.
-        let listed: BTreeSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-        let gone: Vec<Arc<str>> = self
-            .work
-            .states
-            .keys()
-            .filter(|n| !listed.contains(&***n))
-            .cloned()
-            .collect();
+        // Both sorted by name: one merge walk, yielding like the rest of the pass.
+        let known: Vec<Arc<str>> = self.work.states.keys().cloned().collect();
+        let mut gone = Vec::new();
+        let mut j = 0;
+        for (i, name) in known.into_iter().enumerate() {
+            while j < files.len() && files[j].0.as_str() < &*name {
+                j += 1;
+            }
+            if files.get(j).is_none_or(|(f, _)| f.as_str() != &*name) {
+                gone.push(name);
+            }
+            if i % 1024 == 1023 {
+                self.maybe_yield().await;
+            }
+        }
         for name in gone {
             self.work.states.remove(&name);
             self.dirty = true;
@@ -481,7 +487,9 @@ impl Loader {
         let mut mapped =
             MappedFile::open(path).map_err(|e| format!("cannot map {}: {e}", path.display()))?;
         let mut count = MapCount::acquire();
-        let leased = if MapCount::live_leases() >= self.lease_limit {
+        let leased = if self.ctx.config.no_read_leases {
+            false
+        } else if MapCount::live_leases() >= self.lease_limit {
             if !LEASE_LIMIT_LOGGED.swap(true, Ordering::Relaxed) {
                 warn!(dataset = %name, limit = self.lease_limit, "read leases hold one file descriptor each and half of RLIMIT_NOFILE is in use by them: further datasets are served without a lease (in-place changes detected by polling only)");
             }

@@ -64,6 +64,26 @@ pub struct Metrics {
     pub dataset_last_reload: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
     pub dataset_reload_failures: Family<DatasetLabel, Counter>,
     pub auth: crate::auth::AuthMetrics,
+    /// Requests whose handler, scan or body panicked (contained: `panic.rs`).
+    pub request_panics: Counter,
+    /// Responses aborted by `--write-timeout` or `--response-timeout`.
+    pub responses_aborted: Family<ReasonLabel, Counter>,
+    /// Bytes charged to the process memory budget by requests in flight (`memory.rs`).
+    pub memory_charged: Gauge,
+    /// The process memory budget (`--memory-budget`).
+    pub memory_budget: Gauge,
+    /// Requests refused for memory: budget="request" (422) or "process" (503).
+    pub memory_rejections: Family<BudgetLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabel {
+    pub budget: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
 }
 
 impl Default for Metrics {
@@ -91,6 +111,11 @@ impl Metrics {
             dataset_last_reload: Family::default(),
             dataset_reload_failures: Family::default(),
             auth: Default::default(),
+            request_panics: Counter::default(),
+            responses_aborted: Family::default(),
+            memory_charged: Gauge::default(),
+            memory_budget: Gauge::default(),
+            memory_rejections: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -164,6 +189,31 @@ impl Metrics {
             m.dataset_reload_failures.clone(),
         );
         m.auth.register(&mut registry);
+        registry.register(
+            "request_panics",
+            "Requests ended by a panic in their handler, scan or body (contained; the loop goes on)",
+            m.request_panics.clone(),
+        );
+        registry.register(
+            "http_responses_aborted",
+            "Responses aborted and released: write_timeout (no write progress) or response_timeout",
+            m.responses_aborted.clone(),
+        );
+        registry.register(
+            "memory_charged_bytes",
+            "Bytes requests in flight hold that grow with the data (groups, top-k, rows)",
+            m.memory_charged.clone(),
+        );
+        registry.register(
+            "memory_budget_bytes",
+            "Process memory budget for requests (--memory-budget)",
+            m.memory_budget.clone(),
+        );
+        registry.register(
+            "memory_rejections",
+            "Requests refused for memory: budget=request (422 too_much_memory) or process (503)",
+            m.memory_rejections.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -199,6 +249,8 @@ fn process_cpu_seconds() -> Option<f64> {
 pub struct ConnActivity {
     pub in_flight: Cell<u32>,
     pub last_active: Cell<Instant>,
+    /// When the oldest request still in flight arrived (`--response-timeout`).
+    pub busy_since: Cell<Instant>,
 }
 
 impl ConnActivity {
@@ -206,6 +258,7 @@ impl ConnActivity {
         Rc::new(ConnActivity {
             in_flight: Cell::new(0),
             last_active: Cell::new(Instant::now()),
+            busy_since: Cell::new(Instant::now()),
         })
     }
 }
@@ -298,13 +351,17 @@ impl RequestGuard {
     pub fn new(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>) -> RequestGuard {
         ctx.metrics.in_flight.inc();
         ctx.in_flight.set(ctx.in_flight.get() + 1);
+        let start = Instant::now();
+        if conn.in_flight.get() == 0 {
+            conn.busy_since.set(start);
+        }
         conn.in_flight.set(conn.in_flight.get() + 1);
         RequestGuard {
             ctx,
             conn,
             route: (ROUTE_SLOTS - 1) as u16,
             status: CLIENT_CLOSED,
-            start: Instant::now(),
+            start,
             bytes: 0,
             done: false,
             access: None,
@@ -343,6 +400,10 @@ impl RequestGuard {
 
     pub fn add_bytes(&mut self, n: usize) {
         self.bytes += n as u64;
+    }
+
+    pub fn ctx(&self) -> &LoopCtx {
+        &self.ctx
     }
 
     /// The last body frame was produced: record now rather than when hyper drops the body.

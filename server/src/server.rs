@@ -157,6 +157,7 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
             config.data_dir.display()
         );
     }
+    crate::panic::install_hook();
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let catalog = crate::catalog::shared();
@@ -169,6 +170,19 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
     })?;
     let admin_addr = admin.local_addr()?;
     let mut admin = Some(admin);
+    let (budget_bytes, budget_source) = match config.memory_budget {
+        Some(b) => (b, "--memory-budget".to_string()),
+        None => crate::memory::default_budget(),
+    };
+    let budget = crate::memory::Budget::new(budget_bytes, metrics.clone());
+    info!(
+        max_request_memory = config.max_request_memory,
+        memory_budget = budget_bytes,
+        memory_budget_source = %budget_source,
+        write_timeout = ?config.write_timeout,
+        response_timeout = ?config.response_timeout,
+        "budgets"
+    );
     let mut term = Vec::new();
     let mut hup = Vec::new();
     let mut threads = Vec::new();
@@ -188,6 +202,7 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
             catalog: catalog.clone(),
             admin: admin.take(),
             creds: creds.clone(),
+            budget: budget.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("quarry-loop-{index}"))
@@ -222,6 +237,7 @@ struct LoopExtra {
     catalog: SharedCatalog,
     admin: Option<std::net::TcpListener>,
     creds: Arc<crate::auth::SharedCredentials>,
+    budget: Arc<crate::memory::Budget>,
 }
 
 fn loop_thread(
@@ -266,7 +282,7 @@ fn loop_thread(
             "io_uring"
         };
         info!(loop_index = index, driver, "event loop started");
-        let ctx = LoopCtx::new_shared(index, config, metrics, extra.catalog);
+        let ctx = LoopCtx::new_shared(index, config, metrics, extra.catalog, extra.budget);
         ctx.auth.install(extra.creds);
         if let Some(admin) = extra.admin {
             monoio::spawn(crate::admin::accept_loop(ctx.clone(), admin));
@@ -377,8 +393,11 @@ async fn accept_loop(ctx: Rc<LoopCtx>, listener: TcpListener) {
     builder
         .timer(crate::timer::CoarseTimer)
         .header_read_timeout(ctx.config.header_read_timeout)
-        .max_buf_size(ctx.config.max_header_bytes.max(8192) + 8192)
-        .max_header_size(ctx.config.max_header_bytes)
+        // hyper answers an oversized head itself with a bodiless 431; its limit sits above
+        // --max-header-bytes so that heads up to twice that reach `handlers`, which answer
+        // the JSON 431 (`ApiError::HeaderTooLarge`). Only larger heads get hyper's.
+        .max_buf_size(hyper_head_limit(ctx.config.max_header_bytes) + 8192)
+        .max_header_size(hyper_head_limit(ctx.config.max_header_bytes))
         .keep_alive(true);
     let builder = Rc::new(builder);
     loop {
@@ -415,6 +434,14 @@ async fn accept_loop(ctx: Rc<LoopCtx>, listener: TcpListener) {
     debug!(loop_index = ctx.index, "listener closed");
 }
 
+/// The head size at which hyper refuses a request by itself (see `accept_loop`).
+fn hyper_head_limit(max_header_bytes: usize) -> usize {
+    max_header_bytes
+        .saturating_mul(2)
+        .max(max_header_bytes.saturating_add(8192))
+        .max(8192)
+}
+
 async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let io = match stream.into_poll_io() {
@@ -431,17 +458,30 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
     let service = hyper::service::service_fn(move |req| {
         crate::handlers::serve(svc_ctx.clone(), svc_activity.clone(), req)
     });
-    let io = crate::batch::TurnIo::new(MonoioIo::new(io), ctx.clone());
+    let progress = Rc::new(crate::progress::WriteProgress::default());
+    let io = crate::progress::ProgressIo::new(MonoioIo::new(io), progress.clone());
+    let io = crate::batch::TurnIo::new(io, ctx.clone());
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
-    let idle = ctx.config.idle_timeout;
+    let cfg = &ctx.config;
+    let idle = cfg.idle_timeout;
+    // The task wakes at least every `check_every` to check write progress and the response
+    // deadline while a response is in flight or its bytes wait for the socket, and every
+    // `check_idle` (half the shorter timeout) otherwise: a request can arrive and block on a
+    // full socket inside one poll of `conn`, without the select below computing a new
+    // deadline. So a response is aborted within 1.5 times its timeout.
+    let check_idle =
+        (cfg.write_timeout.min(cfg.response_timeout) / 2).max(Duration::from_millis(10));
+    let check_every = check_idle.min(Duration::from_secs(1));
     let mut closing = false;
     loop {
-        let deadline = if activity.in_flight.get() > 0 {
-            Instant::now() + idle
-        } else {
-            activity.last_active.get() + idle
-        };
+        let now = Instant::now();
+        let deadline =
+            if activity.in_flight.get() > 0 || progress.blocked_since().is_some() || closing {
+                now + check_every
+            } else {
+                (activity.last_active.get() + idle).min(now + check_idle)
+            };
         let result = monoio::select! {
             r = conn.as_mut() => Some(r),
             _ = ctx.close_conns.wait(), if !closing => {
@@ -449,8 +489,36 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
                 conn.as_mut().graceful_shutdown();
                 None
             },
-            _ = monoio::time::sleep_until(deadline.into()), if !closing => {
-                if activity.in_flight.get() == 0 && activity.last_active.get() + idle <= Instant::now() {
+            _ = monoio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                let in_flight = activity.in_flight.get() > 0;
+                let stalled = progress
+                    .blocked_since()
+                    .is_some_and(|t| now.saturating_duration_since(t) >= cfg.write_timeout);
+                // A body handed to hyper in full ends its request, but while its bytes still
+                // wait for the socket the response is not finished.
+                let overdue = (in_flight || progress.blocked_since().is_some())
+                    && now.saturating_duration_since(activity.busy_since.get())
+                        >= cfg.response_timeout;
+                if stalled || overdue {
+                    let reason = if stalled { "write_timeout" } else { "response_timeout" };
+                    ctx.metrics
+                        .responses_aborted
+                        .get_or_create(&crate::metrics::ReasonLabel { reason })
+                        .inc();
+                    warn!(
+                        loop_index = ctx.index,
+                        reason,
+                        write_timeout = ?cfg.write_timeout,
+                        response_timeout = ?cfg.response_timeout,
+                        "response aborted: connection closed, everything it held released"
+                    );
+                    break;
+                } else if !in_flight
+                    && progress.blocked_since().is_none()
+                    && !closing
+                    && activity.last_active.get() + idle <= now
+                {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

@@ -70,21 +70,28 @@ pub struct LoopCtx {
     pub turn_end: crate::batch::TurnEnd,
     /// Bearer tokens and JWTs (`auth`).
     pub auth: crate::auth::Auth,
+    /// The process memory budget, shared by every loop (`memory.rs`).
+    pub budget: Arc<crate::memory::Budget>,
 }
 
 impl LoopCtx {
-    /// A loop with a catalog of its own (unit tests).
+    /// A loop with a catalog and a process budget of its own (unit tests).
     #[cfg(test)]
     pub fn new(index: usize, config: Arc<Config>, metrics: Arc<Metrics>) -> Rc<LoopCtx> {
-        LoopCtx::new_shared(index, config, metrics, crate::catalog::shared())
+        let limit = config
+            .memory_budget
+            .unwrap_or_else(|| crate::memory::default_budget().0);
+        let budget = crate::memory::Budget::new(limit, metrics.clone());
+        LoopCtx::new_shared(index, config, metrics, crate::catalog::shared(), budget)
     }
 
-    /// A loop serving the process's catalog.
+    /// A loop serving the process's catalog within the process's memory budget.
     pub fn new_shared(
         index: usize,
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         shared_catalog: SharedCatalog,
+        budget: Arc<crate::memory::Budget>,
     ) -> Rc<LoopCtx> {
         Rc::new(LoopCtx {
             index,
@@ -103,6 +110,7 @@ impl LoopCtx {
             conns_done: Latch::default(),
             turn_end: Default::default(),
             auth: crate::auth::Auth::new(&config),
+            budget,
             config,
         })
     }

@@ -65,24 +65,27 @@ fn probe_until(
     n
 }
 
-/// Datasets at startup (20,000 with release binaries; 2,000 with debug ones, which load ~20x
+/// Datasets at startup (20,000 with release binaries; 4,000 with debug ones, which load much
 /// slower; `QUARRY_CATALOG_DATASETS` overrides) and half as many more by SIGHUP: `/livez` and a
 /// point lookup answer within 100 ms throughout (the loader yields by work done, not per file;
-/// before, a pass held the loop for every small file in a row). The bound is over a control: a
-/// second server with one dataset probed the same way at the same time, so time the machine
-/// takes from both (a loaded CI host descheduling debug binaries) is not blamed on the loader.
+/// a pass that does not yield between small files holds the loop for all of them). The
+/// bound is over a control: a second server with one dataset probed the same way at the same
+/// time, so time the machine takes from both is not blamed on the loader. With debug binaries
+/// it is 200 ms: a busy debug process on a loaded 2-core host waits longer for its core than
+/// the idle control does, whatever the loader's slices.
 #[test]
 fn thousands_of_datasets_never_hold_the_loop() {
     let start_count: usize = std::env::var("QUARRY_CATALOG_DATASETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if cfg!(debug_assertions) {
-            2_000
+            4_000
         } else {
             20_000
         });
     let more_count = start_count / 2;
-    const BOUND: Duration = Duration::from_millis(100);
+    let bound_ms = if cfg!(debug_assertions) { 200 } else { 100 };
+    let bound_over = Duration::from_millis(bound_ms);
     let dir = temp_dir();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
@@ -125,10 +128,10 @@ fn thousands_of_datasets_never_hold_the_loop() {
         t0.elapsed(),
         control_worst.lock().expect("lock").0
     );
-    let bound = BOUND + control_worst.lock().expect("lock").0;
+    let bound = bound_over + control_worst.lock().expect("lock").0;
     assert!(
         startup_worst < bound,
-        "during startup {what} took {startup_worst:?} (bound {bound:?}: 100 ms over the control's longest)"
+        "during startup {what} took {startup_worst:?} (bound {bound:?}: {bound_ms} ms over the control's longest)"
     );
     assert_eq!(ready["counts"]["ready"], start_count, "{}", ready["counts"]);
 
@@ -163,10 +166,10 @@ fn thousands_of_datasets_never_hold_the_loop() {
         t0.elapsed(),
         control_worst.lock().expect("lock").0
     );
-    let bound = BOUND + control_worst.lock().expect("lock").0;
+    let bound = bound_over + control_worst.lock().expect("lock").0;
     assert!(
         reload_worst < bound,
-        "during the reload {what} took {reload_worst:?} (bound {bound:?}: 100 ms over the control's longest)"
+        "during the reload {what} took {reload_worst:?} (bound {bound:?}: {bound_ms} ms over the control's longest)"
     );
     let h = server.get("/healthz").json();
     assert_eq!(
@@ -423,7 +426,7 @@ fn a_second_server_on_the_port_is_refused() {
 /// Runs `change` on a served file in a thread (it may wait for the server to release its
 /// read lease), under light load of lookups and raw column reads of that dataset; the server
 /// must stay up, turn unready naming the dataset, and keep serving the others.
-fn change_under_load(how: &str, change: impl FnOnce(&Path) + Send) {
+fn change_under_load(how: &str, leases: bool, change: impl FnOnce(&Path) + Send) {
     let dir = temp_dir();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
@@ -431,10 +434,11 @@ fn change_under_load(how: &str, change: impl FnOnce(&Path) + Send) {
     // Copies, not links: each changed file is its own inode.
     std::fs::copy(&file, data.join("victim.qry")).expect("copy");
     std::fs::copy(&file, data.join("other.qry")).expect("copy");
-    let mut server = Server::start_with(
-        &data,
-        ServerOptions::default().args(["--reload-interval", "200ms"]),
-    );
+    let mut opts = ServerOptions::default().args(["--reload-interval", "200ms"]);
+    if !leases {
+        opts = opts.arg("--no-read-leases");
+    }
+    let mut server = Server::start_with(&data, opts);
     server.wait_ready();
     let addr = server.addr;
     let stop = Arc::new(AtomicBool::new(false));
@@ -452,7 +456,8 @@ fn change_under_load(how: &str, change: impl FnOnce(&Path) + Send) {
                 while !stop.load(Ordering::Relaxed) {
                     // Any answer is fine; the connection must not die with the process.
                     if let Ok(r) = quarry_tests::http::request(addr, "GET", &t, &[]) {
-                        assert!(r.status != 500, "{t}: {}", r.text());
+                        // Without a lease, requests may read the bytes as they change.
+                        assert!(!leases || r.status != 500, "{t}: {}", r.text());
                     }
                     n += 1;
                 }
@@ -508,7 +513,7 @@ fn change_under_load(how: &str, change: impl FnOnce(&Path) + Send) {
 
 #[test]
 fn truncating_a_served_file_never_crashes_and_unreadies() {
-    change_under_load("truncate", |p| {
+    change_under_load("truncate", true, |p| {
         let f = std::fs::OpenOptions::new()
             .write(true)
             .open(p)
@@ -519,7 +524,7 @@ fn truncating_a_served_file_never_crashes_and_unreadies() {
 
 #[test]
 fn copying_over_a_served_file_never_crashes_and_unreadies() {
-    change_under_load("cp over", |p| {
+    change_under_load("cp over", true, |p| {
         let bytes = std::fs::read(p).expect("read");
         let half = &bytes[..bytes.len() / 2];
         // cp(1): open with O_TRUNC, write, close.
@@ -527,16 +532,26 @@ fn copying_over_a_served_file_never_crashes_and_unreadies() {
     });
 }
 
+/// `dd conv=notrunc`: the same size, other bytes.
+fn overwrite_in_place(p: &Path) {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(p)
+        .expect("open for writing");
+    let len = f.metadata().expect("meta").len();
+    f.seek(SeekFrom::Start(len / 3)).expect("seek");
+    f.write_all(&[0xff; 64]).expect("overwrite");
+    f.sync_all().expect("sync");
+}
+
 #[test]
 fn bytes_changed_in_place_take_the_pod_out_of_readiness() {
-    change_under_load("dd conv=notrunc", |p| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(p)
-            .expect("open for writing");
-        let len = f.metadata().expect("meta").len();
-        f.seek(SeekFrom::Start(len / 3)).expect("seek");
-        f.write_all(&[0xff; 64]).expect("overwrite");
-        f.sync_all().expect("sync");
-    });
+    change_under_load("dd conv=notrunc", true, overwrite_in_place);
+}
+
+/// Without a lease (`--no-read-leases`, as for a server that does not own its files) the
+/// change is found by the next pass: the same inode with another mtime.
+#[test]
+fn bytes_changed_in_place_without_a_lease_are_found_by_polling() {
+    change_under_load("dd conv=notrunc, no lease", false, overwrite_in_place);
 }

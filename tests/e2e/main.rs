@@ -11,4 +11,5 @@ mod fixtures;
 mod hostile;
 mod postgrest;
 mod query_fuzz;
+mod robust;
 mod soak;

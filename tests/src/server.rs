@@ -39,6 +39,30 @@ pub fn epoll_forced() -> bool {
     on("QUARRY_FORCE_EPOLL") || on("MONOIO_FORCE_LEGACY_DRIVER")
 }
 
+/// Whether this environment lets a process create an io_uring (the default seccomp profiles
+/// of Docker 25+ and containerd 2.0+ block it, and `kernel.io_uring_disabled` can): asks the kernel
+/// with `io_uring_setup(8, params)` (syscall 425 on every Linux architecture) from Python,
+/// which the test suite requires anyway. Panics when Python cannot run the probe.
+pub fn io_uring_allowed() -> bool {
+    const PROBE: &str = "import ctypes, os\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+params = ctypes.create_string_buffer(120)\n\
+fd = libc.syscall(425, 8, params)\n\
+print('yes' if fd >= 0 else 'no', ctypes.get_errno())\n\
+if fd >= 0: os.close(fd)\n";
+    let out = Command::new("python3")
+        .args(["-c", PROBE])
+        .output()
+        .expect("python3 runs (the io_uring probe)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && (text.starts_with("yes") || text.starts_with("no")),
+        "io_uring probe failed: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.starts_with("yes")
+}
+
 /// A running `quarry-server`; killed (SIGKILL) when dropped unless it already exited.
 #[derive(Debug)]
 pub struct Server {

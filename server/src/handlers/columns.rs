@@ -104,6 +104,30 @@ fn width(t: DataType) -> Option<u64> {
     }
 }
 
+/// `range` of the mapping, which must lie inside `buffer` (a buffer of chunk `(rg, col)`):
+/// anything else is a corrupt file, answered as `corrupt_data`, never a panic.
+fn slice_of(
+    ds: &Arc<Dataset>,
+    col: usize,
+    rg: usize,
+    buffer: std::ops::Range<usize>,
+    range: std::ops::Range<usize>,
+) -> Result<Bytes, ApiError> {
+    let inside = buffer.start <= range.start && range.start <= range.end && range.end <= buffer.end;
+    inside
+        .then(|| map_slice(ds, range.clone()))
+        .flatten()
+        .ok_or_else(|| ApiError::CorruptData {
+            dataset: ds.name.clone(),
+            column: ds.file.schema().fields()[col].name.clone(),
+            row_group: rg,
+            detail: format!(
+                "bytes {}..{} lie outside their buffer {}..{}",
+                range.start, range.end, buffer.start, buffer.end
+            ),
+        })
+}
+
 fn collect(ds: &Arc<Dataset>, col: usize, p: &Params) -> Result<Raw, ApiError> {
     let file = &ds.file;
     let rows = file.num_rows();
@@ -137,9 +161,9 @@ fn collect(ds: &Arc<Dataset>, col: usize, p: &Params) -> Result<Raw, ApiError> {
             let a = p.offset.max(meta.first_row) - meta.first_row;
             let b = want_end.min(meta.first_row + meta.num_rows) - meta.first_row;
             let buf = file.chunk_meta(rg, col).buffers.values.range();
-            let start = buf.start + (a * w) as usize;
-            let end = buf.start + (b * w) as usize;
-            raw.pieces.push(map_slice(ds, start..end));
+            let start = buf.start.saturating_add((a * w) as usize);
+            let end = buf.start.saturating_add((b * w) as usize);
+            raw.pieces.push(slice_of(ds, col, rg, buf, start..end)?);
             raw.row_end = meta.first_row + b;
         }
         return Ok(raw);
@@ -151,9 +175,9 @@ fn collect(ds: &Arc<Dataset>, col: usize, p: &Params) -> Result<Raw, ApiError> {
     let b = want_end.min(group.first_row + group.num_rows) - group.first_row;
     raw.row_end = group.first_row + b;
     let bitmap = |range: std::ops::Range<usize>| {
-        let start = range.start + (a / 8) as usize;
-        let end = range.start + b.div_ceil(8) as usize;
-        start..end
+        let start = range.start.saturating_add((a / 8) as usize);
+        let end = range.start.saturating_add(b.div_ceil(8) as usize);
+        slice_of(ds, col, first_rg, range, start..end)
     };
     match (p.part, data_type) {
         (Part::Validity, _) => {
@@ -170,13 +194,12 @@ fn collect(ds: &Arc<Dataset>, col: usize, p: &Params) -> Result<Raw, ApiError> {
                 validity.map_or(0, |v| nulls_in(v.bytes(), v.len(), a as usize, b as usize))
             });
             if let Some(v) = meta.buffers.validity {
-                raw.pieces.push(map_slice(ds, bitmap(v.range())));
+                raw.pieces.push(bitmap(v.range())?);
                 raw.bit_offset = Some(a % 8);
             }
         }
         (Part::Values, DataType::Bool) => {
-            raw.pieces
-                .push(map_slice(ds, bitmap(meta.buffers.values.range())));
+            raw.pieces.push(bitmap(meta.buffers.values.range())?);
             raw.bit_offset = Some(a % 8);
         }
         (Part::Values | Part::Offsets, DataType::Utf8) => {
@@ -208,17 +231,19 @@ fn collect(ds: &Arc<Dataset>, col: usize, p: &Params) -> Result<Raw, ApiError> {
             };
             if p.part == Part::Offsets {
                 let buf = meta.buffers.values.range();
-                raw.pieces.push(map_slice(
-                    ds,
-                    buf.start + (a * 8) as usize..buf.start + ((b + 1) * 8) as usize,
-                ));
+                let start = buf.start.saturating_add((a * 8) as usize);
+                let end = buf.start.saturating_add(((b + 1) * 8) as usize);
+                raw.pieces
+                    .push(slice_of(ds, col, first_rg, buf, start..end)?);
             } else {
                 let data = meta.buffers.data.ok_or_else(|| ApiError::Internal {
                     message: "plain chunk without string bytes".into(),
                 })?;
-                let start = data.range().start;
+                let buf = data.range();
+                let start = usize::try_from(oa).map_or(usize::MAX, |o| buf.start.saturating_add(o));
+                let end = usize::try_from(ob).map_or(usize::MAX, |o| buf.start.saturating_add(o));
                 raw.pieces
-                    .push(map_slice(ds, start + oa as usize..start + ob as usize));
+                    .push(slice_of(ds, col, first_rg, buf, start..end)?);
             }
         }
         (Part::Offsets, t) => {

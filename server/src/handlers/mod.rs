@@ -43,13 +43,25 @@ pub fn serve(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>, req: Request<Incoming>) -
     let mut guard = RequestGuard::new(ctx.clone(), conn);
     guard.log_access(&req);
     let is_head = req.method() == Method::HEAD;
-    match route_and_handle(&ctx, &req, &mut guard) {
+    let handled = crate::panic::contain(|| {
+        crate::panic::inject(req.headers(), "handler");
+        route_and_handle(&ctx, &req, &mut guard)
+    })
+    .unwrap_or_else(|message| {
+        crate::panic::report(&ctx, req.uri().path(), "handler", &message);
+        Handled::Done(Err(ApiError::Panicked))
+    });
+    match handled {
         Handled::Done(result) => {
             drop(req);
             Serve::Ready(Some(finish(&ctx, result, is_head, guard)))
         }
         Handled::Scan(ds) => Serve::Scan(Box::pin(async move {
-            let result = rows::scan(&ctx, &req, ds).await;
+            let scan = crate::panic::CatchUnwind::new(Box::pin(rows::scan(&ctx, &req, ds)));
+            let result = scan.await.unwrap_or_else(|message| {
+                crate::panic::report(&ctx, req.uri().path(), "scan", &message);
+                Err(ApiError::Panicked)
+            });
             finish(&ctx, result, is_head, guard)
         })),
         Handled::Table(ds) => Serve::Scan(Box::pin(async move {
@@ -128,6 +140,14 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         return Err(ApiError::UriTooLong {
             len: target_len,
             max: ctx.config.max_uri_bytes,
+        })
+        .into();
+    }
+    let head_len = head_len(req, target_len);
+    if head_len > ctx.config.max_header_bytes {
+        return Err(ApiError::HeaderTooLarge {
+            len: head_len,
+            max: ctx.config.max_header_bytes,
         })
         .into();
     }
@@ -210,6 +230,17 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
         Route::Rpc { name } => Ok(postgrest::no_function(&name)),
     };
     Handled::Done(result)
+}
+
+/// The size of the request head as sent: request line, `name: value` lines, blank line.
+fn head_len<B>(req: &Request<B>, target_len: usize) -> usize {
+    let line = req.method().as_str().len() + 1 + target_len + 1 + "HTTP/1.1\r\n".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + headers + 2
 }
 
 fn shed_if_overloaded(ctx: &LoopCtx) -> Result<(), ApiError> {

@@ -108,6 +108,8 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
     }
 
     let mut scan = Scan::new(&query, &ds.file);
+    scan.set_memory_limit(usize::try_from(ctx.config.max_request_memory).unwrap_or(usize::MAX));
+    let mut charge = crate::memory::Charge::new(ctx.budget.clone());
     ctx.turn_end.write_all();
     let mut slice_start = Instant::now();
     loop {
@@ -116,9 +118,29 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
             Ok(d) => d,
             Err(e) => {
                 ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+                if e.code == "too_much_memory" {
+                    memory_rejected(ctx, "request");
+                }
                 return Err(e.into());
             }
         };
+        if let Err(over) = charge.set(scan.memory_bytes() as u64) {
+            ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+            memory_rejected(ctx, "process");
+            tracing::warn!(
+                loop_index = ctx.index,
+                dataset = %ds.name,
+                charged = over.charged,
+                memory_budget = over.limit,
+                "request shed: the process memory budget is used up"
+            );
+            return Err(ApiError::Overloaded {
+                reason:
+                    "memory budget of the process used up by requests in flight (--memory-budget)",
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        crate::panic::inject(req.headers(), "scan");
         if done {
             break;
         }
@@ -160,8 +182,21 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
             HeaderValue::from_static("count=exact"),
         );
     }
-    *resp.body_mut() = Body::stream(Box::new(EncodeFrames { ds, query, encoder }));
+    let fault_in_body = crate::panic::wants_fault(req.headers(), "body");
+    *resp.body_mut() = Body::stream(Box::new(EncodeFrames {
+        ds,
+        query,
+        encoder,
+        fault_in_body,
+    }));
     Ok(cacheable(ctx, req, tag, "Accept, Prefer", resp))
+}
+
+fn memory_rejected(ctx: &LoopCtx, budget: &'static str) {
+    ctx.metrics
+        .memory_rejections
+        .get_or_create(&crate::metrics::BudgetLabel { budget })
+        .inc();
 }
 
 /// `</v1/datasets/{name}/rows?{query without cursor}&cursor=...>; rel="next"`.
@@ -184,10 +219,15 @@ struct EncodeFrames {
     ds: Arc<Dataset>,
     query: RowsQuery,
     encoder: Encoder,
+    /// Tests only (`panic::wants_fault`): panic while producing a frame.
+    fault_in_body: bool,
 }
 
 impl FrameSource for EncodeFrames {
     fn next_frame(&mut self) -> Option<Bytes> {
+        if self.fault_in_body {
+            panic!("injected fault at body");
+        }
         self.encoder.step(&self.query, &self.ds.file, FRAME_BYTES)
     }
 }

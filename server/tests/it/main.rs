@@ -8,6 +8,8 @@ mod columns;
 mod datasets;
 mod lifecycle;
 mod limits;
+mod panics;
 mod reload;
 mod routing;
 mod rows;
+mod timeouts;

@@ -98,8 +98,17 @@ fn oversized_uri_and_headers_are_refused() {
     let addr = server.local_addr();
     let long = format!("/v1/datasets?{}", "a".repeat(200));
     assert_error_shape(&get(addr, &long), 414, "uri_too_long");
-    let big = "b".repeat(4000);
+    // Over --max-header-bytes: our JSON 431 naming the flag.
+    let big = "b".repeat(3000);
     let r = get_with(addr, "/livez", &[("X-Big", &big)]);
+    assert_error_shape(&r, 431, "header_too_large");
+    assert!(r.text().contains("--max-header-bytes"), "{}", r.text());
+    // Just under it: answered.
+    let fits = "b".repeat(1800);
+    assert_eq!(get_with(addr, "/livez", &[("X-Big", &fits)]).status, 200);
+    // Far over it (past hyper's own limit, twice ours plus 8 KiB): hyper's bodiless 431.
+    let huge = "b".repeat(40_000);
+    let r = get_with(addr, "/livez", &[("X-Big", &huge)]);
     assert_eq!(r.status, 431);
     // Malformed request line: hyper answers 400 and the server keeps serving.
     let r = raw(addr, b"GARBAGE\r\n\r\n");
