@@ -782,8 +782,9 @@ pub(crate) fn parse_cond(
             }
             let re = regex::RegexBuilder::new(operand)
                 .case_insensitive(op == "imatch")
-                // Bounds the compiled program whatever the pattern.
-                .size_limit(1 << 20)
+                // Bounds the compiled program (and so the fallback's work per byte) whatever
+                // the pattern.
+                .size_limit(64 << 10)
                 .dfa_size_limit(1 << 20)
                 .build()
                 .map_err(|e| bad(format!("invalid regular expression {operand:?}: {e}")))?;
