@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Deploys Quarry to a local kind (default) or k3d cluster and checks that it serves: builds the
-# image, loads it into the cluster, creates the hostPath data directories on the node, runs the
-# ETL once on a small generated orders.csv, waits for the server pods to be ready and queries
-# them through a port-forward. For people with Docker and kind or k3d; NOT run in CI (no
-# Docker engine there). See k8s/README.md.
+# image with scripts/image.sh (the one CI tests), loads it into the cluster, creates the hostPath
+# data directories on the node, runs the ETL once on a small generated orders.csv, waits for
+# the server pods to be ready and queries them through a port-forward. For people with Docker
+# and kind or k3d; not run in CI (no cluster there; CI tests the image and the pod contract in
+# plain containers, scripts/container-test.sh). See k8s/README.md.
 #
 #   scripts/k8s-kind-demo.sh                 # kind cluster "quarry"
 #   CLUSTER_TOOL=k3d scripts/k8s-kind-demo.sh
@@ -38,7 +39,7 @@ if [ "${1:-}" = "--delete" ]; then
 fi
 
 step "building $IMAGE"
-docker build -t "$IMAGE" "$ROOT"
+IMAGE="$IMAGE" "$ROOT/scripts/image.sh"
 
 step "cluster $CLUSTER ($TOOL)"
 if [ "$TOOL" = kind ]; then

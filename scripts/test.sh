@@ -6,7 +6,10 @@
 #      blocked by the default seccomp profiles of containerd >= 2.0 and Docker >= 25: epoll is
 #      what production runs),
 #   3. schemathesis against a live server (responses match server/openapi.json, no 5xx),
-#   4. the Kubernetes manifest validation and policy tests.
+#   4. the Kubernetes manifest validation and policy tests,
+#   5. the container and fleet tests (scripts/container-test.sh: the image built from the
+#      Dockerfile, the pod contract under the pod's limits, three replicas behind nginx). They
+#      need a Docker Engine: with CI=true a missing engine is a failure, elsewhere a clear skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,4 +43,8 @@ if [ ! -x scripts/k8s-validate.sh ]; then
   exit 1
 fi
 scripts/k8s-validate.sh
+
+echo "== container and fleet tests (Docker Engine)"
+scripts/container-test.sh
+
 echo "== all tests passed"

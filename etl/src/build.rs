@@ -233,7 +233,7 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         scratch: &scratch,
         gate: &gate,
     };
-    let result = run_pipeline(&setup, stdin, file, &options);
+    let result = run_pipeline(&setup, stdin, file, temp.path(), &options);
     progress.finish();
     let (file, out) = result?;
     let peak_rss_build = memory::peak_rss();
@@ -302,6 +302,7 @@ fn run_pipeline(
     s: &Setup<'_>,
     stdin: Option<(Vec<u8>, input::Body)>,
     file: std::fs::File,
+    path: &std::path::Path,
     options: &WriteOptions,
 ) -> Result<(std::fs::File, Outcome)> {
     let t = s.threads;
@@ -355,16 +356,19 @@ fn run_pipeline(
             .name("quarry-write".into())
             .spawn_scoped(scope, move || -> Result<_> {
                 let out = EarlySync::new(file).context("starting the background fsync thread")?;
+                // The file's name goes into the error: a full disk otherwise reads only
+                // "writing at byte N".
                 let (out, summary) = plan::write_loop(
                     out,
                     schema.clone(),
                     options.clone(),
                     enc_rx,
                     writer_in_flight,
-                )?;
-                let (file, _) = out
-                    .finish()
-                    .context("writing the output file to disk (background fsync)")?;
+                )
+                .with_context(|| format!("writing {}", path.display()))?;
+                let (file, _) = out.finish().with_context(|| {
+                    format!("writing {} to disk (background fsync)", path.display())
+                })?;
                 Ok((file, summary))
             })
             .context("spawning the writer thread")?;

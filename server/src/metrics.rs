@@ -37,6 +37,11 @@ pub struct DatasetVersionLabel {
     pub version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DriverLabel {
+    pub driver: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -74,6 +79,8 @@ pub struct Metrics {
     pub memory_budget: Gauge,
     /// Requests refused for memory: budget="request" (422) or "process" (503).
     pub memory_rejections: Family<BudgetLabel, Counter>,
+    /// 1 per event loop on that I/O driver (`epoll` or `io_uring`).
+    pub io_driver: Family<DriverLabel, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,6 +123,7 @@ impl Metrics {
             memory_charged: Gauge::default(),
             memory_budget: Gauge::default(),
             memory_rejections: Family::default(),
+            io_driver: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -213,6 +221,11 @@ impl Metrics {
             "memory_rejections",
             "Requests refused for memory: budget=request (422 too_much_memory) or process (503)",
             m.memory_rejections.clone(),
+        );
+        registry.register(
+            "io_driver",
+            "Event loops running on each I/O driver (epoll where io_uring is refused or forced)",
+            m.io_driver.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -24,7 +24,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::catalog::SharedCatalog;
 use crate::config::Config;
-use crate::metrics::{ConnActivity, Metrics};
+use crate::metrics::{ConnActivity, DriverLabel, Metrics};
 use crate::state::LoopCtx;
 
 /// A running server: its address and the means to stop it (in-process tests, `run`).
@@ -158,6 +158,7 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
         );
     }
     crate::panic::install_hook();
+    warn_if_mounted_writable(&config.data_dir);
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let catalog = crate::catalog::shared();
@@ -240,6 +241,23 @@ struct LoopExtra {
     budget: Arc<crate::memory::Budget>,
 }
 
+/// The server never writes its data directory, but a read-write mount lets something else
+/// rewrite a mapped file in place (SIGBUS, wrong answers): say so once, at startup. Serving
+/// is unaffected, so readiness is too.
+fn warn_if_mounted_writable(dir: &std::path::Path) {
+    match rustix::fs::statvfs(dir) {
+        Ok(st) if !st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) => warn!(
+            data_dir = %dir.display(),
+            "the data directory is on a read-write mount: mount it read-only (readOnly: true on \
+             the volume and the mount); a published file must never change in place"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            debug!(data_dir = %dir.display(), error = %e, "statvfs of the data directory failed")
+        }
+    }
+}
+
 fn loop_thread(
     index: usize,
     config: Arc<Config>,
@@ -276,12 +294,21 @@ fn loop_thread(
         };
         let addr = listener.local_addr()?;
         let _ = bound.send(Ok(addr));
-        let driver = if monoio::utils::is_legacy() {
-            "epoll"
-        } else {
-            "io_uring"
+        // FusionDriver falls back to epoll when io_uring_setup fails, as under the default
+        // seccomp profiles of Docker >= 25 and containerd >= 2.0.
+        let (driver, reason) = match (monoio::utils::is_legacy(), force_epoll) {
+            (false, _) => ("io_uring", "allowed by the kernel and seccomp"),
+            (true, true) => (
+                "epoll",
+                "forced (--force-epoll / MONOIO_FORCE_LEGACY_DRIVER)",
+            ),
+            (true, false) => ("epoll", "io_uring refused (seccomp or kernel)"),
         };
-        info!(loop_index = index, driver, "event loop started");
+        metrics
+            .io_driver
+            .get_or_create(&DriverLabel { driver })
+            .inc();
+        info!(loop_index = index, driver, reason, "event loop started");
         let ctx = LoopCtx::new_shared(index, config, metrics, extra.catalog, extra.budget);
         ctx.auth.install(extra.creds);
         if let Some(admin) = extra.admin {

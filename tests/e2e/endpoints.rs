@@ -652,6 +652,21 @@ fn probes_metrics_and_openapi() {
         "expected the {expected} driver (forced epoll: {})\n{logs}",
         quarry_tests::server::epoll_forced()
     );
+    // The driver the log names is the one /metrics reports, with the reason in the log line.
+    let driver = expected;
+    let gauge = format!("quarry_io_driver{{driver=\"{driver}\"}} 1\n");
+    assert!(text.contains(&gauge), "no `{gauge}` in /metrics:\n{text}");
+    let reason = match (driver, quarry_tests::server::epoll_forced()) {
+        ("epoll", true) => "\"reason\":\"forced",
+        ("epoll", false) => "\"reason\":\"io_uring refused",
+        _ => "\"reason\":\"allowed",
+    };
+    assert!(logs.contains(reason), "no {reason} in the logs\n{logs}");
+    // The test's data directory is a temporary directory on a read-write filesystem.
+    assert!(
+        logs.contains("the data directory is on a read-write mount"),
+        "no read-write mount warning\n{logs}"
+    );
     // HEAD: same status and headers, no body.
     let head = quarry_tests::http::request(f.server.addr, "HEAD", "/v1/datasets/people", &[])
         .expect("HEAD");

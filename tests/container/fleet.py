@@ -1,0 +1,1021 @@
+#!/usr/bin/env python3
+"""Container and fleet tests of the quarry:dev image (Python stdlib + the docker CLI + nginx).
+
+    fleet.py contract   the pod contract, one container at a time, with bad inputs
+    fleet.py fleet      three replicas behind nginx and a small endpoints controller: rolling
+                        replacement, ETL publish, docker kill, corrupt version
+    fleet.py hostile    the robustness issue's wide group-bys under the pod's 1 GiB: no OOM kill
+    fleet.py bench      throughput through nginx with 1, 2, 3 replicas (wrk; not in CI)
+
+Every container runs as Kubernetes runs the pod (POD_FLAGS: one CPU, 1 GiB and no swap,
+read-only root, uid 65532, no capabilities, no-new-privileges, the engine's default seccomp
+profile) with its data on a read-only bind mount at /data. Load goes only to 127.0.0.1 (nginx,
+published ports) or to the containers' addresses on this run's own Docker network. Every wait
+has a deadline; every container, network and nginx this run starts is removed at exit, also on
+failure. A failed check raises with what was expected and what was seen.
+
+Run by scripts/container-test.sh (which builds the image and installs nginx).
+"""
+
+import argparse
+import atexit
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+IMAGE = os.environ.get("IMAGE", "quarry:dev")
+RUN_ID = f"qfleet-{os.getpid()}"
+# The Deployment's terminationGracePeriodSeconds and drain settings (k8s/base/deployment.yaml).
+GRACE_S = 35
+DRAIN_DELAY = "5s"
+SHUTDOWN_TIMEOUT = "20s"
+# Shorter than the manifests' 10 s so the test stays short; the bound below scales with it.
+RELOAD_INTERVAL_S = 2
+POD_FLAGS = [
+    "--cpus", "1", "--memory", "1g", "--memory-swap", "1g",
+    "--read-only", "--user", "65532:65532", "--cap-drop", "ALL",
+    "--security-opt", "no-new-privileges",
+]
+SERVER_ENV = {
+    "QUARRY_RELOAD_INTERVAL": f"{RELOAD_INTERVAL_S}s",
+    "QUARRY_DRAIN_DELAY": DRAIN_DELAY,
+    "QUARRY_SHUTDOWN_TIMEOUT": SHUTDOWN_TIMEOUT,
+}
+ROWS = 20_000
+
+_containers = []
+_networks = []
+_volumes = []
+_procs = []
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def run(args, timeout=300, check_rc=True, input=None):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, input=input)
+    if check_rc and p.returncode != 0:
+        raise Failure(f"{' '.join(args)} exited {p.returncode}: {p.stderr.strip()[-2000:]}")
+    return p
+
+
+def docker(*args, timeout=300, check_rc=True):
+    return run(["docker", *args], timeout=timeout, check_rc=check_rc)
+
+
+def cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    if _containers:
+        subprocess.run(["docker", "rm", "-f", *_containers], capture_output=True, timeout=120)
+    for n in _networks:
+        subprocess.run(["docker", "network", "rm", n], capture_output=True, timeout=60)
+    for v in _volumes:
+        subprocess.run(["docker", "volume", "rm", "-f", v], capture_output=True, timeout=60)
+
+
+atexit.register(cleanup)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+def write_orders_csv(path, gen, rows=ROWS):
+    """id (key), gen (the version's generation: every row of one file has the same), name, val."""
+    rng = random.Random(gen)
+    with open(path, "w") as f:
+        f.write("id,gen,name,val\n")
+        for i in range(1, rows + 1):
+            f.write(f"{i},{gen},name-{i}-{rng.randrange(1000)},{i * 0.25}\n")
+
+
+def write_wide_csv(path, rows, cols=24):
+    """`cols` int columns, every row distinct: the robustness issue's hostile group-by input."""
+    fmt = ",".join(["%d"] * cols) + "\n"
+    with open(path, "w") as f:
+        f.write(",".join(f"c{i}" for i in range(cols)) + "\n")
+        for r in range(rows):
+            base = r * cols
+            f.write(fmt % tuple(range(base, base + cols)))
+
+
+def make_dir(path, mode=0o777):
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, mode)  # the ETL container (uid 65532) writes it; a host of any uid runs this
+    return path
+
+
+def etl(input_dir, data_dir, csv_name, name, key=None, extra_mount=None, memory="2g"):
+    """Runs quarry-etl as its own container (2 CPUs); returns the CompletedProcess."""
+    cname = f"{RUN_ID}-etl-{len(_containers)}"
+    _containers.append(cname)
+    data_mount = extra_mount or f"type=bind,source={data_dir},target=/data"
+    args = [
+        "run", "--name", cname, "--cpus", "2", "--memory", memory, "--memory-swap", memory,
+        "--read-only", "--user", "65532:65532", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges",
+        "--mount", f"type=bind,source={input_dir},target=/input,readonly",
+        "--mount", data_mount,
+        "--entrypoint", "/usr/local/bin/quarry-etl", IMAGE,
+        "build", f"/input/{csv_name}", "--out", "/data", "--name", name,
+    ]
+    if key:
+        args += ["--key", key]
+    p = docker(*args, timeout=600, check_rc=False)
+    docker("rm", cname, check_rc=False)
+    return p
+
+
+# ---- HTTP -----------------------------------------------------------------------------------
+
+def get(host, port, path, timeout=5.0, headers=None):
+    """(status, headers dict, body bytes); raises OSError/HTTPException on connection errors."""
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def get_json(host, port, path, timeout=5.0):
+    status, _, body = get(host, port, path, timeout)
+    return status, json.loads(body)
+
+
+def wait_until(what, fn, timeout):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+            last = v
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last = repr(e)
+        time.sleep(0.2)
+    raise Failure(f"timed out after {timeout} s waiting for {what} (last: {last})")
+
+
+# ---- containers -----------------------------------------------------------------------------
+
+class Server:
+    """One server container with the pod's flags."""
+
+    def __init__(self, name, data_dir=None, network=None, publish=True, env=None,
+                 mount=None, extra=None):
+        self.name = f"{RUN_ID}-{name}"
+        _containers.append(self.name)
+        args = ["run", "-d", "--name", self.name, *POD_FLAGS]
+        if network:
+            args += ["--network", network]
+        if publish:
+            args += ["-p", "127.0.0.1::8080"]
+        if mount is not None:
+            args += ["--mount", mount]
+        elif data_dir is not None:
+            args += ["--mount", f"type=bind,source={data_dir},target=/data,readonly"]
+        for k, v in {**SERVER_ENV, **(env or {})}.items():
+            args += ["-e", f"{k}={v}"]
+        args += extra or []
+        args.append(IMAGE)
+        docker(*args)
+        self.started = time.monotonic()
+        self.network = network
+        self._port = None
+        self._ip = None
+
+    def inspect(self):
+        return json.loads(docker("inspect", self.name).stdout)[0]
+
+    @property
+    def port(self):
+        if self._port is None:
+            out = docker("port", self.name, "8080/tcp").stdout.strip().splitlines()
+            self._port = int(out[0].rsplit(":", 1)[1])
+        return self._port
+
+    @property
+    def ip(self):
+        if self._ip is None:
+            nets = self.inspect()["NetworkSettings"]["Networks"]
+            self._ip = nets[self.network]["IPAddress"]
+        return self._ip
+
+    def addr(self):
+        """Where this test reaches it: the container's address on our network, else 127.0.0.1."""
+        return (self.ip, 8080) if self.network else ("127.0.0.1", self.port)
+
+    def get(self, path, timeout=5.0):
+        h, p = self.addr()
+        return get(h, p, path, timeout)
+
+    def get_json(self, path, timeout=5.0):
+        h, p = self.addr()
+        return get_json(h, p, path, timeout)
+
+    def logs(self):
+        p = docker("logs", self.name, check_rc=False)
+        return p.stdout + p.stderr
+
+    def log_lines(self):
+        out = []
+        for line in self.logs().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append({"message": line})
+        return out
+
+    def wait_ready(self, timeout=60):
+        def ready():
+            st = self.inspect()["State"]
+            if not st["Running"]:
+                raise Failure(f"{self.name} exited {st['ExitCode']} before ready:\n{self.logs()}")
+            status, _, _ = self.get("/healthz", timeout=2)
+            return status == 200
+        wait_until(f"{self.name} /healthz 200", ready, timeout)
+
+    def wait_exit(self, timeout):
+        p = docker("wait", self.name, timeout=timeout)
+        return int(p.stdout.strip())
+
+
+def oom_killed(server):
+    return server.inspect()["State"]["OOMKilled"]
+
+
+def engine_major():
+    v = docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    return int(v.split(".")[0]), v
+
+
+# ---- the pod contract -----------------------------------------------------------------------
+
+def image_checks():
+    """The runtime stage users get: both binaries, uid 65532, no shell, exec-form entrypoint."""
+    cfg = json.loads(docker("image", "inspect", IMAGE).stdout)[0]
+    c = cfg["Config"]
+    check(c["User"] == "65532:65532", f"image user {c['User']!r}")
+    check(c["Entrypoint"] == ["/usr/local/bin/quarry-server"], f"entrypoint {c['Entrypoint']}")
+    check("QUARRY_DATA_DIR=/data" in c["Env"] and "8080/tcp" in c["ExposedPorts"],
+          f"env {c['Env']}, ports {c['ExposedPorts']}")
+    for b in ("quarry-server", "quarry-etl"):
+        name = f"{RUN_ID}-version-{b}"
+        _containers.append(name)
+        p = docker("run", "--name", name, *POD_FLAGS, "--entrypoint", f"/usr/local/bin/{b}",
+                   IMAGE, "--version", check_rc=False)
+        check(p.returncode == 0 and b in p.stdout, f"{b} --version: {p.stdout} {p.stderr}")
+    name = f"{RUN_ID}-no-shell"
+    _containers.append(name)
+    p = docker("run", "--name", name, "--entrypoint", "/bin/sh", IMAGE, "-c", "true",
+               check_rc=False)
+    check(p.returncode != 0, "the image has a shell (/bin/sh ran)")
+    log(f"image {IMAGE}: {cfg['Size']:,} bytes, uid 65532, both binaries run, no shell")
+
+
+def contract(work):
+    image_checks()
+    inp = make_dir(os.path.join(work, "in"))
+    data = make_dir(os.path.join(work, "data"))
+    write_orders_csv(os.path.join(inp, "orders.csv"), gen=1)
+
+    log("ETL container builds orders v1 into the shared directory")
+    p = etl(inp, data, "orders.csv", "orders", key="id")
+    check(p.returncode == 0, f"ETL v1 failed: {p.stderr}")
+
+    major, version = engine_major()
+    log(f"server container with the pod's limits (Docker Engine {version}, default seccomp)")
+    s = Server("contract", data)
+    s.wait_ready(60)
+    status, row = s.get_json("/v1/datasets/orders/rows/42")
+    check(status == 200 and row["id"] == 42 and row["gen"] == 1, f"lookup 42: {status} {row}")
+
+    # The driver, as the environment decides it: Docker >= 25 and containerd >= 2.0 refuse
+    # io_uring in their default seccomp profiles; older engines allow it unless the kernel
+    # disables it (kernel.io_uring_disabled, 6.6+: 1 = root only, 2 = nobody).
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            kernel_off = int(f.read().strip()) != 0
+    except OSError:
+        kernel_off = False
+    expect = "epoll" if major >= 25 or kernel_off else "io_uring"
+    check_driver(s, expect, "io_uring refused" if expect == "epoll" else "allowed")
+    # The production case everywhere: a profile that refuses io_uring as Docker >= 25's does
+    # (this engine's default profile with the three io_uring calls answered EPERM).
+    prof = os.path.join(work, "seccomp-no-io-uring.json")
+    with open(prof, "w") as f:
+        json.dump(no_io_uring_profile(), f)
+    e = Server("epoll", data, extra=["--security-opt", f"seccomp={prof}"])
+    e.wait_ready(60)
+    check_driver(e, "epoll", "io_uring refused")
+    stop_and_check(e, "epoll server")
+
+    log("ETL container publishes orders v2; the server swaps to it without a restart")
+    v1 = s.get_json("/v1/datasets/orders")[1]["version"]
+    write_orders_csv(os.path.join(inp, "orders.csv"), gen=2)
+    t0 = time.monotonic()
+    p = etl(inp, data, "orders.csv", "orders", key="id")
+    check(p.returncode == 0, f"ETL v2 failed: {p.stderr}")
+    built = time.monotonic()
+    wait_until("the server to serve v2",
+               lambda: s.get_json("/v1/datasets/orders/rows/42")[1]["gen"] == 2,
+               RELOAD_INTERVAL_S + 10)
+    v2 = s.get_json("/v1/datasets/orders")[1]["version"]
+    check(v2 != v1, "version unchanged after the swap")
+    log(f"  swapped {time.monotonic() - built:.1f} s after the ETL exited "
+        f"(ETL container {built - t0:.1f} s)")
+
+    log("docker stop (SIGTERM) under load: drains, exits 0 within the grace period")
+    load = Load([s.addr()], "/v1/datasets/orders/rows/{k}", clients=2)
+    load.start()
+    time.sleep(1)
+    t0 = time.monotonic()
+    docker("stop", "-t", str(GRACE_S), s.name, timeout=GRACE_S + 30)
+    took = time.monotonic() - t0
+    load.stop()
+    st = s.inspect()["State"]
+    check(st["ExitCode"] == 0, f"exit code {st['ExitCode']} after SIGTERM:\n{s.logs()[-3000:]}")
+    check(not st["OOMKilled"], "OOMKilled")
+    check(took < GRACE_S, f"stop took {took:.1f} s, grace {GRACE_S} s (SIGKILLed?)")
+    check(load.ok > 0, "no request succeeded before the stop")
+    log(f"  stopped in {took:.1f} s (drain delay {DRAIN_DELAY}), exit 0; {load.ok} requests ok, "
+        f"{load.failed} failed after SIGTERM (no proxy here: the listener closes)")
+
+    bad_inputs(work, inp, data)
+
+
+def check_driver(s, driver, reason_part):
+    lines = [l for l in s.log_lines() if l.get("message") == "event loop started"]
+    check(lines, f"no 'event loop started' log line:\n{s.logs()}")
+    check(lines[0].get("driver") == driver and reason_part in lines[0].get("reason", ""),
+          f"expected driver {driver} ({reason_part}), log says {lines[0]}")
+    _, _, body = s.get("/metrics")
+    text = body.decode()
+    check(re.search(rf'^quarry_io_driver{{driver="{driver}"}} 1$', text, re.M),
+          f"/metrics has no quarry_io_driver{{driver=\"{driver}\"}} 1:\n"
+          + "\n".join(l for l in text.splitlines() if "io_driver" in l))
+    log(f"  driver {driver}: log line {lines[0].get('reason')!r}, /metrics gauge")
+
+
+def no_io_uring_profile():
+    """Allow everything except io_uring_setup/enter/register, refused with EPERM (errno 1):
+    what the io_uring part of Docker >= 25's and containerd >= 2.0's default profiles does."""
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{
+            "names": ["io_uring_setup", "io_uring_enter", "io_uring_register"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": 1,
+        }],
+    }
+
+
+def stop_and_check(s, what):
+    t0 = time.monotonic()
+    docker("stop", "-t", str(GRACE_S), s.name, timeout=GRACE_S + 30)
+    took = time.monotonic() - t0
+    st = s.inspect()["State"]
+    check(st["ExitCode"] == 0 and not st["OOMKilled"] and took < GRACE_S,
+          f"{what}: exit {st['ExitCode']}, OOMKilled {st['OOMKilled']}, {took:.1f} s")
+    return took
+
+
+def bad_inputs(work, inp, data):
+    log("bad input: a missing data directory -> exit 1 with a clear log line, never ready")
+    s = Server("missing", None, env={"QUARRY_DATA_DIR": "/data/nope"},
+               mount=f"type=bind,source={data},target=/data,readonly")
+    code = s.wait_exit(30)
+    out = s.logs()
+    check(code == 1 and "/data/nope" in out and "cannot be read" in out,
+          f"missing data dir: exit {code}, log:\n{out}")
+
+    log("bad input: a dataset file the pod's uid cannot read -> 503 naming file and error")
+    un = make_dir(os.path.join(work, "unreadable"), 0o755)
+    shutil.copy(os.path.join(data, "orders.qry"), os.path.join(un, "orders.qry"))
+    os.chmod(os.path.join(un, "orders.qry"), 0o600)  # owned by this host uid, never 65532
+    if os.getuid() == 65532:
+        raise Failure("run this test as a uid other than 65532 (the image's)")
+    s = Server("unreadable", un)
+    def failed_state():
+        status, h = s.get_json("/healthz", timeout=2)
+        return (status, h) if h["datasets"].get("orders", {}).get("state") == "failed" else None
+    status, h = wait_until("/healthz to report the unreadable file", failed_state, 30)
+    check(status == 503 and "orders" in (h["reason"] or "")
+          and "ermission denied" in json.dumps(h), f"unreadable file: {status} {h}")
+    status, _, _ = s.get("/livez")
+    check(status == 200 and s.inspect()["State"]["Running"], "unreadable file: not alive")
+    check(any("ermission denied" in json.dumps(l) for l in s.log_lines()),
+          f"no log line names the permission error:\n{s.logs()}")
+    docker("rm", "-f", s.name)
+
+    log("bad input: the data directory mounted read-write -> warning, still serving")
+    s = Server("rw", mount=f"type=bind,source={data},target=/data")
+    s.wait_ready(60)
+    check(any("read-write mount" in l.get("message", "") for l in s.log_lines()),
+          f"no read-write warning:\n{s.logs()}")
+    ro = Server("ro", data)
+    ro.wait_ready(60)
+    check(not any("read-write mount" in l.get("message", "") for l in ro.log_lines()),
+          "read-write warning on a read-only mount")
+    docker("rm", "-f", s.name, ro.name)
+
+    log("bad input: a full disk for the ETL container -> clear error, served version intact")
+    vol = f"{RUN_ID}-small"
+    _volumes.append(vol)
+    docker("volume", "create", "--driver", "local", "--opt", "type=tmpfs",
+           "--opt", "device=tmpfs", "--opt", "o=size=4m,uid=65532,gid=65532", vol)
+    # A tmpfs volume lives while a container mounts it: the server holds it from the start.
+    s = Server("small", mount=f"type=volume,source={vol},target=/data,readonly")
+    s.wait_ready(60)
+    small = make_dir(os.path.join(work, "small-in"))
+    write_orders_csv(os.path.join(small, "orders.csv"), gen=1, rows=1000)
+    p = etl(small, None, "orders.csv", "orders", key="id",
+            extra_mount=f"type=volume,source={vol},target=/data")
+    check(p.returncode == 0, f"ETL into the small volume: {p.stderr}")
+    wait_until("the server to serve the small orders",
+               lambda: s.get_json("/v1/datasets/orders")[0] == 200, RELOAD_INTERVAL_S + 10)
+    before = s.get_json("/v1/datasets/orders")[1]
+    write_orders_csv(os.path.join(small, "orders.csv"), gen=2, rows=200_000)
+    p = etl(small, None, "orders.csv", "orders", key="id",
+            extra_mount=f"type=volume,source={vol},target=/data")
+    err = p.stderr
+    check(p.returncode != 0 and "No space left on device" in err and "/data" in err,
+          f"full disk: exit {p.returncode}, stderr:\n{err}")
+    log(f"  ETL: {err.strip().splitlines()[-1][:200]}")
+    time.sleep(RELOAD_INTERVAL_S + 1)
+    status, h = s.get_json("/healthz")
+    after = s.get_json("/v1/datasets/orders")[1]
+    check(status == 200 and after.get("version") == before["version"]
+          and after.get("rows") == 1000, f"after the full disk: {status} {h} {after}")
+    # Nothing half-written is left behind: the next ETL run into the same volume still fits.
+    write_orders_csv(os.path.join(small, "orders.csv"), gen=3, rows=1000)
+    p = etl(small, None, "orders.csv", "orders", key="id",
+            extra_mount=f"type=volume,source={vol},target=/data")
+    check(p.returncode == 0, f"ETL after the full disk (temp files left behind?): {p.stderr}")
+    wait_until("the server to serve gen 3",
+               lambda: s.get_json("/v1/datasets/orders/rows/7")[1]["gen"] == 3,
+               RELOAD_INTERVAL_S + 10)
+    docker("rm", "-f", s.name)
+
+
+def hostile(work):
+    """The robustness issue's hostile requests under the pod's 1 GiB: the container must never
+    be OOM-killed (the server's memory budget answers them instead). Depends on the memory
+    budget of the robustness work (server/query): without it the kernel kills the pod."""
+    rows = int(os.environ.get("QUARRY_HOSTILE_ROWS", "1100000"))
+    log(f"hostile: six concurrent 24-column group-bys over {rows:,} distinct rows under 1 GiB")
+    inp = make_dir(os.path.join(work, "wide-in"))
+    data = make_dir(os.path.join(work, "wide"))
+    t0 = time.monotonic()
+    write_wide_csv(os.path.join(inp, "wide.csv"), rows)
+    p = etl(inp, data, "wide.csv", "wide")
+    check(p.returncode == 0, f"ETL wide: {p.stderr}")
+    os.remove(os.path.join(inp, "wide.csv"))
+    s = Server("hostile", data)
+    s.wait_ready(120)
+    log(f"  data generated, built and served in {time.monotonic() - t0:.0f} s")
+    cols = ",".join(f"c{i}" for i in range(24))
+    path = f"/v1/datasets/wide/rows?select={cols},count()"
+    results = []
+
+    def one():
+        try:
+            status, _, body = s.get(path, timeout=60)
+            results.append((status, body[:200]))
+        except (OSError, http.client.HTTPException) as e:
+            results.append((None, repr(e)))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    alive = []
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)
+            try:
+                alive.append(s.get("/livez", timeout=5)[0] == 200)
+            except (OSError, http.client.HTTPException):
+                alive.append(False)
+    st = s.inspect()["State"]
+    mem = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", s.name,
+                 check_rc=False).stdout.strip()
+    seen = (f"answers {results}; /livez answered {sum(alive)} of {len(alive)} probes during "
+            f"them; memory now {mem}")
+    check(not st["OOMKilled"] and st["Running"],
+          f"hostile group-bys: OOMKilled {st['OOMKilled']}, running {st['Running']}; {seen}")
+    check(all(r[0] is not None and r[0] < 500 for r in results), f"hostile group-bys: {seen}")
+    log(f"  answers {sorted(set(r[0] for r in results))}, OOMKilled false, "
+        f"/livez {sum(alive)}/{len(alive)} answered during them")
+    stop_and_check(s, "hostile server")
+
+
+# ---- load -----------------------------------------------------------------------------------
+
+class Load:
+    """`clients` threads, each with one keep-alive connection, sequential requests with a short
+    pause (steady, bounded load). Records status, upstream and the `gen` of every answer."""
+
+    def __init__(self, addrs, path_fmt, clients=4, pause=0.005, scan=False):
+        self.addrs = addrs
+        self.path_fmt = path_fmt
+        self.clients = clients
+        self.pause = pause
+        self.scan = scan
+        self.ok = 0
+        self.failed = 0
+        self.reuse_retries = 0
+        self.errors = []
+        self.mixed = []
+        self.backwards = []
+        self.seen = {}  # upstream -> set of gens
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = []
+
+    def start(self):
+        for i in range(self.clients):
+            t = threading.Thread(target=self._client, args=(i,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def counts(self):
+        with self._lock:
+            return self.ok, self.failed
+
+    def _client(self, i):
+        rng = random.Random(i)
+        host, port = self.addrs[i % len(self.addrs)]
+        conn = None
+        used = False  # has `conn` answered a request already (an idle keep-alive connection)?
+        last_gen = {}  # per upstream: this client's last gen (its requests are sequential)
+        while not self._stop.is_set():
+            k = rng.randrange(1, ROWS - 10)
+            path = self.path_fmt.format(k=k)
+            for attempt in (0, 1):
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection(host, port, timeout=10)
+                        used = False
+                    conn.request("GET", path)
+                    r = conn.getresponse()
+                    body = r.read()
+                    used = True
+                    if r.getheader("connection", "").lower() == "close":
+                        conn.close()
+                        conn = None
+                    self._record(path, r, body, last_gen)
+                    break
+                except (http.client.RemoteDisconnected, ConnectionResetError,
+                        BrokenPipeError) as e:
+                    # An idle keep-alive connection closed by the peer as the request went out
+                    # (nginx closes them on reload): like common HTTP clients (RFC 9112 9.3.1),
+                    # retry an idempotent GET once on a new connection, and count it.
+                    conn.close()
+                    conn = None
+                    if attempt == 0 and used:
+                        with self._lock:
+                            self.reuse_retries += 1
+                        continue
+                    self._fail(f"{path}: {e!r}")
+                    break
+                except (OSError, http.client.HTTPException, ValueError) as e:
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    self._fail(f"{path}: {e!r}")
+                    break
+            time.sleep(self.pause)
+
+    def _record(self, path, r, body, last_gen):
+        if r.status != 200:
+            self._fail(f"{path}: {r.status} {body[:200]!r}")
+            return
+        doc = json.loads(body)
+        rows = doc["rows"] if "rows" in doc else [doc]
+        gens = {row["gen"] for row in rows}
+        # "a, b" when nginx tried a and then b: b answered.
+        up = r.getheader("x-upstream", "direct").split(",")[-1].strip()
+        with self._lock:
+            self.ok += 1
+            if len(gens) != 1:
+                self.mixed.append((path, sorted(gens)))
+            g = max(gens)
+            if g < last_gen.get(up, 0):
+                self.backwards.append((up, last_gen[up], g))
+            last_gen[up] = g
+            self.seen.setdefault(up, set()).add(g)
+
+    def _fail(self, what):
+        with self._lock:
+            self.failed += 1
+            if len(self.errors) < 20:
+                self.errors.append(what)
+
+
+# ---- nginx + the endpoints controller --------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Nginx:
+    """Debian's nginx as the Ingress stand-in, configured as ingress-nginx is by default:
+    round robin, no stickiness, keep-alive to the upstreams (320 idle per worker), `proxy_next_upstream error timeout`
+    with 3 tries (idempotent GETs retried on connection errors), max_fails=0."""
+
+    def __init__(self, work):
+        self.dir = make_dir(os.path.join(work, "nginx"), 0o755)
+        self.tmp = make_dir(os.path.join(self.dir, "tmp"))
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.upstreams = os.path.join(self.dir, "upstreams.conf")
+        self.set_upstreams([])
+        with open(self.conf, "w") as f:
+            f.write(f"""
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {self.tmp}/body;
+  proxy_temp_path {self.tmp}/proxy;
+  fastcgi_temp_path {self.tmp}/fastcgi;
+  uwsgi_temp_path {self.tmp}/uwsgi;
+  scgi_temp_path {self.tmp}/scgi;
+  include {self.upstreams};
+  server {{
+    listen 127.0.0.1:{self.port} reuseport;
+    location / {{
+      proxy_pass http://quarry;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_connect_timeout 5s;
+      proxy_read_timeout 60s;
+      proxy_next_upstream error timeout;
+      proxy_next_upstream_tries 3;
+      add_header X-Upstream $upstream_addr always;
+    }}
+  }}
+}}
+""")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen([nginx, "-p", self.dir, "-c", self.conf, "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _procs.append(self.proc)
+        wait_until("nginx to listen", lambda: self._listening(), 10)
+
+    def _listening(self):
+        if self.proc.poll() is not None:
+            raise Failure(f"nginx exited: {self.proc.stderr.read().decode()}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def set_upstreams(self, addrs):
+        servers = "".join(f"  server {h}:{p} max_fails=0;\n" for h, p in addrs)
+        if not addrs:
+            servers = "  server 127.0.0.1:1 down;\n"
+        with open(self.upstreams, "w") as f:
+            # ingress-nginx's upstream-keepalive-connections/-requests/-timeout defaults.
+            f.write(f"upstream quarry {{\n{servers}  keepalive 320;\n"
+                    "  keepalive_requests 10000;\n  keepalive_timeout 60s;\n}\n")
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def pids(self):
+        out = [self.proc.pid]
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == self.proc.pid:
+                        out.append(int(d))
+                except OSError:
+                    pass
+        return out
+
+
+class Controller:
+    """The endpoints controller's part that matters here: a replica joins the upstreams once its
+    /healthz answers 200 and leaves them when it stops answering 200 or the moment it is sent
+    SIGTERM (`terminate`)."""
+
+    def __init__(self, nginx):
+        self.nginx = nginx
+        self.replicas = {}  # name -> Server
+        self.ready = []  # names in the upstreams, in join order
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def add(self, server):
+        with self.lock:
+            self.replicas[server.name] = server
+
+    def _apply(self):
+        self.nginx.set_upstreams([self.replicas[n].addr() for n in self.ready])
+        self.nginx.reload()
+
+    def terminate(self, server):
+        """Leave the upstreams and send SIGTERM (docker stop) at the same moment."""
+        with self.lock:
+            self.replicas.pop(server.name, None)
+            if server.name in self.ready:
+                self.ready.remove(server.name)
+                self._apply()
+        t0 = time.monotonic()
+        docker("stop", "-t", str(GRACE_S), server.name, timeout=GRACE_S + 30)
+        return time.monotonic() - t0
+
+    def wait_joined(self, server, timeout=60):
+        wait_until(f"{server.name} to join the upstreams",
+                   lambda: server.name in self.ready, timeout)
+
+    def _run(self):
+        while not self._stop.is_set():
+            with self.lock:
+                items = list(self.replicas.items())
+            for name, s in items:
+                try:
+                    ok = s.get("/healthz", timeout=1)[0] == 200
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                with self.lock:
+                    if name not in self.replicas:
+                        continue
+                    if ok and name not in self.ready:
+                        self.ready.append(name)
+                        self._apply()
+                    elif not ok and name in self.ready:
+                        self.ready.remove(name)
+                        self._apply()
+            time.sleep(0.2)
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(10)
+
+
+def fleet(work):
+    inp = make_dir(os.path.join(work, "in"))
+    data = make_dir(os.path.join(work, "data"))
+    write_orders_csv(os.path.join(inp, "orders.csv"), gen=1)
+    p = etl(inp, data, "orders.csv", "orders", key="id")
+    check(p.returncode == 0, f"ETL v1: {p.stderr}")
+    net = f"{RUN_ID}-net"
+    docker("network", "create", net)
+    _networks.append(net)
+    nginx = Nginx(work)
+    ctl = Controller(nginx)
+    replicas = []
+    for i in range(3):
+        s = Server(f"r{i}", data, network=net, publish=False)
+        ctl.add(s)
+        replicas.append(s)
+    for s in replicas:
+        ctl.wait_joined(s)
+    log(f"three replicas behind nginx on 127.0.0.1:{nginx.port}")
+    front = [("127.0.0.1", nginx.port)]
+    report = {}
+
+    # a. rolling replacement, one at a time, the new one ready before the old one stops
+    load = Load(front, "/v1/datasets/orders/rows?id=gte.{k}&limit=5", clients=4)
+    load.start()
+    time.sleep(2)
+    stops = []
+    for i, old in enumerate(list(replicas)):
+        new = Server(f"r{i}-new", data, network=net, publish=False)
+        ctl.add(new)
+        ctl.wait_joined(new)
+        took = ctl.terminate(old)
+        st = old.inspect()["State"]
+        check(st["ExitCode"] == 0 and took < GRACE_S and not st["OOMKilled"],
+              f"rolling: {old.name} exit {st['ExitCode']} in {took:.1f} s, OOMKilled "
+              f"{st['OOMKilled']}")
+        stops.append(took)
+        replicas[i] = new
+    time.sleep(2)
+    load.stop()
+    check(load.failed == 0, f"rolling replacement: {load.failed} failed of "
+          f"{load.ok + load.failed}: {load.errors}")
+    check(load.ok > 100, f"rolling replacement: only {load.ok} requests")
+    report["a"] = (f"rolling replacement of 3 replicas: {load.ok} requests, 0 failed "
+                   f"({load.reuse_retries} client retries on reuse); old replicas exited 0 in "
+                   f"{min(stops):.1f}-{max(stops):.1f} s (grace {GRACE_S} s)")
+    log("a. " + report["a"])
+
+    # b. the ETL container publishes v2 while load runs
+    load = Load(front, "/v1/datasets/orders/rows?id=gte.{k}&limit=5", clients=4)
+    load.start()
+    time.sleep(1)
+    write_orders_csv(os.path.join(inp, "orders.csv"), gen=2)
+    p = etl(inp, data, "orders.csv", "orders", key="id")
+    check(p.returncode == 0, f"ETL v2: {p.stderr}")
+    published = time.monotonic()
+    for s in replicas:
+        wait_until(f"{s.name} to serve v2",
+                   lambda s=s: s.get_json("/v1/datasets/orders/rows/1")[1]["gen"] == 2,
+                   RELOAD_INTERVAL_S + 10)
+    all_in = time.monotonic() - published
+    time.sleep(1)
+    load.stop()
+    check(load.failed == 0, f"publish: {load.failed} failed: {load.errors}")
+    check(not load.mixed, f"responses mixing versions: {load.mixed[:5]}")
+    check(not load.backwards, f"versions went backwards: {load.backwards[:5]}")
+    ups = {u: sorted(g) for u, g in load.seen.items()}
+    check(all(2 in g for g in ups.values()) and len(ups) == 3,
+          f"every replica should have answered gen 2 through nginx: {ups}")
+    report["b"] = (f"ETL publish: all 3 replicas served v2 {all_in:.1f} s after the ETL "
+                   f"exited (reload interval {RELOAD_INTERVAL_S} s); {load.ok} requests, "
+                   f"0 failed ({load.reuse_retries} client retries on reuse), 0 mixed, "
+                   f"0 backwards")
+    log("b. " + report["b"])
+
+    # c. docker kill of one replica
+    load = Load(front, "/v1/datasets/orders/rows/{k}", clients=4)
+    load.start()
+    time.sleep(2)
+    victim = replicas.pop(0)
+    killed_at = time.monotonic()
+    docker("kill", victim.name)
+    # The kubelet notices the dead container and the endpoints drop it; here the controller's
+    # probe does.
+    wait_until(f"{victim.name} to leave the upstreams", lambda: victim.name not in ctl.ready, 10)
+    left = time.monotonic() - killed_at
+    with ctl.lock:
+        ctl.replicas.pop(victim.name, None)
+    ok_before = load.counts()[0]
+    time.sleep(6)
+    ok_after, _ = load.counts()
+    load.stop()
+    check(ok_after > ok_before, f"the other replicas stopped serving after the kill: "
+          f"{ok_before} -> {ok_after} ok, {load.failed} failed: {load.errors[:5]}")
+    for s in replicas:
+        check(s.get("/healthz")[0] == 200, f"{s.name} not ready after the kill")
+    report["c"] = (f"docker kill of one of 3 replicas: {load.failed} failed of "
+                   f"{load.ok + load.failed} ({load.reuse_retries} client retries on reuse; "
+                   f"nginx retries connection errors); out of the upstreams {left:.1f} s after "
+                   f"the kill; the other two kept serving")
+    log("c. " + report["c"] + (f" errors: {load.errors[:3]}" if load.failed else ""))
+    check(load.failed == 0, f"docker kill: {load.failed} failed (goal 0): {load.errors}")
+
+    # d. a corrupt new version: every replica keeps the old one, /healthz says why
+    v = replicas[0].get_json("/v1/datasets/orders")[1]["version"]
+    src = os.path.join(data, "orders.qry")
+    with open(src, "rb") as f:
+        blob = bytearray(f.read())
+    blob[len(blob) // 3] ^= 0xFF  # inside a data chunk: only the checksum can tell
+    tmp = os.path.join(data, ".orders.qry.corrupt")
+    with open(tmp, "wb") as f:
+        f.write(blob)
+    os.chmod(tmp, 0o644)
+    load = Load(front, "/v1/datasets/orders/rows?id=gte.{k}&limit=5", clients=4)
+    load.start()
+    os.rename(tmp, src)
+    for s in replicas:
+        def reported(s=s):
+            status, h = s.get_json("/healthz")
+            e = h["datasets"]["orders"]
+            return (status, e) if e.get("error") else None
+        status, entry = wait_until(f"{s.name} /healthz to report the corrupt file", reported,
+                                   RELOAD_INTERVAL_S + 15)
+        check(status == 200 and entry["version"] == v,
+              f"{s.name} after a corrupt publish: {status} {entry}")
+    time.sleep(1)
+    load.stop()
+    check(load.failed == 0 and not load.mixed and all(g == {2} for g in load.seen.values()),
+          f"corrupt publish: failed {load.failed}, seen {load.seen}, {load.errors}")
+    report["d"] = (f"corrupt new version: every replica kept {v[:8]} and stayed ready; "
+                   f"/healthz: {entry['error'][:120]}")
+    log("d. " + report["d"])
+    ctl.stop()
+    print(json.dumps(report, indent=2))
+
+
+# ---- throughput through the proxy (not in CI) -----------------------------------------------
+
+def proc_cpu(pids):
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / tick
+
+
+def bench(work):
+    secs = int(os.environ.get("BENCH_SECS", "10"))
+    wrk = shutil.which("wrk")
+    check(wrk, "wrk not found (apt-get install -y wrk)")
+    inp = make_dir(os.path.join(work, "in"))
+    data = make_dir(os.path.join(work, "data"))
+    write_orders_csv(os.path.join(inp, "orders.csv"), gen=1)
+    check(etl(inp, data, "orders.csv", "orders", key="id").returncode == 0, "ETL")
+    net = f"{RUN_ID}-net"
+    docker("network", "create", net)
+    _networks.append(net)
+    nginx = Nginx(work)
+    lua = os.path.join(work, "paths.lua")
+    with open(lua, "w") as f:
+        f.write('math.randomseed(7)\nrequest = function()\n'
+                f'  return wrk.format("GET", "/v1/datasets/orders/rows/" .. math.random(1, {ROWS}))\n'
+                'end\n')
+    reps = int(os.environ.get("BENCH_REPS", "3"))
+    replicas = [Server(f"b{n}", data, network=net, publish=False) for n in (1, 2, 3)]
+    for r in replicas:
+        r.wait_ready(60)
+    pids = [r.inspect()["State"]["Pid"] for r in replicas]
+    runs = {1: [], 2: [], 3: []}
+    for rep in range(reps):  # the three sizes interleaved within each repetition
+        for n in (1, 2, 3):
+            nginx.set_upstreams([r.addr() for r in replicas[:n]])
+            nginx.reload()
+            time.sleep(1)
+            ng = nginx.pids()
+            c0, s0 = proc_cpu(ng), proc_cpu(pids)
+            p = run([wrk, "-t", "1", "-c", "64", "-d", f"{secs}s", "-s", lua,
+                     f"http://127.0.0.1:{nginx.port}/"], timeout=secs + 60)
+            c1, s1 = proc_cpu(ng), proc_cpu(pids)
+            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", p.stdout).group(1))
+            errs = re.search(r"Non-2xx or 3xx responses: (\d+)", p.stdout)
+            check(not errs, f"{n} replicas: non-2xx answers: {p.stdout}")
+            done = rps * secs
+            runs[n].append((rps, (c1 - c0) / secs, (s1 - s0) / secs,
+                            (c1 - c0) / done * 1e6, (s1 - s0) / done * 1e6))
+            log(f"rep {rep + 1}, {n} replica(s): {rps:,.0f} req/s, nginx {(c1 - c0) / secs:.2f} "
+                f"cores, servers {(s1 - s0) / secs:.2f} cores")
+    rows = []
+    for n, rs in runs.items():
+        med = sorted(rs)[len(rs) // 2]  # the run with the median req/s
+        rows.append({"replicas": n, "req_s_median": med[0],
+                     "req_s_min_max": [min(r[0] for r in rs), max(r[0] for r in rs)],
+                     "nginx_cores": round(med[1], 2), "servers_cores": round(med[2], 2),
+                     "nginx_us_per_req": round(med[3], 1), "servers_us_per_req": round(med[4], 1)})
+    print(f"loadavg {open('/proc/loadavg').read().split()[:3]}, wrk -t1 -c64 -d{secs}s, "
+          f"{reps} repetitions")
+    print(json.dumps(rows, indent=2))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("what", choices=["contract", "fleet", "hostile", "bench"])
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix=f"{RUN_ID}-{a.what}-")
+    os.chmod(work, 0o755)
+    t0 = time.monotonic()
+    try:
+        {"contract": contract, "fleet": fleet, "hostile": hostile, "bench": bench}[a.what](work)
+    except Failure as e:
+        log(f"FAILED ({a.what}): {e}")
+        return 1
+    finally:
+        cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"{a.what}: passed in {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
