@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Every file that a document or a code comment points to exists.
+"""Every file that a document or a code comment points to exists, and the code map names every
+source file.
 
 Scans the tracked Markdown files (outside fenced code blocks) and the comment lines of tracked
 Rust, shell, Python, YAML and TOML files for file references such as `server/README.md`,
@@ -91,8 +92,17 @@ def main() -> int:
                 ref = m.group(1).rstrip(".")
                 if not resolves(ref, source):
                     dangling.append(f"{source}:{no}: {ref}")
+    # The code map: every Rust source file of a crate is named in ARCHITECTURE.md.
+    arch = open("ARCHITECTURE.md", encoding="utf-8").read()
+    for f in files:
+        parts = PurePosixPath(f).parts
+        if f.endswith(".rs") and len(parts) > 2 and parts[1] == "src":
+            name = PurePosixPath(f).name
+            inner = "/".join(parts[2:])
+            if name not in ("lib.rs", "main.rs", "mod.rs") and inner not in arch and name not in arch:
+                dangling.append(f"ARCHITECTURE.md: the code map does not name {f}")
     if dangling:
-        print("references to files that do not exist:", file=sys.stderr)
+        print("dangling references and code-map gaps:", file=sys.stderr)
         for d in dangling:
             print("  " + d, file=sys.stderr)
         return 1

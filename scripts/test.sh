@@ -26,6 +26,8 @@ if ! "$venv/bin/python" -c 'import duckdb, pyarrow, postgrest, moto.server' 2>/d
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
 export QUARRY_TEST_PYTHON="$venv/bin/python"
+# Tests that run `python3` directly (the ETL's Parquet/Arrow fixtures) get the venv's too.
+export PATH="$venv/bin:$PATH"
 
 echo "== cargo test --workspace"
 cargo test --workspace --locked

@@ -65,6 +65,7 @@ pub(crate) enum StrPred {
     /// Sorted, deduplicated.
     In(Vec<String>, bool),
     Like(crate::like::LikePattern, bool),
+    Regex(regex::Regex, bool),
 }
 
 fn lit_i64(l: &Literal) -> i64 {
@@ -131,6 +132,7 @@ impl Compiled {
                     StrPred::In(v, *negated)
                 }
                 Predicate::Like { pattern, negated } => StrPred::Like(pattern.clone(), *negated),
+                Predicate::Regex { re, negated } => StrPred::Regex(re.clone(), *negated),
                 _ => StrPred::In(Vec::new(), false),
             }),
         }
@@ -175,6 +177,7 @@ impl StrPred {
             StrPred::Cmp(op, v) => op.holds(s.cmp(v.as_str())),
             StrPred::In(vs, neg) => vs.binary_search_by(|v| v.as_str().cmp(s)).is_ok() != *neg,
             StrPred::Like(p, neg) => p.matches(s) != *neg,
+            StrPred::Regex(re, neg) => re.is_match(s) != *neg,
         }
     }
 }
@@ -185,6 +188,11 @@ impl StrPred {
         match self {
             StrPred::Like(p, _) => p.cost_per_byte(),
             StrPred::Cmp(..) | StrPred::In(..) => 1,
+            // An estimate: the lazy DFA tests a byte in a few operations; its fallback (when
+            // the DFA cache thrashes) steps a state set that grows with the pattern, whose
+            // compiled size `query.rs` bounds at 64 KiB. Charged two plus one per 8 pattern
+            // bytes, so longer patterns get smaller slices.
+            StrPred::Regex(re, _) => re.as_str().len() as u64 / 8 + 2,
         }
     }
 }

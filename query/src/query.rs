@@ -2,7 +2,8 @@
 //!
 //! Grammar (after percent-decoding each name and value; `+` stays a literal plus in `/v1` and
 //! is a space on the PostgREST face, as in PostgREST):
-//! - `col=[not.]op.value` with op in eq, neq, gt, gte, lt, lte, like, ilike, isdistinct;
+//! - `col=[not.]op.value` with op in eq, neq, gt, gte, lt, lte, like, ilike, isdistinct, match,
+//!   imatch (regular expressions, the `regex` crate's syntax);
 //!   `col=[not.]in.(a,b,"quoted, with comma")`; `col=[not.]is.null|true|false`.
 //!   Several filters are ANDed; a column may appear several times (a range).
 //! - `[not.]or=(f1,f2,...)` and `[not.]and=(...)`: each item `col.[not.]op.value` or a nested
@@ -95,6 +96,12 @@ pub(crate) enum Predicate {
         value: bool,
         negated: bool,
     },
+    /// `match` / `imatch`: the regular expression finds a match somewhere in the value (as
+    /// PostgreSQL's `~` / `~*`), in the `regex` crate's syntax; linear time in the value.
+    Regex {
+        re: regex::Regex,
+        negated: bool,
+    },
 }
 
 impl Predicate {
@@ -115,6 +122,10 @@ impl Predicate {
             Predicate::IsNull { negated } => Predicate::IsNull { negated: !negated },
             Predicate::IsBool { value, negated } => Predicate::IsBool {
                 value,
+                negated: !negated,
+            },
+            Predicate::Regex { re, negated } => Predicate::Regex {
+                re,
                 negated: !negated,
             },
         }
@@ -763,17 +774,34 @@ pub(crate) fn parse_cond(
                 negated,
             }
         }
-        "match" | "imatch" | "fts" | "plfts" | "phfts" | "wfts" | "cs" | "cd" | "ov" | "sl"
-        | "sr" | "nxr" | "nxl" | "adj" | "like(any)" | "like(all)" => {
+        "match" | "imatch" => {
+            if data_type != DataType::Utf8 {
+                return Err(bad(format!(
+                    "{op} needs a utf8 column; {name:?} has type {data_type}"
+                )));
+            }
+            let re = regex::RegexBuilder::new(operand)
+                .case_insensitive(op == "imatch")
+                // Bounds the compiled program (and so the fallback's work per byte) whatever
+                // the pattern.
+                .size_limit(64 << 10)
+                .dfa_size_limit(1 << 20)
+                .build()
+                .map_err(|e| bad(format!("invalid regular expression {operand:?}: {e}")))?;
+            Predicate::Regex { re, negated }
+        }
+        "fts" | "plfts" | "phfts" | "wfts" | "cs" | "cd" | "ov" | "sl" | "sr" | "nxr" | "nxl"
+        | "adj" | "like(any)" | "like(all)" => {
             return Err(bad(format!(
                 "operator {op:?} is not supported by Quarry; supported: eq, neq, gt, gte, lt, \
-                 lte, in, is, isdistinct, like, ilike (optionally after not.), and or=/and="
+                 lte, in, is, isdistinct, like, ilike, match, imatch (optionally after not.), and \
+                 or=/and="
             )))
         }
         _ => {
             return Err(bad(format!(
                 "unknown operator {op:?}: expected one of eq, neq, gt, gte, lt, lte, in, is, \
-                 isdistinct, like, ilike (optionally after not.)"
+                 isdistinct, like, ilike, match, imatch (optionally after not.)"
             )))
         }
     };

@@ -464,7 +464,21 @@ fn isdistinct_and_unsupported_operators() {
     assert!(matches!(f.pred, Predicate::Cmp(CmpOp::Eq, _)));
     let f = one_filter("price=isdistinct.null");
     assert!(matches!(f.pred, Predicate::IsNull { negated: true }));
-    bad("name=match.^a", "name", &["not supported", "isdistinct"]);
+    assert!(matches!(
+        one_filter("name=match.^a").pred,
+        Predicate::Regex { negated: false, .. }
+    ));
+    assert!(matches!(
+        one_filter("name=not.imatch.B$").pred,
+        Predicate::Regex { negated: true, .. }
+    ));
+    bad("name=match.(", "name", &["invalid regular expression"]);
+    bad("price=match.1", "price", &["utf8 column"]);
+    bad(
+        "name=cs.{a}",
+        "name",
+        &["not supported", "isdistinct", "match"],
+    );
     bad("name=fts.cat", "name", &["not supported"]);
 }
 

@@ -197,7 +197,7 @@ class Server:
         if network:
             args += ["--network", network]
         if publish:
-            args += ["-p", "127.0.0.1::8080"]
+            args += ["-p", "127.0.0.1::8080", "-p", "127.0.0.1::9090"]
         if mount is not None:
             args += ["--mount", mount]
         elif data_dir is not None:
@@ -210,6 +210,7 @@ class Server:
         self.started = time.monotonic()
         self.network = network
         self._port = None
+        self._admin_port = None
         self._ip = None
 
     def inspect(self):
@@ -221,6 +222,13 @@ class Server:
             out = docker("port", self.name, "8080/tcp").stdout.strip().splitlines()
             self._port = int(out[0].rsplit(":", 1)[1])
         return self._port
+
+    @property
+    def admin_port(self):
+        if self._admin_port is None:
+            out = docker("port", self.name, "9090/tcp").stdout.strip().splitlines()
+            self._admin_port = int(out[0].rsplit(":", 1)[1])
+        return self._admin_port
 
     @property
     def ip(self):
@@ -240,6 +248,12 @@ class Server:
     def get_json(self, path, timeout=5.0):
         h, p = self.addr()
         return get_json(h, p, path, timeout)
+
+    def get_admin(self, path, timeout=5.0):
+        """The admin port (`/metrics`, detailed probes), never behind the proxy."""
+        if self.network:
+            return get(self.ip, 9090, path, timeout)
+        return get("127.0.0.1", self.admin_port, path, timeout)
 
     def logs(self):
         p = docker("logs", self.name, check_rc=False)
@@ -377,7 +391,7 @@ def check_driver(s, driver, reason_part):
     check(lines, f"no 'event loop started' log line:\n{s.logs()}")
     check(lines[0].get("driver") == driver and reason_part in lines[0].get("reason", ""),
           f"expected driver {driver} ({reason_part}), log says {lines[0]}")
-    _, _, body = s.get("/metrics")
+    _, _, body = s.get_admin("/metrics")
     text = body.decode()
     check(re.search(rf'^quarry_io_driver{{driver="{driver}"}} 1$', text, re.M),
           f"/metrics has no quarry_io_driver{{driver=\"{driver}\"}} 1:\n"

@@ -182,6 +182,11 @@ fn rest_face_speaks_postgrest_http() {
     );
     assert_eq!(r.header("preference-applied"), Some("count=exact"));
 
+    // A range wider than --max-limit is served up to it, as PostgREST's max-rows does.
+    let r = s.get_with("/rest/flights?select=flight_id", &[("Range", "10-999999")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json().as_array().map(Vec::len), Some(10_000));
+    assert_eq!(r.header("content-range"), Some("10-10009/*"));
     // No count: the total is `*`, and the status 200.
     let r = s.get("/rest/flights?select=flight_id&limit=2&offset=3");
     assert_eq!(r.status, 200);

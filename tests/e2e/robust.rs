@@ -166,7 +166,7 @@ fn worst_case_like_keeps_the_loop_answering() {
     assert_eq!(r.error_code(), "pattern_too_long");
     assert_eq!(r.error_param().as_deref(), Some("body"));
     // Loop lag is exported.
-    let metrics = server.get("/metrics").text();
+    let metrics = server.get_admin("/metrics").text();
     assert!(
         metrics.contains("quarry_event_loop_lag_seconds"),
         "{metrics}"
@@ -265,7 +265,7 @@ fn stalled_readers_are_aborted_and_release_the_old_version() {
         "stalled readers: the old version unmapped {:?} after the swap was served",
         swapped.elapsed()
     );
-    let metrics = server.get("/metrics").text();
+    let metrics = server.get_admin("/metrics").text();
     let aborted = metrics
         .lines()
         .find_map(|l| {
@@ -386,7 +386,7 @@ fn wide_group_bys_stay_inside_the_memory_budget() {
         "peak RssAnon {} MiB over the {BUDGET_MIB} MiB budget + {SLACK_MIB} MiB slack",
         peak >> 20
     );
-    let metrics = server.get("/metrics").text();
+    let metrics = server.get_admin("/metrics").text();
     assert!(
         metrics.contains("quarry_memory_rejections_total"),
         "{metrics}"

@@ -148,6 +148,12 @@ rows_case("isdistinct / not.isdistinct",
           .filter("origin", "not.isdistinct", "EWR").order("flight_id"),
           f"SELECT {S} FROM t WHERE date='2013-01-09' AND dep_delay IS DISTINCT FROM 0 "
           "AND origin IS NOT DISTINCT FROM 'EWR' ORDER BY flight_id")
+rows_case("match / imatch / not.match (regular expressions)",
+          lambda: t().select("flight_id,dest_name,tailnum").eq("date", "2013-01-05").filter("dest_name", "match", "^San ")
+          .filter("tailnum", "imatch", "n[0-9]+ua$").filter("dest_name", "not.match", "Jose").order("flight_id"),
+          "SELECT flight_id,dest_name,tailnum FROM t WHERE date='2013-01-05' AND regexp_matches(dest_name, '^San ') "
+          "AND regexp_matches(tailnum, 'n[0-9]+ua$', 'i') AND NOT regexp_matches(dest_name, 'Jose') ORDER BY flight_id")
+
 # --- ordering (PostgreSQL's null placement) --------------------------------------------------
 rows_case("order desc puts nulls first (PostgreSQL default)",
           lambda: t().select(S).eq("origin", "JFK").order("dep_delay", desc=True).order("flight_id").limit(25),
@@ -247,8 +253,10 @@ error_case("malformed filter: PGRST100", lambda: t().select("*").filter("dep_del
            needle="soon")
 error_case("unknown table: PGRST205", lambda: client.from_("nosuch").select("*"), "PGRST205", needle="nosuch")
 error_case("embedding: PGRST200", lambda: t().select("*,airlines(*)"), "PGRST200")
-error_case("match (regex) is refused clearly", lambda: t().select("*").match({"origin": "JFK"}).filter(
-    "dest", "match", "^S"), "PGRST100", needle="not supported")
+error_case("full-text search is refused clearly", lambda: t().select("*").fts("dest_name", "intl"),
+           "PGRST100", needle="not supported")
+error_case("invalid regular expression", lambda: t().select("*").filter("dest_name", "match", "(("),
+           "PGRST100", needle="regular expression")
 error_case("insert: 405 read-only (25006)", lambda: t().insert({"flight_id": "x"}), "25006")
 error_case("update: 405 read-only (25006)", lambda: t().update({"origin": "x"}).eq("flight_id", key), "25006")
 error_case("delete: 405 read-only (25006)", lambda: t().delete().eq("flight_id", key), "25006")

@@ -300,6 +300,9 @@ async fn scan_inner(
         let sep = if raw_query.is_empty() { "" } else { "&" };
         raw_query.push_str(&format!("{sep}offset={offset}"));
         if let Some(l) = limit {
+            // A range wider than a page is served up to a page, as PostgREST's max-rows does;
+            // Content-Range says where it stopped.
+            let l = l.min(ctx.config.max_limit);
             raw_query.push_str(&format!("&limit={l}"));
         }
     }

@@ -17,7 +17,8 @@ fn a_panicking_request_gets_500_and_the_loop_keeps_serving() {
     let server = start(dir.path(), &[]);
     let addr = server.local_addr();
     wait_ready(addr);
-    let before = metric(addr, "quarry_request_panics_total");
+    let admin = server.admin_addr();
+    let before = metric(admin, "quarry_request_panics_total");
 
     // In the synchronous handler and inside a scan (after a yield): 500 with the JSON body.
     for (path, stage) in [
@@ -59,7 +60,7 @@ fn a_panicking_request_gets_500_and_the_loop_keeps_serving() {
     assert_eq!(get(addr, "/livez").status, 200);
     let r = get(addr, "/v1/datasets/people/rows?limit=5");
     assert_eq!(r.status, 200, "{}", r.text());
-    let after = metric(addr, "quarry_request_panics_total");
+    let after = metric(admin, "quarry_request_panics_total");
     assert_eq!(after - before, 5.0, "panics counted");
     server.shutdown();
     server.join().unwrap();

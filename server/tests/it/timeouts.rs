@@ -34,7 +34,7 @@ fn a_response_past_its_deadline_is_aborted() {
         n + rest.len() < 16_000_000,
         "the whole body arrived: the response was not aborted"
     );
-    let metrics = get(addr, "/metrics").text();
+    let metrics = get(server.admin_addr(), "/metrics").text();
     let aborted = metrics
         .lines()
         .find_map(|l| {
