@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 
 # The Python packages of the tests (tests/requirements.txt: DuckDB, the oracle; pyarrow, the
 # Arrow client; postgrest, the PostgREST client; moto, the S3 server of the ETL's object storage
-# tests) go into a virtual environment keyed by the
-# pinned requirements: a distribution's Python refuses a global `pip install` (PEP 668). The
-# tests run that venv's interpreter through QUARRY_TEST_PYTHON.
+# tests) go into a virtual environment keyed by the pinned requirements: a distribution's Python
+# refuses a global `pip install` (PEP 668). The tests run that venv's interpreter through
+# QUARRY_TEST_PYTHON.
 req_hash=$(sha256sum tests/requirements.txt | cut -c1-12)
 venv="${QUARRY_TEST_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/quarry/test-venv-$req_hash}"
 if ! "$venv/bin/python" -c 'import duckdb, pyarrow, postgrest, moto.server' 2>/dev/null; then
