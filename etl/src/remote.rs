@@ -49,7 +49,7 @@ pub struct Target {
     pub bucket: String,
     /// Object key prefix (may be empty).
     pub prefix: Path,
-    /// `file://`: the local directory.
+    /// `file://`: the local directory (the store is rooted at `/`, `prefix` is this path).
     pub local_root: Option<PathBuf>,
 }
 
@@ -108,11 +108,18 @@ impl Target {
                     "--out {s}: a file:// URL takes an absolute path (file:///dir)"
                 )));
             }
+            // The store is rooted at `/`, so that keys are absolute paths without their
+            // leading `/`, as S3 keys are paths inside the bucket.
+            let prefix = Path::parse(rest).map_err(|e| {
+                usage(format!(
+                    "--out {s}: invalid path: {e} (no empty, `.` or `..` segments)"
+                ))
+            })?;
             return Ok(Some(Target {
                 url,
                 scheme,
                 bucket: String::new(),
-                prefix: Path::default(),
+                prefix,
                 local_root: Some(PathBuf::from(if rest.is_empty() { "/" } else { rest })),
             }));
         }
@@ -148,7 +155,7 @@ impl Target {
     /// The URL of a key.
     pub fn url_of(&self, key: &Path) -> String {
         match &self.local_root {
-            Some(root) => format!("file://{}", root.join(key.as_ref()).display()),
+            Some(_) => format!("file:///{key}"),
             None => format!("{}://{}/{}", self.scheme, self.bucket, key),
         }
     }
@@ -162,10 +169,7 @@ impl Target {
                 let root = self.local_root.as_ref().expect("file:// target has a root");
                 std::fs::create_dir_all(root)
                     .with_context(|| format!("creating {}", root.display()))?;
-                Arc::new(
-                    object_store::local::LocalFileSystem::new_with_prefix(root)
-                        .with_context(|| format!("opening {}", root.display()))?,
-                )
+                Arc::new(object_store::local::LocalFileSystem::new())
             }
             "s3" | "s3a" => {
                 check_aws_credentials()?;
@@ -534,6 +538,11 @@ mod tests {
         assert_eq!(t.key("ds", "CURRENT").as_ref(), "ds/CURRENT");
         let t = parse("file:///tmp/x").expect("ok").expect("url");
         assert_eq!(t.local_root.as_deref(), Some(FsPath::new("/tmp/x")));
+        assert_eq!(t.key("ds", "CURRENT").as_ref(), "tmp/x/ds/CURRENT");
+        assert_eq!(
+            t.url_of(&t.key("ds", "CURRENT")),
+            "file:///tmp/x/ds/CURRENT"
+        );
     }
 
     #[test]

@@ -469,3 +469,63 @@ fn a_failure_between_data_and_pointer_leaves_the_pointer_unchanged() {
     );
     assert!(listed.contains(&old.key), "{listed:?}");
 }
+
+#[test]
+fn file_urls_publish_the_same_layout_and_keep_versions_needs_a_url() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("store");
+    let out = format!("file://{}/pre", root.display());
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        clear_aws_env(&mut cmd);
+        cmd.args(args).output().expect("run")
+    };
+    let mut versions = Vec::new();
+    for (file, rows) in [("a.csv", 3), ("b.csv", 4)] {
+        let input = csv(dir.path(), file, rows);
+        let o = run(&[
+            "build",
+            &input,
+            "--out",
+            &out,
+            "--name",
+            "ds",
+            "--keep-versions",
+            "1",
+            "--progress",
+            "none",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let p: Pointer =
+            serde_json::from_slice(&std::fs::read(root.join("pre/ds/CURRENT")).expect("pointer"))
+                .expect("json");
+        let rel = root.join("pre/ds").join(format!("{}.qry", p.version));
+        assert_eq!(p.key, rel.to_str().expect("utf8").trim_start_matches('/'));
+        assert_valid(std::fs::read(&rel).expect("data"), rows as u64);
+        versions.push(p.version);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(root.join("pre/ds"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want = vec!["CURRENT".to_string(), format!("{}.qry", versions[1])];
+    want.sort();
+    assert_eq!(names, want, "only the newest version is kept");
+
+    // --keep-versions with a local data directory is a usage error.
+    let input = csv(dir.path(), "c.csv", 2);
+    let local = dir.path().join("local");
+    let o = run(&[
+        "build",
+        &input,
+        "--out",
+        local.to_str().expect("utf8"),
+        "--name",
+        "ds",
+        "--keep-versions",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!local.join("ds.qry").exists());
+}
