@@ -639,9 +639,6 @@ pub fn send_input(
                 let estimate = decoded
                     .saturating_mul(2)
                     .saturating_add(rows.saturating_mul(16));
-                if !gate.acquire(seq, estimate) {
-                    return Err(anyhow::Error::new(Stopped));
-                }
                 let job = Job {
                     seq,
                     src: Arc::clone(&src),
@@ -650,9 +647,7 @@ pub fn send_input(
                     input_bytes: compressed,
                     what: What::RowGroup(g),
                 };
-                if tx.send(Work::Columnar(job)).is_err() {
-                    return Err(anyhow::Error::new(Stopped));
-                }
+                dispatch(gate, tx, job, estimate)?;
                 seq += 1;
                 first_row += rows;
             }
@@ -693,9 +688,6 @@ pub fn send_input(
                 })?;
                 let rows = b.num_rows() as u64;
                 let bytes = b.get_array_memory_size() as u64;
-                if !gate.acquire(seq, bytes.saturating_mul(2)) {
-                    return Err(anyhow::Error::new(Stopped));
-                }
                 let job = Job {
                     seq,
                     src: Arc::clone(&src),
@@ -704,9 +696,7 @@ pub fn send_input(
                     input_bytes: bytes,
                     what: What::Batch(b),
                 };
-                if tx.send(Work::Columnar(job)).is_err() {
-                    return Err(anyhow::Error::new(Stopped));
-                }
+                dispatch(gate, tx, job, bytes.saturating_mul(2))?;
                 seq += 1;
                 first_row += rows;
             }
@@ -716,6 +706,15 @@ pub fn send_input(
 }
 
 /// Leaf column indices of root column `root` of a Parquet file.
+/// Waits until the memory gate admits `estimate` more bytes for the job, then sends it to the
+/// parse workers. `Stopped` when the build is ending (gate closed or workers gone).
+fn dispatch(gate: &Gate, tx: &Sender<Work>, job: Job, estimate: u64) -> Result<()> {
+    if !gate.acquire(job.seq, estimate) || tx.send(Work::Columnar(job)).is_err() {
+        return Err(anyhow::Error::new(Stopped));
+    }
+    Ok(())
+}
+
 fn leaf_range(
     md: &parquet::file::metadata::ParquetMetaData,
     root: usize,

@@ -67,8 +67,8 @@ fn probe_until(
 
 /// Datasets at startup (20,000 with release binaries; 4,000 with debug ones, which load much
 /// slower; `QUARRY_CATALOG_DATASETS` overrides) and half as many more by SIGHUP: `/livez` and a
-/// point lookup answer within 100 ms throughout (the loader yields by work done, not per file;
-/// a pass that does not yield between small files holds the loop for all of them). The
+/// point lookup answer within 100 ms throughout: the loader must yield by work done, not per
+/// file, since a pass that does not yield between small files holds the loop for all of them. The
 /// bound is over a control: a second server with one dataset probed the same way at the same
 /// time, so time the machine takes from both is not blamed on the loader. With debug binaries
 /// it is 200 ms: a busy debug process on a loaded 2-core host waits longer for its core than

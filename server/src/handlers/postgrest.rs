@@ -18,18 +18,17 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use quarry_query::{
-    negotiate, parse_rows_query_in, Dialect, Encoder, JsonShape, OutputFormat, RowsQuery, Scan,
+    negotiate, parse_rows_query_in, Dialect, Encoder, JsonShape, OutputFormat, RowsQuery,
 };
 use serde_json::json;
 
-use super::rows::{limits, FRAME_BYTES, SCAN_STEP_ROWS, SLICE_ALONE, SLICE_SHARED};
+use super::rows::{limits, FRAME_BYTES};
 use super::{cacheable, etag};
 use crate::body::{Body, FrameSource};
 use crate::dataset::Dataset;
@@ -336,30 +335,7 @@ async fn scan_inner(
         ));
     }
 
-    let mut scan = Scan::new(&query, &ds.file);
-    ctx.turn_end.write_all();
-    let mut slice_start = Instant::now();
-    loop {
-        match scan.step(&query, &ds.file, SCAN_STEP_ROWS) {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                ctx.metrics.rows_examined.inc_by(scan.rows_examined());
-                return Err(e.into());
-            }
-        }
-        let budget = if ctx.connections.get() > 1 {
-            SLICE_SHARED
-        } else {
-            SLICE_ALONE
-        };
-        if slice_start.elapsed() >= budget {
-            ctx.next_slice().await;
-            slice_start = Instant::now();
-        }
-    }
-    ctx.metrics.rows_examined.inc_by(scan.rows_examined());
-    let page = scan.finish();
+    let page = super::rows::run_scan(ctx, req, &query, ds).await?;
     let total = page.total;
     let shape = if ask.single {
         JsonShape::Object

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use quarry_query::{negotiate, parse_key, parse_rows_query, Encoder, Limits, RowsQuery, Scan};
+use quarry_query::{
+    negotiate, parse_key, parse_rows_query, Encoder, Limits, Page, RowsQuery, Scan,
+};
 
 use super::{cacheable, etag, full, ApiResult};
 use crate::body::{Body, FrameSource};
@@ -23,17 +25,17 @@ use crate::state::LoopCtx;
 
 /// Rows per `Scan::step`: about 0.05 ms of a Q1-like aggregation on SF1, so a slice overruns its
 /// time budget by at most that.
-pub(super) const SCAN_STEP_ROWS: u64 = 4_096;
+const SCAN_STEP_ROWS: u64 = 4_096;
 /// A scan's time on the loop between yields while other connections are open. The loop serves
 /// every ready lookup between two slices, so this bounds what a scan adds to their latency:
 /// lookups beside two aggregations (bench/lookups_beside_aggregations.sh), p50 / p99 /
 /// aggregations done: 32k-row slices 1.5 / 3.0-3.3 ms / 68-72; 150 us 1.3 / 2.4-2.8 ms / 49-55;
 /// 75 us 1.1 / 2.3 ms / 36. Lookups alone measured a 2.6-3.4 ms p99 in the same hour: the rest of
 /// the tail is the machine.
-pub(super) const SLICE_SHARED: Duration = Duration::from_micros(150);
+const SLICE_SHARED: Duration = Duration::from_micros(150);
 /// The same when this scan's connection is the loop's only one: nothing else can be waiting
 /// but a new connection (a probe), and each yield costs a driver poll (~14 us).
-pub(super) const SLICE_ALONE: Duration = Duration::from_millis(5);
+const SLICE_ALONE: Duration = Duration::from_millis(5);
 /// Encoded bytes per body frame.
 pub(super) const FRAME_BYTES: usize = 64 << 10;
 
@@ -107,55 +109,7 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
         ));
     }
 
-    let mut scan = Scan::new(&query, &ds.file);
-    scan.set_memory_limit(usize::try_from(ctx.config.max_request_memory).unwrap_or(usize::MAX));
-    let mut charge = crate::memory::Charge::new(ctx.budget.clone());
-    ctx.turn_end.write_all();
-    let mut slice_start = Instant::now();
-    loop {
-        let done = scan.step(&query, &ds.file, SCAN_STEP_ROWS);
-        let done = match done {
-            Ok(d) => d,
-            Err(e) => {
-                ctx.metrics.rows_examined.inc_by(scan.rows_examined());
-                if e.code == "too_much_memory" {
-                    memory_rejected(ctx, "request");
-                }
-                return Err(e.into());
-            }
-        };
-        if let Err(over) = charge.set(scan.memory_bytes() as u64) {
-            ctx.metrics.rows_examined.inc_by(scan.rows_examined());
-            memory_rejected(ctx, "process");
-            tracing::warn!(
-                loop_index = ctx.index,
-                dataset = %ds.name,
-                charged = over.charged,
-                memory_budget = over.limit,
-                "request shed: the process memory budget is used up"
-            );
-            return Err(ApiError::Overloaded {
-                reason:
-                    "memory budget of the process used up by requests in flight (--memory-budget)",
-                retry_after: Duration::from_secs(1),
-            });
-        }
-        crate::panic::inject(req.headers(), "scan");
-        if done {
-            break;
-        }
-        let budget = if ctx.connections.get() > 1 {
-            SLICE_SHARED
-        } else {
-            SLICE_ALONE
-        };
-        if slice_start.elapsed() >= budget {
-            ctx.next_slice().await;
-            slice_start = Instant::now();
-        }
-    }
-    ctx.metrics.rows_examined.inc_by(scan.rows_examined());
-    let page = scan.finish();
+    let page = run_scan(ctx, req, &query, &ds).await?;
     let total = page.total;
     let encoder = Encoder::new(&query, page, format);
 
@@ -243,4 +197,64 @@ impl From<quarry_query::QueryError> for ApiError {
             param: e.param,
         }
     }
+}
+
+/// Runs a parsed query's scan to the end in time slices, yielding to the loop between them,
+/// within the request's and the process's memory budgets: every scan, `/v1` or `/rest`, goes
+/// through here.
+pub(super) async fn run_scan(
+    ctx: &Rc<LoopCtx>,
+    req: &Request<Incoming>,
+    query: &RowsQuery,
+    ds: &Arc<Dataset>,
+) -> Result<Page, ApiError> {
+    let mut scan = Scan::new(query, &ds.file);
+    scan.set_memory_limit(usize::try_from(ctx.config.max_request_memory).unwrap_or(usize::MAX));
+    let mut charge = crate::memory::Charge::new(ctx.budget.clone());
+    ctx.turn_end.write_all();
+    let mut slice_start = Instant::now();
+    loop {
+        let done = scan.step(query, &ds.file, SCAN_STEP_ROWS);
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => {
+                ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+                if e.code == "too_much_memory" {
+                    memory_rejected(ctx, "request");
+                }
+                return Err(e.into());
+            }
+        };
+        if let Err(over) = charge.set(scan.memory_bytes() as u64) {
+            ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+            memory_rejected(ctx, "process");
+            tracing::warn!(
+                loop_index = ctx.index,
+                dataset = %ds.name,
+                charged = over.charged,
+                memory_budget = over.limit,
+                "request shed: the process memory budget is used up"
+            );
+            return Err(ApiError::Overloaded {
+                reason:
+                    "memory budget of the process used up by requests in flight (--memory-budget)",
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        crate::panic::inject(req.headers(), "scan");
+        if done {
+            break;
+        }
+        let budget = if ctx.connections.get() > 1 {
+            SLICE_SHARED
+        } else {
+            SLICE_ALONE
+        };
+        if slice_start.elapsed() >= budget {
+            ctx.next_slice().await;
+            slice_start = Instant::now();
+        }
+    }
+    ctx.metrics.rows_examined.inc_by(scan.rows_examined());
+    Ok(scan.finish())
 }

@@ -165,3 +165,22 @@ fn a_long_scan_lets_lookups_on_other_connections_through() {
     server.shutdown();
     server.join().unwrap();
 }
+
+/// Every scan is held to the request's memory budget, whichever face it comes through: a
+/// group-by with a group per row is refused on `/v1` and on the PostgREST face alike.
+#[test]
+fn the_postgrest_face_is_held_to_the_request_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people(dir.path(), "people", &people(50_000), 8192);
+    let server = start(dir.path(), &["--max-request-memory", "256KiB"]);
+    let addr = server.local_addr();
+    wait_ready(addr);
+    for path in [
+        "/v1/datasets/people/rows?select=id,count()",
+        "/rest/people?select=id,count()",
+    ] {
+        let r = get(addr, path);
+        assert_eq!(r.status, 422, "{path}: {}", r.text());
+        assert!(r.text().contains("too_much_memory"), "{path}: {}", r.text());
+    }
+}
