@@ -2,7 +2,7 @@
 //! parse chunks independently.
 //!
 //! CSV: a newline ends a record only outside a quoted field. The reader thread finds the last
-//! record boundary of each buffer by running the quoting state machine of `csv_core` (quotes
+//! record boundary of each buffer by running csv_core's quoting rules, written out here (quotes
 //! open a field only at its start; `""` inside quotes is an escaped quote; `\r` also ends a
 //! field) sequentially from the chunk's start, which is a record start by construction. Buffers
 //! without any `"` (the common case) take a fast path: the last `\n` is the boundary. Both

@@ -2,8 +2,8 @@
 //! so the fsync before publishing has little left to do.
 //!
 //! Without it the kernel holds the whole file dirty in the page cache (the background threshold
-//! is 10% of memory) and the final fsync writes all of it while every core waits: 1.08 s of a
-//! 6.1 s two-thread TPC-H SF1 build. Here the writer thread asks a helper thread for an
+//! is 10% of memory) and the final fsync writes all of it while every core waits (a large share
+//! of a build's wall time: docs/bench/etl-history.md). Here the writer thread asks a helper thread for an
 //! `fdatasync` after every [`STEP`] bytes; the helper syncs while the pipeline keeps encoding.
 //!
 //! Errors: a failed `fdatasync` may be reported to one caller only (the error state of the

@@ -10,7 +10,7 @@
 //!
 //! `query` is the normalized query that made the cursor (its decoded parameters sorted, without
 //! `cursor` and `offset`, as a query string), in unpadded URL-safe base64. `?cursor=X` alone
-//! continues exactly that query; `query.rs` refuses the cursor with other parameters.
+//! continues exactly that query; `query/params.rs` refuses the cursor with other parameters.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

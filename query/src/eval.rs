@@ -190,7 +190,7 @@ impl StrPred {
             StrPred::Cmp(..) | StrPred::In(..) => 1,
             // An estimate: the lazy DFA tests a byte in a few operations; its fallback (when
             // the DFA cache thrashes) steps a state set that grows with the pattern, whose
-            // compiled size `query.rs` bounds at 64 KiB. Charged two plus one per 8 pattern
+            // compiled size `query/filter.rs` bounds at 64 KiB. Charged two plus one per 8 pattern
             // bytes, so longer patterns get smaller slices.
             StrPred::Regex(re, _) => re.as_str().len() as u64 / 8 + 2,
         }

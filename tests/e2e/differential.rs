@@ -413,8 +413,8 @@ fn gen_query(t: &Table, table_name: &str, rng: &mut Rng, group_cols: &[usize]) -
             sql_cols.push(sql);
         }
         // Order: a group column or an aggregate, or first-seen order.
-        // Default group order: the group columns ascending, nulls last (query/src/scan.rs
-        // top_groups); `order=` ties keep that order.
+        // Default group order: the group columns ascending, nulls last (query/src/scan/page.rs
+        // page_groups); `order=` ties keep that order.
         let mut by_groups: Vec<String> = groups
             .iter()
             .map(|&g| format!("{} ASC NULLS LAST", ident(&t.cols[g].name)))

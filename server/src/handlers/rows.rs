@@ -23,18 +23,16 @@ use crate::dataset::Dataset;
 use crate::error::ApiError;
 use crate::state::LoopCtx;
 
-/// Rows per `Scan::step`: about 0.05 ms of a Q1-like aggregation on SF1, so a slice overruns its
-/// time budget by at most that.
+/// Rows per `Scan::step`: small beside a time slice even for the costliest aggregation, so a
+/// slice overruns its time budget by at most one step.
 const SCAN_STEP_ROWS: u64 = 4_096;
 /// A scan's time on the loop between yields while other connections are open. The loop serves
-/// every ready lookup between two slices, so this bounds what a scan adds to their latency:
-/// lookups beside two aggregations (bench/lookups_beside_aggregations.sh), p50 / p99 /
-/// aggregations done: 32k-row slices 1.5 / 3.0-3.3 ms / 68-72; 150 us 1.3 / 2.4-2.8 ms / 49-55;
-/// 75 us 1.1 / 2.3 ms / 36. Lookups alone measured a 2.6-3.4 ms p99 in the same hour: the rest of
-/// the tail is the machine.
+/// every ready lookup between two slices, so this bounds what a scan adds to their latency; a
+/// shorter slice trades the scans' share of the core for lookup latency
+/// (`bench/lookups_beside_aggregations.sh`; figures in docs/bench/server-history.md).
 const SLICE_SHARED: Duration = Duration::from_micros(150);
 /// The same when this scan's connection is the loop's only one: nothing else can be waiting
-/// but a new connection (a probe), and each yield costs a driver poll (~14 us).
+/// but a new connection (a probe), and each yield costs a driver poll.
 const SLICE_ALONE: Duration = Duration::from_millis(5);
 /// Encoded bytes per body frame.
 pub(super) const FRAME_BYTES: usize = 64 << 10;
