@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""Turns results.json into results.md (tables) and PNG plots beside it.
+"""Turns results.json into results.md (tables) and PNG plots beside it; keeps the history of the
+headline figures in history.json beside it and writes their table (range over runs) into
+results.md and, for docs/bench, into the README.
 
-    bench/.venv/bin/python bench/report.py [docs/bench/results.json]
+    bench/.venv/bin/python bench/report.py [docs/bench/results.json] [--record SECTION ...]
+
+--record appends the named sections of results.json to history.json (bench/run.sh passes the
+sections it just measured); without it the history is only read.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from qbench.common import DOCS, load_json  # noqa: E402
+from qbench import history  # noqa: E402
+from qbench.common import DOCS, ROOT, load_json  # noqa: E402
 
 SYSTEM_COLOURS = {
     "quarry": "#1b7f5f", "quarry-etl": "#1b7f5f", "fixed_body": "#8c8c8c", "nginx": "#3a6ea5",
@@ -367,7 +369,18 @@ def _bars(ax, labels, summaries, colours, ylabel, title):
                         fontsize=7, xytext=(0, 2), textcoords="offset points")
 
 
+def _plt():
+    """matplotlib, imported only to draw (the history and tables need only the standard library)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def server_plots(doc, out_dir: Path):
+    plt = _plt()
     results = list(doc.get("sections", {}).get("server", {}).get("results", []))
     raw = doc.get("sections", {}).get("analytics", {}).get("raw_column")
     if isinstance(raw, list):
@@ -400,6 +413,7 @@ def etl_plot(doc, out_dir: Path):
     etl = doc.get("sections", {}).get("etl", {}).get("results")
     if not etl:
         return []
+    plt = _plt()
     systems = list(dict.fromkeys(r["system"] for r in etl))
     threads = sorted({r["threads"] for r in etl})
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
@@ -429,14 +443,67 @@ def etl_plot(doc, out_dir: Path):
     return ["etl.png"]
 
 
-def main():
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCS / "results.json"
+def history_lines(hist, quick):
+    rows = history.table(hist, quick)
+    if len(rows) <= 2:
+        return []
+    return [
+        "## Headline figures over every recorded run",
+        "",
+        "From `history.json` beside this file: each `bench/run.sh` appends the sections it measured "
+        "(commit, time, load average); entries not made by `bench/run.sh` name their source there. "
+        "A figure's spread over runs of the same code is the machine, not the code.",
+        "",
+        *rows,
+        "",
+    ]
+
+
+def update_readme(hist, readme: Path):
+    """Rewrites the README's headline block from the history (full runs only)."""
+    text = readme.read_text()
+    new = history.replace_block(text, history.table(hist, quick=False))
+    if new != text:
+        readme.write_text(new)
+        return True
+    return False
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="?", default=str(DOCS / "results.json"))
+    ap.add_argument("--record", nargs="*", default=[], metavar="SECTION",
+                    help="append these sections of results.json to history.json")
+    ap.add_argument("--readme", default=None,
+                    help="README whose headline block to rewrite (default: the repository's, "
+                    "for docs/bench/results.json only)")
+    ap.add_argument("--no-plots", action="store_true", help="tables and history only")
+    args = ap.parse_args(argv)
+    path = Path(args.results)
     doc = load_json(path)
     if doc is None:
         sys.exit(f"report: cannot read {path}")
     out_dir = path.parent
-    written = etl_plot(doc, out_dir) + server_plots(doc, out_dir)
+    hist_path = out_dir / "history.json"
+    try:
+        hist = history.load(hist_path)
+    except ValueError as e:
+        sys.exit(f"report: {e}")
+    sections = [s for part in args.record for s in part.replace(",", " ").split()]
+    added = history.record(doc, hist, sections)
+    if added:
+        history.save(hist_path, hist)
+        print(f"report: appended {', '.join(e['section'] for e in added)} to {hist_path}")
+    written = [] if args.no_plots else etl_plot(doc, out_dir) + server_plots(doc, out_dir)
     write_markdown(doc, out_dir / "results.md")
+    extra = history_lines(hist, bool(doc.get("quick")))
+    if extra:
+        with open(out_dir / "results.md", "a") as f:
+            f.write("\n".join(extra))
+    readme = Path(args.readme) if args.readme else (
+        ROOT / "README.md" if path.resolve() == (DOCS / "results.json").resolve() else None)
+    if readme and not doc.get("quick") and update_readme(hist, readme):
+        print(f"report: rewrote the headline figures in {readme}")
     print(f"report: wrote {out_dir / 'results.md'} and {', '.join(written) or 'no plots'}")
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Quarry's benchmark suite in one command: installs the peers (bench/setup.sh), builds the
 # release binaries, generates TPC-H data (cached in bench/work/), runs the sections, and writes
-# docs/bench/results.json, results.md and PNG plots.
+# docs/bench/results.json, results.md and PNG plots. Each run appends the headline figures of the
+# sections it measured to docs/bench/history.json (never replacing earlier runs), and the README's
+# headline table is rewritten from that history (range over runs, latest, dates).
 #
 #   bench/run.sh                    every section (about 15 min on 2 cores)
 #   bench/run.sh etl server         a subset: etl, server, analytics; `report` only redraws
@@ -48,7 +50,9 @@ else
 fi
 
 status=0
+measure_now=()
 if [ "${#measure[@]}" -gt 0 ]; then
+    measure_now=("${measure[@]}")
     # Two commands: a target flag such as --example makes cargo build only that target.
     echo "bench: cargo build --release -p quarry-etl -p quarry-server (+ example fixed_body)" >&2
     cargo build --release -p quarry-etl -p quarry-server
@@ -57,5 +61,6 @@ if [ "${#measure[@]}" -gt 0 ]; then
     if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then cmd="QUICK=1 $cmd"; fi
     (cd "$here" && "$py" bench.py "${measure[@]}" "${extra[@]+"${extra[@]}"}" --out "$results" --command "$cmd") || status=$?
 fi
-"$py" "$here/report.py" "$results"
+# Only the sections measured now are appended to the history (`report` alone records nothing).
+"$py" "$here/report.py" "$results" --record "${measure_now[@]+"${measure_now[@]}"}"
 exit "$status"

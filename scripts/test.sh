@@ -29,6 +29,9 @@ export QUARRY_TEST_PYTHON="$venv/bin/python"
 # Tests that run `python3` directly (the ETL's Parquet/Arrow fixtures) get the venv's too.
 export PATH="$venv/bin:$PATH"
 
+echo "== the benchmark report's history and headline table (bench/test_history.py)"
+python3 -m unittest discover -s bench -p 'test_*.py'
+
 echo "== cargo test --workspace"
 cargo test --workspace --locked
 
