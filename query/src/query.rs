@@ -27,7 +27,6 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::percent_decode_str;
 use quarry_format::{DataType, Schema, Version};
 
 use crate::cursor::Cursor;
@@ -35,6 +34,7 @@ use crate::error::QueryError;
 use crate::like::LikePattern;
 use crate::literal::{parse_literal, Literal};
 use crate::logic::{self, Cond};
+use crate::percent::{decode_query, duplicate_parameter};
 use crate::Limits;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,50 +287,6 @@ impl RowsQuery {
     }
 }
 
-/// The byte offset of the first `%` not followed by two hex digits (RFC 3986 2.1), if any.
-/// `percent_decode_str` passes such a `%` through literally; Quarry refuses it instead.
-pub(crate) fn malformed_escape(raw: &str) -> Option<usize> {
-    let b = raw.as_bytes();
-    (0..b.len()).find(|&i| {
-        b[i] == b'%'
-            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    })
-}
-
-fn decode(raw: &str, param_for_error: &str) -> Result<String, QueryError> {
-    percent_decode(raw, param_for_error, "bad_encoding").map(Cow::into_owned)
-}
-
-/// Percent-decodes `raw`, borrowing it when it holds no `%` (the common case). A malformed
-/// escape is 400 `bad_encoding`; bytes that are not UTF-8 once decoded are a 400 with the code
-/// `utf8_code`.
-pub(crate) fn percent_decode<'a>(
-    raw: &'a str,
-    param_for_error: &str,
-    utf8_code: &'static str,
-) -> Result<Cow<'a, str>, QueryError> {
-    if !raw.contains('%') {
-        return Ok(Cow::Borrowed(raw));
-    }
-    if let Some(at) = malformed_escape(raw) {
-        return Err(QueryError::bad(
-            "bad_encoding",
-            param_for_error,
-            format!(
-                "expected '%' followed by two hex digits at byte {at} of {raw:?} (write a literal '%' as %25)"
-            ),
-        ));
-    }
-    percent_decode_str(raw).decode_utf8().map_err(|_| {
-        QueryError::bad(
-            utf8_code,
-            param_for_error,
-            format!("expected UTF-8 after percent-decoding, found invalid bytes in {raw:?}"),
-        )
-    })
-}
-
 /// Parses a raw (still percent-encoded) query string for a dataset with `schema` at `version`
 /// (the `/v1` dialect).
 ///
@@ -344,21 +300,6 @@ pub fn parse_rows_query(
     limits: &Limits,
 ) -> Result<RowsQuery, QueryError> {
     parse_rows_query_in(raw_query, schema, version, limits, Dialect::V1)
-}
-
-/// Splits a raw query string into percent-decoded (name, value) pairs.
-pub(crate) fn decode_pairs(raw_query: &str) -> Result<Vec<(String, String)>, QueryError> {
-    let mut pairs = Vec::new();
-    for piece in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (raw_name, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
-        let lossy_name = percent_decode_str(raw_name)
-            .decode_utf8_lossy()
-            .into_owned();
-        let name = decode(raw_name, &lossy_name)?;
-        let value = decode(raw_value, &name)?;
-        pairs.push((name, value));
-    }
-    Ok(pairs)
 }
 
 /// The pairs a cursor is compared on and carries: sorted, without `cursor` and `offset`.
@@ -386,11 +327,7 @@ fn resolve_cursor(
         return Ok((pairs, None));
     };
     if cursors.next().is_some() {
-        return Err(QueryError::bad(
-            "duplicate_parameter",
-            "cursor",
-            "parameter \"cursor\" given twice; give it once",
-        ));
+        return Err(duplicate_parameter("cursor"));
     }
     if pairs.iter().any(|(n, _)| n == "offset") {
         return Err(QueryError::bad(
@@ -400,7 +337,7 @@ fn resolve_cursor(
         ));
     }
     let (cursor, kind, carried) = Cursor::parse(raw, version)?;
-    let carried = normalize(&decode_pairs(&carried).map_err(|_| {
+    let carried = normalize(&decode_query(&carried).map_err(|_| {
         QueryError::bad(
             "bad_cursor",
             "cursor",
@@ -479,7 +416,7 @@ pub fn parse_rows_query_in(
     } else {
         Cow::Borrowed(raw_query)
     };
-    let (pairs, cursor) = resolve_cursor(decode_pairs(&raw_query)?, version)?;
+    let (pairs, cursor) = resolve_cursor(decode_query(&raw_query)?, version)?;
     let mut filters = Vec::new();
     let mut trees = Vec::new();
     let mut select: Option<String> = None;
@@ -490,11 +427,7 @@ pub fn parse_rows_query_in(
     for (name, value) in &pairs {
         let once = |given: bool| -> Result<(), QueryError> {
             if given {
-                return Err(QueryError::bad(
-                    "duplicate_parameter",
-                    name,
-                    format!("parameter {name:?} given twice; give it once"),
-                ));
+                return Err(duplicate_parameter(name));
             }
             Ok(())
         };
