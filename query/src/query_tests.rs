@@ -506,7 +506,7 @@ fn limits() {
 }
 
 fn pairs(q: &str) -> Vec<(String, String)> {
-    let mut p = decode_pairs(q).unwrap();
+    let mut p = decode_query(q).unwrap();
     p.sort();
     p
 }

@@ -221,6 +221,9 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
         }
         threads.push(thread);
     }
+    if config.plumbing() != quarry_runtime::Plumbing::FULL {
+        warn!(plumbing = ?config.plumbing(), "--plain-runtime: benchmark mode, runtime glue off");
+    }
     info!(%addr, %admin_addr, threads = config.threads, "listening");
     Ok(ServerHandle {
         addr,
@@ -315,7 +318,13 @@ fn loop_thread(
         }
         run_loop(ctx, listener, control).await
     };
-    quarry_runtime::event_loop::block_on(force_epoll, fut).context("building the runtime")?
+    quarry_runtime::event_loop::block_on(force_epoll, fut).with_context(|| {
+        if force_epoll {
+            "building the epoll runtime"
+        } else {
+            "building the runtime"
+        }
+    })?
 }
 
 async fn run_loop(ctx: Rc<LoopCtx>, listener: TcpListener, control: Control) -> anyhow::Result<()> {
