@@ -8,12 +8,15 @@ ratios against the first system.
 
   bench/lookup_ab.py REPS SECS NAME=BINARY ...
   e.g. bench/lookup_ab.py 5 4 fixed=fixed old=/tmp/quarry-server.old new=target/release/quarry-server
+  A BINARY may carry extra server flags, one argument in all (docs/bench/runtime.md):
+      bench/lookup_ab.py 5 4 glue=target/release/quarry-server \
+          "plain=target/release/quarry-server --plain-runtime"
   1 MiB raw column reads against nginx (bench/run.sh analytics writes the paths and the file):
   QUARRY_PATHS=bench/work/paths/quarry-raw.txt NGINX_PATHS=bench/work/paths/nginx-raw.txt \
       bench/lookup_ab.py 5 4 nginx=nginx new=target/release/quarry-server
 
-Environment: QUARRY_DATA (default bench/work/data-sf1), QUARRY_PATHS (default
-bench/work/paths/quarry-lookup.txt; bench/run.sh server writes it), FIXED_BODY (default
+Environment: AB_PORT (default 18090), QUARRY_DATA (default bench/work/data-sf1), QUARRY_PATHS
+(default bench/work/paths/quarry-lookup.txt; bench/run.sh server writes it), FIXED_BODY (default
 target/release/examples/fixed_body), FIXED_PATHS, FIXED_BYTES (257: an orders row),
 NGINX_PATHS (default bench/work/paths/nginx-lookup.txt; nginx serves bench/work/www).
 """
@@ -28,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PORT = 18090
+PORT = int(os.environ.get("AB_PORT", "18090"))
 TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -51,7 +54,7 @@ def start(binary: str):
                 "--listen", f"127.0.0.1:{PORT}", "--body-bytes", env("FIXED_BYTES", "257")]
         paths, probe = env("FIXED_PATHS", str(HERE / "work/paths/fixed-lookup.txt")), "/"
     else:
-        argv = [binary, "--data-dir", env("QUARRY_DATA", str(HERE / "work/data-sf1")),
+        argv = [*binary.split(), "--data-dir", env("QUARRY_DATA", str(HERE / "work/data-sf1")),
                 "--listen", f"127.0.0.1:{PORT}", "--reload-interval", "0s", "--drain-delay", "0s"]
         paths, probe = env("QUARRY_PATHS", str(HERE / "work/paths/quarry-lookup.txt")), "/healthz"
     p = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=subprocess.DEVNULL,

@@ -142,7 +142,7 @@ mod tests {
             let (back, k, text) = Cursor::parse(&s, V).unwrap();
             assert_eq!((back, k), (c, kind));
             assert_eq!(
-                crate::query::decode_pairs(&text).unwrap(),
+                crate::percent::decode_query(&text).unwrap(),
                 query,
                 "the carried query decodes to the same pairs"
             );

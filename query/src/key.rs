@@ -36,7 +36,7 @@ pub fn parse_key(raw_percent_encoded: &str, schema: &Schema) -> Result<KeyValue,
         )
         .with_param("key"));
     };
-    let text = crate::query::percent_decode(raw_percent_encoded, "key", "bad_key")?;
+    let text = crate::percent::percent_decode(raw_percent_encoded, "key", "bad_key")?;
     match field.data_type {
         DataType::Int64 => text.parse::<i64>().map(KeyValue::Int64).map_err(|_| {
             QueryError::bad(

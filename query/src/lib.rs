@@ -32,6 +32,7 @@ mod literal;
 mod logic;
 mod negotiate;
 mod output;
+mod percent;
 mod plan;
 mod query;
 mod scan;
@@ -41,6 +42,7 @@ pub use error::{ErrorKind, QueryError};
 pub use key::{parse_key, row_json, KeyValue, RowJson};
 pub use negotiate::{negotiate, OutputFormat};
 pub use output::OwnedValue;
+pub use percent::{decode_query, duplicate_parameter, percent_decode};
 pub use query::{parse_rows_query, parse_rows_query_in, Dialect, RowsQuery};
 pub use scan::{GroupRows, Page, Scan};
 

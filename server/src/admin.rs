@@ -5,9 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use monoio::io::IntoPollIo;
 use monoio::net::{TcpListener, TcpStream};
-use monoio_compat::hyper::MonoioIo;
 use tracing::{debug, warn};
 
 use crate::metrics::ConnActivity;
@@ -29,7 +27,9 @@ pub async fn accept_loop(ctx: Rc<LoopCtx>, listener: std::net::TcpListener) {
     };
     let mut builder = http1::Builder::new();
     builder
-        .timer(crate::timer::CoarseTimer)
+        .timer(quarry_runtime::LoopTimer::new(
+            ctx.config.plumbing().coarse_timer,
+        ))
         .header_read_timeout(ctx.config.header_read_timeout)
         .max_buf_size(16 << 10)
         .keep_alive(true);
@@ -63,7 +63,7 @@ pub async fn accept_loop(ctx: Rc<LoopCtx>, listener: std::net::TcpListener) {
 
 async fn serve(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let Ok(io) = stream.into_poll_io() else {
+    let Ok(io) = quarry_runtime::event_loop::hyper_io(stream) else {
         return;
     };
     let activity = ConnActivity::new();
@@ -71,7 +71,7 @@ async fn serve(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream: TcpStream)
     let service = hyper::service::service_fn(move |req| {
         crate::handlers::serve_admin(svc_ctx.clone(), activity.clone(), req)
     });
-    let conn = builder.serve_connection(MonoioIo::new(io), service);
+    let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let idle = ctx.config.idle_timeout;
     monoio::select! {

@@ -17,6 +17,20 @@ pub enum VerifyMode {
     Cheap,
 }
 
+/// A piece of the runtime glue `--plain-runtime` replaces by plain hyper + monoio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlainPiece {
+    /// Every piece below.
+    #[value(alias = "1")]
+    All,
+    /// No turn-end write batching: each response is written at once.
+    Batching,
+    /// monoio's timer for hyper instead of the coarse deadline list.
+    Timer,
+    /// A bare re-wake between slices of long work instead of a yield through the I/O driver.
+    Yield,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -107,6 +121,10 @@ pub struct Config {
     /// Use epoll even where io_uring is allowed (same as MONOIO_FORCE_LEGACY_DRIVER=1).
     #[arg(long, env = "QUARRY_FORCE_EPOLL", value_parser = BoolishValueParser::new())]
     pub force_epoll: bool,
+    /// Benchmarks only: plain hyper + monoio in place of Quarry's runtime glue (quarry-runtime).
+    /// Bare or `all`: every piece; else a comma-separated list of `batching`, `timer`, `yield`.
+    #[arg(long, env = "QUARRY_PLAIN_RUNTIME", value_enum, value_delimiter = ',', num_args = 0..=1, default_missing_value = "all")]
+    pub plain_runtime: Vec<PlainPiece>,
     /// Load shedding: requests in flight per loop above which new requests get 503 + Retry-After.
     #[arg(long, env = "QUARRY_SHED_IN_FLIGHT", default_value_t = 1024)]
     pub shed_in_flight: usize,
@@ -170,6 +188,20 @@ impl Config {
         self.force_epoll
             || std::env::var("MONOIO_FORCE_LEGACY_DRIVER").is_ok_and(|v| v == "1" || v == "true")
     }
+
+    /// The runtime glue each loop runs: all of it, less what `--plain-runtime` names.
+    pub fn plumbing(&self) -> quarry_runtime::Plumbing {
+        let mut p = quarry_runtime::Plumbing::FULL;
+        for piece in &self.plain_runtime {
+            match piece {
+                PlainPiece::All => p = quarry_runtime::Plumbing::PLAIN,
+                PlainPiece::Batching => p.turn_batching = false,
+                PlainPiece::Timer => p.coarse_timer = false,
+                PlainPiece::Yield => p.io_yield = false,
+            }
+        }
+        p
+    }
 }
 
 /// A duration as humantime reads it (`250ms`, `5s`, `2m`, `1h 30m`), or a bare number of seconds.
@@ -218,5 +250,35 @@ mod tests {
         assert_eq!(c.admin_listen.port(), 9090);
         assert_eq!(c.jwt_datasets_claim, "quarry_datasets");
         assert!(c.auth_tokens.is_none() && !c.access_log);
+        assert_eq!(c.plumbing(), quarry_runtime::Plumbing::FULL);
+    }
+
+    #[test]
+    fn plain_runtime_names_the_pieces_it_turns_off() {
+        let plumbing = |args: &[&str]| {
+            let mut all = vec!["quarry-server", "--data-dir", "/d"];
+            all.extend_from_slice(args);
+            Config::parse_from(all).plumbing()
+        };
+        assert_eq!(
+            plumbing(&["--plain-runtime"]),
+            quarry_runtime::Plumbing::PLAIN
+        );
+        assert_eq!(
+            plumbing(&["--plain-runtime=all"]),
+            quarry_runtime::Plumbing::PLAIN
+        );
+        assert_eq!(
+            plumbing(&["--plain-runtime=1"]),
+            quarry_runtime::Plumbing::PLAIN
+        );
+        let p = plumbing(&["--plain-runtime=batching,yield"]);
+        assert!(!p.turn_batching && p.coarse_timer && !p.io_yield);
+        let p = plumbing(&["--plain-runtime=timer"]);
+        assert!(p.turn_batching && !p.coarse_timer && p.io_yield);
+        let err =
+            Config::try_parse_from(["quarry-server", "--data-dir", "/d", "--plain-runtime=fast"])
+                .expect_err("an unknown piece is refused");
+        assert!(err.to_string().contains("fast"), "{err}");
     }
 }

@@ -5,7 +5,6 @@
 
 mod admin;
 pub mod auth;
-mod batch;
 mod body;
 mod catalog;
 pub mod config;
@@ -21,10 +20,8 @@ mod progress;
 pub mod routes;
 mod server;
 mod state;
-mod sync;
-mod timer;
 
-pub use config::{Config, LogFormat, VerifyMode};
+pub use config::{Config, LogFormat, PlainPiece, VerifyMode};
 pub use server::{run, start, ServerHandle};
 
 /// The OpenAPI document served at `/openapi.json`.

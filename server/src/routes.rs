@@ -6,8 +6,6 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::percent_decode_str;
-
 use crate::error::ApiError;
 
 /// A matched route with its path parameters (names percent-decoded; the row key kept raw,
@@ -90,36 +88,16 @@ impl Route<'_> {
     }
 }
 
-/// The byte offset of the first `%` not followed by two hex digits (RFC 3986 2.1), if any.
-/// `percent_decode_str` would pass such a `%` through literally; Quarry refuses it.
-fn malformed_escape(raw: &str) -> Option<usize> {
-    let b = raw.as_bytes();
-    (0..b.len()).find(|&i| {
-        b[i] == b'%'
-            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    })
-}
-
+/// A path segment, percent-decoded by the one decoder (`quarry_query::percent_decode`): a
+/// malformed escape is 400 `bad_encoding`, invalid UTF-8 400 `invalid_parameter`, each naming
+/// the segment's parameter.
 fn decode<'a>(segment: &'a str, param: &str) -> Result<Cow<'a, str>, ApiError> {
-    if !segment.contains('%') {
-        return Ok(Cow::Borrowed(segment));
-    }
-    if let Some(at) = malformed_escape(segment) {
-        return Err(ApiError::BadRequest {
-            code: "bad_encoding",
-            message: format!(
-                "expected '%' followed by two hex digits at byte {at} of path segment \
-                 {segment:?} (write a literal '%' as %25)"
-            ),
-            param: Some(param.to_string()),
-        });
-    }
-    percent_decode_str(segment).decode_utf8().map_err(|_| {
-        ApiError::bad_param(
-            param,
-            format!("path segment {segment:?} is not UTF-8 after percent-decoding"),
-        )
+    quarry_query::percent_decode(segment, param, "invalid_parameter").map_err(|e| {
+        ApiError::BadRequest {
+            code: e.code,
+            message: e.message,
+            param: e.param,
+        }
     })
 }
 

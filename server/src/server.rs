@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use hyper::server::conn::http1;
-use monoio::io::{AsyncReadRent, IntoPollIo};
+use monoio::io::AsyncReadRent;
 use monoio::net::{ListenerOpts, TcpListener, TcpStream, UnixStream};
-use monoio_compat::hyper::MonoioIo;
 use tracing::{debug, error, info, warn};
 
 use crate::catalog::SharedCatalog;
@@ -222,6 +221,9 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
         }
         threads.push(thread);
     }
+    if config.plumbing() != quarry_runtime::Plumbing::FULL {
+        warn!(plumbing = ?config.plumbing(), "--plain-runtime: benchmark mode, runtime glue off");
+    }
     info!(%addr, %admin_addr, threads = config.threads, "listening");
     Ok(ServerHandle {
         addr,
@@ -316,25 +318,21 @@ fn loop_thread(
         }
         run_loop(ctx, listener, control).await
     };
-    if force_epoll {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .context("building the epoll runtime")?;
-        rt.block_on(fut)
-    } else {
-        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-            .enable_timer()
-            .build()
-            .context("building the runtime")?;
-        rt.block_on(fut)
-    }
+    quarry_runtime::event_loop::block_on(force_epoll, fut).with_context(|| {
+        if force_epoll {
+            "building the epoll runtime"
+        } else {
+            "building the runtime"
+        }
+    })?
 }
 
 async fn run_loop(ctx: Rc<LoopCtx>, listener: TcpListener, control: Control) -> anyhow::Result<()> {
     let term = UnixStream::from_std(control.term_rx).context("registering the control socket")?;
     monoio::spawn(lag_monitor(ctx.clone()));
-    monoio::spawn(crate::batch::TurnEnd::run(ctx.clone()));
+    if ctx.config.plumbing().turn_batching {
+        monoio::spawn(quarry_runtime::TurnEndWriter::run(ctx.clone()));
+    }
     monoio::spawn(accept_loop(ctx.clone(), listener));
     if let Some((hup, sigio)) = control.loader {
         let hup = UnixStream::from_std(hup).context("registering the control socket")?;
@@ -418,7 +416,9 @@ async fn lag_monitor(ctx: Rc<LoopCtx>) {
 async fn accept_loop(ctx: Rc<LoopCtx>, listener: TcpListener) {
     let mut builder = http1::Builder::new();
     builder
-        .timer(crate::timer::CoarseTimer)
+        .timer(quarry_runtime::LoopTimer::new(
+            ctx.config.plumbing().coarse_timer,
+        ))
         .header_read_timeout(ctx.config.header_read_timeout)
         // hyper answers an oversized head itself with a bodiless 431; its limit sits above
         // --max-header-bytes so that heads up to twice that reach `handlers`, which answer
@@ -471,7 +471,7 @@ fn hyper_head_limit(max_header_bytes: usize) -> usize {
 
 async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let io = match stream.into_poll_io() {
+    let io = match quarry_runtime::event_loop::hyper_io(stream) {
         Ok(io) => io,
         Err(e) => {
             debug!(error = %e, "into_poll_io failed");
@@ -486,8 +486,8 @@ async fn serve_connection(ctx: Rc<LoopCtx>, builder: Rc<http1::Builder>, stream:
         crate::handlers::serve(svc_ctx.clone(), svc_activity.clone(), req)
     });
     let progress = Rc::new(crate::progress::WriteProgress::default());
-    let io = crate::progress::ProgressIo::new(MonoioIo::new(io), progress.clone());
-    let io = crate::batch::TurnIo::new(io, ctx.clone());
+    let io = crate::progress::ProgressIo::new(io, progress.clone());
+    let io = quarry_runtime::ConnIo::new(io, ctx.clone(), ctx.config.plumbing().turn_batching);
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let cfg = &ctx.config;

@@ -11,7 +11,7 @@ use http::HeaderValue;
 use crate::catalog::{Catalog, Readiness, SharedCatalog};
 use crate::config::Config;
 use crate::metrics::{Metrics, RouteSeries};
-use crate::sync::Latch;
+use quarry_runtime::{BatchingLoop, Latch, TurnEndWriter};
 
 /// Readiness of this loop, as `/healthz` reports it: the catalog's readiness unless draining.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +66,8 @@ pub struct LoopCtx {
     pub close_conns: Latch,
     /// Set when `close_conns` is set and the last connection has closed.
     pub conns_done: Latch,
-    /// Writers waiting for the end of the turn (`batch`).
-    pub turn_end: crate::batch::TurnEnd,
+    /// Writers waiting for the end of the turn (`quarry_runtime::turn_batch`).
+    pub turn_end: TurnEndWriter,
     /// Bearer tokens and JWTs (`auth`).
     pub auth: crate::auth::Auth,
     /// The process memory budget, shared by every loop (`memory.rs`).
@@ -118,7 +118,7 @@ impl LoopCtx {
     /// Ends a slice of long work (a scan, verification, warming): the loop takes an I/O turn,
     /// then the responses that turn deferred are written before the next slice runs.
     pub async fn next_slice(&self) {
-        crate::sync::yield_now().await;
+        quarry_runtime::yield_to_loop(self.config.plumbing().io_yield).await;
         self.turn_end.write_all();
     }
 
@@ -160,6 +160,16 @@ impl LoopCtx {
         if self.connections.get() == 0 && self.close_conns.is_set() {
             self.conns_done.set();
         }
+    }
+}
+
+impl BatchingLoop for LoopCtx {
+    fn turn_end(&self) -> &TurnEndWriter {
+        &self.turn_end
+    }
+
+    fn open_connections(&self) -> usize {
+        self.connections.get()
     }
 }
 

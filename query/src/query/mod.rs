@@ -26,11 +26,10 @@
 //! with these names can be selected but not filtered on.
 //!
 //! This module holds the parsed form; `params.rs` the query string as a whole, `filter.rs` and
-//! `select.rs` the grammars of filters and of `select=`/`order=`, `percent.rs` the decoding.
+//! `select.rs` the grammars of filters and of `select=`/`order=`.
 
 mod filter;
 mod params;
-mod percent;
 mod select;
 
 use quarry_format::{DataType, Version};
@@ -42,13 +41,10 @@ use crate::logic::Cond;
 
 pub(crate) use filter::parse_cond;
 pub use params::{parse_rows_query, parse_rows_query_in};
-pub(crate) use percent::percent_decode;
 
 // The tests (`tests.rs`) and `cursor.rs`'s tests reach these through this module.
 #[cfg(test)]
 use crate::{error::QueryError, Limits};
-#[cfg(test)]
-pub(crate) use params::decode_pairs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CmpOp {

@@ -3,11 +3,10 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::percent_decode_str;
 use quarry_format::{DataType, Schema, Version};
 
 use super::filter::parse_cond;
-use super::percent::decode;
+use crate::percent::{decode_query, duplicate_parameter};
 use super::select::{parse_order, parse_select};
 use super::*;
 use crate::cursor::Cursor;
@@ -28,21 +27,6 @@ pub fn parse_rows_query(
     limits: &Limits,
 ) -> Result<RowsQuery, QueryError> {
     parse_rows_query_in(raw_query, schema, version, limits, Dialect::V1)
-}
-
-/// Splits a raw query string into percent-decoded (name, value) pairs.
-pub(crate) fn decode_pairs(raw_query: &str) -> Result<Vec<(String, String)>, QueryError> {
-    let mut pairs = Vec::new();
-    for piece in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (raw_name, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
-        let lossy_name = percent_decode_str(raw_name)
-            .decode_utf8_lossy()
-            .into_owned();
-        let name = decode(raw_name, &lossy_name)?;
-        let value = decode(raw_value, &name)?;
-        pairs.push((name, value));
-    }
-    Ok(pairs)
 }
 
 /// The pairs a cursor is compared on and carries: sorted, without `cursor` and `offset`.
@@ -70,11 +54,7 @@ fn resolve_cursor(
         return Ok((pairs, None));
     };
     if cursors.next().is_some() {
-        return Err(QueryError::bad(
-            "duplicate_parameter",
-            "cursor",
-            "parameter \"cursor\" given twice; give it once",
-        ));
+        return Err(duplicate_parameter("cursor"));
     }
     if pairs.iter().any(|(n, _)| n == "offset") {
         return Err(QueryError::bad(
@@ -84,7 +64,7 @@ fn resolve_cursor(
         ));
     }
     let (cursor, kind, carried) = Cursor::parse(raw, version)?;
-    let carried = normalize(&decode_pairs(&carried).map_err(|_| {
+    let carried = normalize(&decode_query(&carried).map_err(|_| {
         QueryError::bad(
             "bad_cursor",
             "cursor",
@@ -163,7 +143,7 @@ pub fn parse_rows_query_in(
     } else {
         Cow::Borrowed(raw_query)
     };
-    let (pairs, cursor) = resolve_cursor(decode_pairs(&raw_query)?, version)?;
+    let (pairs, cursor) = resolve_cursor(decode_query(&raw_query)?, version)?;
     let mut filters = Vec::new();
     let mut trees = Vec::new();
     let mut select: Option<String> = None;
@@ -174,11 +154,7 @@ pub fn parse_rows_query_in(
     for (name, value) in &pairs {
         let once = |given: bool| -> Result<(), QueryError> {
             if given {
-                return Err(QueryError::bad(
-                    "duplicate_parameter",
-                    name,
-                    format!("parameter {name:?} given twice; give it once"),
-                ));
+                return Err(duplicate_parameter(name));
             }
             Ok(())
         };

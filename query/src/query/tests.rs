@@ -4,6 +4,7 @@ use quarry_format::{DataType, Field, Schema, Version};
 
 use super::*;
 use crate::error::ErrorKind;
+use crate::percent::decode_query;
 
 const V: Version = Version([1; 16]);
 
@@ -506,7 +507,7 @@ fn limits() {
 }
 
 fn pairs(q: &str) -> Vec<(String, String)> {
-    let mut p = decode_pairs(q).unwrap();
+    let mut p = decode_query(q).unwrap();
     p.sort();
     p
 }

@@ -43,14 +43,20 @@ struct Params {
     part: Part,
 }
 
+/// Parses the query string with the rows endpoint's splitter and decoder
+/// (`quarry_query::decode_query`): escapes decoded (`%2C` a comma), `+` a literal plus, a
+/// malformed escape 400 `bad_encoding`, and a parameter given twice 400 `duplicate_parameter`.
 fn parse_params(query: &str) -> Result<Params, ApiError> {
     let mut p = Params {
         offset: 0,
         limit: None,
         part: Part::Values,
     };
-    for piece in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
+    let mut seen: Vec<String> = Vec::new();
+    for (k, v) in quarry_query::decode_query(query)? {
+        if seen.contains(&k) {
+            return Err(quarry_query::duplicate_parameter(&k).into());
+        }
         let number = |name: &str| {
             v.parse::<u64>().map_err(|_| {
                 ApiError::bad_param(
@@ -59,11 +65,11 @@ fn parse_params(query: &str) -> Result<Params, ApiError> {
                 )
             })
         };
-        match k {
+        match k.as_str() {
             "offset" => p.offset = number("offset")?,
             "limit" => p.limit = Some(number("limit")?),
             "part" => {
-                p.part = match v {
+                p.part = match v.as_str() {
                     "values" => Part::Values,
                     "offsets" => Part::Offsets,
                     "validity" => Part::Validity,
@@ -79,10 +85,11 @@ fn parse_params(query: &str) -> Result<Params, ApiError> {
                 return Err(ApiError::BadRequest {
                     code: "unknown_parameter",
                     message: format!("unknown query parameter {k:?}; use offset, limit, part"),
-                    param: Some(k.to_string()),
+                    param: Some(k),
                 })
             }
         }
+        seen.push(k);
     }
     Ok(p)
 }

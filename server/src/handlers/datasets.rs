@@ -35,19 +35,8 @@ fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
         cursor: None,
         prefix: String::new(),
     };
-    for piece in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-        let decoded = || {
-            percent_encoding::percent_decode_str(value)
-                .decode_utf8()
-                .map(|v| v.into_owned())
-                .map_err(|_| ApiError::BadRequest {
-                    code: "bad_encoding",
-                    message: format!("query parameter {name} is not percent-encoded UTF-8"),
-                    param: Some(name.to_string()),
-                })
-        };
-        match name {
+    for (name, value) in quarry_query::decode_query(query)? {
+        match name.as_str() {
             "limit" => {
                 q.limit = value
                     .parse::<usize>()
@@ -60,8 +49,8 @@ fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
                         )
                     })?;
             }
-            "cursor" => q.cursor = Some(decoded()?),
-            "prefix" => q.prefix = decoded()?,
+            "cursor" => q.cursor = Some(value),
+            "prefix" => q.prefix = value,
             _ => {}
         }
     }

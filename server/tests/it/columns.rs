@@ -148,3 +148,57 @@ fn raw_read_errors() {
     server.shutdown();
     server.join().unwrap();
 }
+
+/// The columns endpoint splits and decodes its query string as the rows endpoint does: a
+/// repeated parameter is 400 `duplicate_parameter`, escapes in names and values decode (`%2C` a
+/// comma, `%2B` a plus), a malformed escape is 400 `bad_encoding`.
+#[test]
+fn the_query_string_is_read_as_the_rows_endpoint_reads_it() {
+    let (_dir, server, _rows) = start_people(300, 128, DictionaryPolicy::Auto);
+    let addr = server.local_addr();
+    let columns = |q: &str| get(addr, &format!("/v1/datasets/people/columns/id?{q}"));
+    let rows = |q: &str| get(addr, &format!("/v1/datasets/people/rows?{q}"));
+    // Repeated: refused by both, naming the parameter.
+    for q in ["limit=1&limit=2", "offset=1&offset=2"] {
+        let param = q.split('=').next().unwrap();
+        for (endpoint, r) in [("columns", columns(q)), ("rows", rows(q))] {
+            assert_eq!(r.status, 400, "{endpoint} {q}: {}", r.text());
+            assert_eq!(r.error_code(), "duplicate_parameter", "{endpoint} {q}");
+            assert_eq!(r.json()["error"]["param"], param, "{endpoint} {q}");
+        }
+    }
+    // Escaped names and values decode; `+` and `%2B` are both a plus before a number.
+    for q in [
+        "lim%69t=2&offset=%31",
+        "limit=2&offset=+1",
+        "limit=2&offset=%2B1",
+    ] {
+        let r = columns(q);
+        assert_eq!(r.status, 200, "columns {q}: {}", r.text());
+        assert_eq!(r.header("quarry-row-start"), Some("1"), "{q}");
+        assert_eq!(r.header("quarry-row-end"), Some("3"), "{q}");
+        let r = rows(q);
+        assert_eq!(r.status, 200, "rows {q}: {}", r.text());
+        assert_eq!(
+            r.json()["rows"].as_array().map(Vec::len),
+            Some(2),
+            "rows {q}"
+        );
+    }
+    // A malformed escape: 400 bad_encoding naming the parameter, on both.
+    for (endpoint, r) in [
+        ("columns", columns("offset=%ZZ")),
+        ("rows", rows("offset=%ZZ")),
+    ] {
+        assert_eq!(r.status, 400, "{endpoint}: {}", r.text());
+        assert_eq!(r.error_code(), "bad_encoding", "{endpoint}");
+        assert_eq!(r.json()["error"]["param"], "offset", "{endpoint}");
+    }
+    // `%2C` is a comma: the error quotes the decoded value.
+    let r = columns("part=values%2Coffsets");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["param"], "part");
+    assert!(r.text().contains("values,offsets"), "{}", r.text());
+    server.shutdown();
+    server.join().unwrap();
+}

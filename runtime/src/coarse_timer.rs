@@ -1,12 +1,11 @@
-//! hyper's timer: a coarse deadline list per loop thread.
+//! hyper's timer as a coarse deadline list per loop thread.
 //!
-//! hyper arms its header-read timer for every request head it waits for, and drops it once the
-//! head is in. With monoio's timer (`monoio_compat::hyper::MonoioTimer`) that is a cache-aligned
-//! allocation and a timer-wheel insert and removal per request: ~1,000 instructions of a point
-//! lookup's ~18,000, for a deadline that almost never fires. Here a sleep is two words; the first
-//! time it is polled before its deadline it takes a slot in the thread's list, and a sweeper
-//! task wakes the slots that are due every `TICK`. A timeout can fire up to `TICK` late, which is
-//! nothing against a slowloris bound of seconds.
+//! hyper arms its header-read timer for every request head it waits for and drops it once the
+//! head is in, so the timer's cost is paid per request for a deadline that almost never fires.
+//! Here a sleep is two words; the first time it is polled before its deadline it takes a slot in
+//! the thread's list, and a sweeper task wakes the due slots every `TICK`. A sleep never ends
+//! before its deadline and at most about a `TICK` after it: nothing against a slowloris bound of
+//! seconds. [`LoopTimer`] picks this timer or monoio's own (`monoio_compat::hyper::MonoioTimer`).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -15,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use hyper::rt::{Sleep, Timer};
+use monoio_compat::hyper::MonoioTimer;
 
 /// How often due deadlines are found and woken.
 const TICK: Duration = Duration::from_millis(50);
@@ -111,7 +111,48 @@ async fn sweep() {
     }
 }
 
-/// The timer given to hyper's connection builder (see the module docs).
+/// The timer given to hyper's connection builder: [`CoarseTimer`], or monoio's with
+/// [`Plumbing::coarse_timer`](crate::Plumbing::coarse_timer) off.
+#[derive(Clone, Copy, Debug)]
+pub enum LoopTimer {
+    Coarse(CoarseTimer),
+    Monoio(MonoioTimer),
+}
+
+impl LoopTimer {
+    pub fn new(coarse: bool) -> LoopTimer {
+        if coarse {
+            LoopTimer::Coarse(CoarseTimer)
+        } else {
+            LoopTimer::Monoio(MonoioTimer)
+        }
+    }
+}
+
+impl Timer for LoopTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        match self {
+            LoopTimer::Coarse(t) => t.sleep(duration),
+            LoopTimer::Monoio(t) => t.sleep(duration),
+        }
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        match self {
+            LoopTimer::Coarse(t) => t.sleep_until(deadline),
+            LoopTimer::Monoio(t) => t.sleep_until(deadline),
+        }
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, new_deadline: Instant) {
+        match self {
+            LoopTimer::Coarse(t) => t.reset(sleep, new_deadline),
+            LoopTimer::Monoio(t) => t.reset(sleep, new_deadline),
+        }
+    }
+}
+
+/// A deadline in this thread's list, swept every `TICK` (see the module docs).
 #[derive(Clone, Copy, Debug)]
 pub struct CoarseTimer;
 
@@ -225,5 +266,37 @@ mod tests {
                 "the sweeper still runs"
             );
         });
+    }
+
+    /// Each timer `LoopTimer` can be, asked for 30 ms, sleeps at least 30 ms: a header-read
+    /// timeout must never cut a client off early.
+    #[test]
+    fn neither_loop_timer_fires_before_its_deadline() {
+        for coarse in [true, false] {
+            runtime().block_on(async move {
+                let timer = LoopTimer::new(coarse);
+                let start = Instant::now();
+                timer.sleep(Duration::from_millis(30)).await;
+                let took = start.elapsed();
+                assert!(
+                    took >= Duration::from_millis(30),
+                    "coarse = {coarse}: woke early: {took:?}"
+                );
+                // Reset to an earlier deadline than first asked: the new deadline holds.
+                let start = Instant::now();
+                let mut s = timer.sleep(Duration::from_secs(3600));
+                timer.reset(&mut s, Instant::now() + Duration::from_millis(20));
+                s.await;
+                let took = start.elapsed();
+                assert!(
+                    took >= Duration::from_millis(20),
+                    "coarse = {coarse}: reset woke early: {took:?}"
+                );
+                assert!(
+                    took < Duration::from_secs(5),
+                    "coarse = {coarse}: the reset was ignored"
+                );
+            });
+        }
     }
 }

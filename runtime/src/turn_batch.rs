@@ -1,20 +1,18 @@
-//! Responses leave at the end of the loop's turn, together.
+//! Turn-end write batching: small responses leave at the end of the loop's turn, together.
 //!
-//! When a turn answers many connections, writing each response as soon as it is ready means a
-//! client thread waiting on those sockets is woken again and again, and wherever a wake-up
-//! crosses cores (loopback, or a client on the same node) each one costs the writer an
-//! inter-processor interrupt: ~3-4 us in this VM, a quarter of a point lookup. So a small
-//! response is copied aside and written when every task the driver woke in this turn has run:
-//! the `TurnEnd` task, woken by the turn's first deferred write and so queued behind those tasks,
-//! writes them back to back. A client then wakes about once per turn instead of once per
-//! response (bench: 0.26 -> 0.02 sleeps of wrk per lookup).
+//! Writing each response as soon as it is ready wakes a client waiting on many sockets once per
+//! response, and a wake-up that crosses cores costs the writer an inter-processor interrupt. So
+//! while other connections are open, a small response is copied aside and written once every
+//! task the driver woke in this turn has run: [`TurnEndWriter::run`], woken by the turn's first
+//! deferred write and so queued behind those tasks, writes them back to back.
 //!
-//! Bounds: only while other connections are open (the loop's only connection writes at once),
-//! and only up to `DEFER_MAX` bytes per connection; larger writes go out directly, after
-//! anything deferred before them, and so does the rest of their response (until hyper
-//! flushes). A deferred write that would block is left to the connection itself: hyper polls
-//! its flush whenever the connection's task runs, and that retries it with the task's own
-//! waker. A failed deferred write is returned by the connection's next call.
+//! Invariants: the socket is told bytes were written when they were only buffered, so
+//! (1) buffered bytes always go out before anything written after them, and before the turn
+//! ends; (2) a buffered write that fails is reported by the connection's next write, flush or
+//! shutdown, never lost; (3) at most `DEFER_MAX` bytes per connection wait: a larger write goes
+//! out directly after what was deferred, and so does the rest of its response (until hyper
+//! flushes). A deferred write that would block is left to the connection: hyper polls its flush
+//! whenever the connection's task runs, which retries it with the task's own waker.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -25,23 +23,30 @@ use std::task::{Context, Poll, Waker};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 
-use crate::state::LoopCtx;
-
-/// Largest response (per connection and turn) copied aside; a point lookup's is ~0.3 KiB.
+/// Largest response (per connection and turn) copied aside: a point lookup's fits many times.
 const DEFER_MAX: usize = 8 << 10;
 /// A buffer that grew past this for one large turn is let go once written.
 const KEEP_CAPACITY: usize = 16 << 10;
 
-/// Connections with responses waiting for the end of the turn.
+/// What a batched connection needs of its event loop (one per loop thread).
+pub trait BatchingLoop: 'static {
+    /// The loop's turn-end writer.
+    fn turn_end(&self) -> &TurnEndWriter;
+    /// Connections open on the loop: the only one writes at once (nothing to batch with).
+    fn open_connections(&self) -> usize;
+}
+
+/// Connections with responses waiting for the end of the turn; one per loop, with
+/// [`TurnEndWriter::run`] spawned on it.
 #[derive(Default)]
-pub struct TurnEnd {
+pub struct TurnEndWriter {
     waiting: RefCell<Vec<Rc<dyn Deferred>>>,
     releaser: RefCell<Option<Waker>>,
 }
 
-impl std::fmt::Debug for TurnEnd {
+impl std::fmt::Debug for TurnEndWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TurnEnd")
+        f.debug_struct("TurnEndWriter")
             .field("waiting", &self.waiting.borrow().len())
             .finish()
     }
@@ -51,7 +56,7 @@ trait Deferred {
     fn write_out(&self);
 }
 
-impl TurnEnd {
+impl TurnEndWriter {
     fn defer(&self, conn: Rc<dyn Deferred>) {
         let mut waiting = self.waiting.borrow_mut();
         if waiting.is_empty() {
@@ -63,22 +68,23 @@ impl TurnEnd {
     }
 
     /// The releasing task: runs once per turn in which a write was deferred. Spawn one per loop.
-    pub async fn run(ctx: Rc<LoopCtx>) {
+    pub async fn run<L: BatchingLoop>(lp: Rc<L>) {
         loop {
             poll_fn(|cx| {
-                if ctx.turn_end.waiting.borrow().is_empty() {
-                    *ctx.turn_end.releaser.borrow_mut() = Some(cx.waker().clone());
+                let writer = lp.turn_end();
+                if writer.waiting.borrow().is_empty() {
+                    *writer.releaser.borrow_mut() = Some(cx.waker().clone());
                     Poll::Pending
                 } else {
                     Poll::Ready(())
                 }
             })
             .await;
-            ctx.turn_end.write_all();
+            lp.turn_end().write_all();
         }
     }
 
-    /// Writes every deferred response now. A scan calls this before each time slice, so the
+    /// Writes every deferred response now. Long work calls this before each time slice, so the
     /// responses of its turn do not wait behind the slice.
     pub fn write_all(&self) {
         let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
@@ -92,7 +98,7 @@ impl TurnEnd {
 struct Conn<T> {
     io: RefCell<T>,
     pending: RefCell<Vec<u8>>,
-    /// In `TurnEnd::waiting`.
+    /// In `TurnEndWriter::waiting`.
     queued: Cell<bool>,
     /// The connection task's waker, for a deferred write that would block or fails.
     waker: RefCell<Option<Waker>>,
@@ -154,14 +160,22 @@ impl<T: Write + Unpin> Deferred for Conn<T> {
 }
 
 /// An I/O object whose small writes leave at the end of the turn (see the module docs).
-pub struct TurnIo<T> {
+pub struct TurnBatchedIo<T, L> {
     conn: Rc<Conn<T>>,
-    ctx: Rc<LoopCtx>,
+    lp: Rc<L>,
 }
 
-impl<T: Write + Unpin + 'static> TurnIo<T> {
-    pub fn new(io: T, ctx: Rc<LoopCtx>) -> Self {
-        TurnIo {
+impl<T, L> std::fmt::Debug for TurnBatchedIo<T, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnBatchedIo")
+            .field("pending", &self.conn.pending.borrow().len())
+            .finish()
+    }
+}
+
+impl<T: Write + Unpin + 'static, L: BatchingLoop> TurnBatchedIo<T, L> {
+    pub fn new(io: T, lp: Rc<L>) -> Self {
+        TurnBatchedIo {
             conn: Rc::new(Conn {
                 io: RefCell::new(io),
                 pending: RefCell::new(Vec::new()),
@@ -170,7 +184,7 @@ impl<T: Write + Unpin + 'static> TurnIo<T> {
                 error: Cell::new(None),
                 direct: Cell::new(false),
             }),
-            ctx,
+            lp,
         }
     }
 
@@ -181,7 +195,7 @@ impl<T: Write + Unpin + 'static> TurnIo<T> {
         }
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         let pending = conn.pending.borrow().len();
-        if !conn.direct.get() && self.ctx.connections.get() > 1 && pending + len <= DEFER_MAX {
+        if !conn.direct.get() && self.lp.open_connections() > 1 && pending + len <= DEFER_MAX {
             let mut p = conn.pending.borrow_mut();
             for b in bufs {
                 p.extend_from_slice(b);
@@ -189,7 +203,7 @@ impl<T: Write + Unpin + 'static> TurnIo<T> {
             drop(p);
             conn.remember_waker(cx);
             if !conn.queued.replace(true) {
-                self.ctx.turn_end.defer(conn.clone());
+                self.lp.turn_end().defer(conn.clone());
             }
             return Poll::Ready(Ok(len));
         }
@@ -211,7 +225,7 @@ impl<T: Write + Unpin + 'static> TurnIo<T> {
     }
 }
 
-impl<T: Read + Unpin> Read for TurnIo<T> {
+impl<T: Read + Unpin, L> Read for TurnBatchedIo<T, L> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -221,7 +235,7 @@ impl<T: Read + Unpin> Read for TurnIo<T> {
     }
 }
 
-impl<T: Write + Unpin + 'static> Write for TurnIo<T> {
+impl<T: Write + Unpin + 'static, L: BatchingLoop> Write for TurnBatchedIo<T, L> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -256,13 +270,101 @@ impl<T: Write + Unpin + 'static> Write for TurnIo<T> {
     }
 }
 
+/// A connection's socket as hyper sees it: batched at the end of the turn, or written directly
+/// ([`Plumbing::turn_batching`](crate::Plumbing::turn_batching) off).
+#[derive(Debug)]
+pub enum ConnIo<T, L> {
+    Batched(TurnBatchedIo<T, L>),
+    Direct(T),
+}
+
+impl<T: Write + Unpin + 'static, L: BatchingLoop> ConnIo<T, L> {
+    pub fn new(io: T, lp: Rc<L>, batching: bool) -> Self {
+        if batching {
+            ConnIo::Batched(TurnBatchedIo::new(io, lp))
+        } else {
+            ConnIo::Direct(io)
+        }
+    }
+}
+
+impl<T: Read + Unpin, L: Unpin> Read for ConnIo<T, L> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ConnIo::Batched(io) => Pin::new(io).poll_read(cx, buf),
+            ConnIo::Direct(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<T: Write + Unpin + 'static, L: BatchingLoop + Unpin> Write for ConnIo<T, L> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ConnIo::Batched(io) => Pin::new(io).poll_write(cx, buf),
+            ConnIo::Direct(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ConnIo::Batched(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            ConnIo::Direct(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ConnIo::Batched(io) => io.is_write_vectored(),
+            ConnIo::Direct(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ConnIo::Batched(io) => Pin::new(io).poll_flush(cx),
+            ConnIo::Direct(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ConnIo::Batched(io) => Pin::new(io).poll_shutdown(cx),
+            ConnIo::Direct(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::metrics::Metrics;
-    use clap::Parser;
-    use std::sync::Arc;
+
+    /// A loop with a fixed count of open connections.
+    #[derive(Default)]
+    struct TestLoop {
+        turn_end: TurnEndWriter,
+        connections: Cell<usize>,
+    }
+
+    impl BatchingLoop for TestLoop {
+        fn turn_end(&self) -> &TurnEndWriter {
+            &self.turn_end
+        }
+        fn open_connections(&self) -> usize {
+            self.connections.get()
+        }
+    }
 
     type Log = Rc<RefCell<Vec<String>>>;
 
@@ -305,9 +407,9 @@ mod tests {
 
     /// Two responses (of `size` bytes, or short ones), as a handler and hyper make them: write
     /// until all is taken, flush; then a close.
-    async fn respond(name: &'static str, recorder: Recorder, size: usize, ctx: Rc<LoopCtx>) {
+    async fn respond(name: &'static str, recorder: Recorder, size: usize, ctx: Rc<TestLoop>) {
         let log = recorder.log.clone();
-        let mut io = TurnIo::new(recorder, ctx);
+        let mut io = TurnBatchedIo::new(recorder, ctx);
         for i in 1..=2 {
             log.borrow_mut().push(format!("{name} handled {i}"));
             let response = match size {
@@ -325,7 +427,7 @@ mod tests {
                 .await
                 .unwrap();
             // The next request arrives in a later turn.
-            crate::sync::yield_now().await;
+            crate::io_yield::yield_to_io().await;
         }
         poll_fn(|cx| Pin::new(&mut io).poll_shutdown(cx))
             .await
@@ -343,15 +445,14 @@ mod tests {
         size: usize,
     ) -> Vec<String> {
         let log = Log::default();
-        let config = Arc::new(Config::parse_from(["quarry-server", "--data-dir", "/d"]));
-        let ctx = LoopCtx::new(0, config, Arc::new(Metrics::new()));
+        let ctx = Rc::new(TestLoop::default());
         ctx.connections.set(connections);
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .build()
             .unwrap();
         let l = log.clone();
         rt.block_on(async move {
-            monoio::spawn(TurnEnd::run(ctx.clone()));
+            monoio::spawn(TurnEndWriter::run(ctx.clone()));
             let recorder = |name, block| Recorder {
                 name,
                 log: l.clone(),
@@ -415,5 +516,113 @@ mod tests {
                 "b handled 1"
             ]
         );
+    }
+
+    /// Fails every write with `BrokenPipe`.
+    struct Broken;
+
+    impl Write for Broken {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn runtime() -> monoio::Runtime<monoio::LegacyDriver> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .unwrap()
+    }
+
+    /// A write that hyper was told succeeded but that failed at the end of the turn is
+    /// reported by the connection's next call, whichever it is: never swallowed.
+    #[test]
+    fn a_failed_deferred_write_is_reported_by_the_next_write_flush_or_shutdown() {
+        // One runtime for all three: the yield's pacer is per thread.
+        runtime().block_on(async move {
+            let lp = Rc::new(TestLoop::default());
+            lp.connections.set(2);
+            monoio::spawn(TurnEndWriter::run(lp.clone()));
+            for next in ["write", "flush", "shutdown"] {
+                let mut io = TurnBatchedIo::new(Broken, lp.clone());
+                let n = poll_fn(|cx| Pin::new(&mut io).poll_write(cx, b"[1]")).await;
+                assert_eq!(n.unwrap(), 3, "a small write is taken (deferred)");
+                poll_fn(|cx| Pin::new(&mut io).poll_flush(cx))
+                    .await
+                    .unwrap();
+                // The turn ends: the deferred write is tried and fails.
+                crate::io_yield::yield_to_io().await;
+                let err = match next {
+                    "write" => poll_fn(|cx| Pin::new(&mut io).poll_write(cx, b"[2]"))
+                        .await
+                        .map(drop),
+                    "flush" => poll_fn(|cx| Pin::new(&mut io).poll_flush(cx)).await,
+                    _ => poll_fn(|cx| Pin::new(&mut io).poll_shutdown(cx)).await,
+                }
+                .expect_err(next);
+                assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{next}");
+            }
+        });
+    }
+
+    /// Deferred bytes reach the socket when the turn ends, with no further call on their
+    /// connection (a client waiting for its response is not left waiting for the next request).
+    #[test]
+    fn deferred_bytes_are_written_when_the_turn_ends_without_another_call() {
+        let log = Log::default();
+        let l = log.clone();
+        runtime().block_on(async move {
+            let lp = Rc::new(TestLoop::default());
+            lp.connections.set(2);
+            monoio::spawn(TurnEndWriter::run(lp.clone()));
+            let recorder = Recorder {
+                name: "a",
+                log: l.clone(),
+                block: 0,
+                max: usize::MAX,
+            };
+            let mut io = TurnBatchedIo::new(recorder, lp);
+            poll_fn(|cx| Pin::new(&mut io).poll_write(cx, b"[1]"))
+                .await
+                .unwrap();
+            poll_fn(|cx| Pin::new(&mut io).poll_flush(cx))
+                .await
+                .unwrap();
+            assert!(l.borrow().is_empty(), "deferred, not yet written");
+            crate::io_yield::yield_to_io().await;
+            assert_eq!(*l.borrow(), ["a wrote [1]"]);
+            drop(io);
+        });
+    }
+
+    /// With batching off, a write goes to the socket at once even beside other connections.
+    #[test]
+    fn a_direct_connection_writes_at_once() {
+        let log = Log::default();
+        let l = log.clone();
+        runtime().block_on(async move {
+            let lp = Rc::new(TestLoop::default());
+            lp.connections.set(2);
+            let recorder = Recorder {
+                name: "a",
+                log: l.clone(),
+                block: 0,
+                max: usize::MAX,
+            };
+            let mut io = ConnIo::new(recorder, lp, false);
+            poll_fn(|cx| Pin::new(&mut io).poll_write(cx, b"[1]"))
+                .await
+                .unwrap();
+            assert_eq!(*l.borrow(), ["a wrote [1]"]);
+        });
     }
 }

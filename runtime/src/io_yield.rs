@@ -1,84 +1,12 @@
-//! Single-thread helpers for the event loop: a latch many tasks can wait on, and a yield.
+//! The loop yield: long work (a scan, verification, warming) gives the loop an I/O turn between
+//! slices. monoio polls its driver only after `2 x queue length` task runs or when its queue
+//! empties, so a task that merely re-wakes itself keeps requests that arrived meanwhile unread
+//! (and due timers unfired); [`yield_to_io`] resolves only once the driver has polled.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-
-/// A one-way flag: once set, every waiter (present and future) completes. Single-threaded.
-/// A waiter that is dropped before the flag is set removes its waker, so thousands of
-/// short-lived connections waiting on it cost nothing once gone.
-#[derive(Debug, Default)]
-pub struct Latch {
-    set: Cell<bool>,
-    next_key: Cell<u64>,
-    waiters: RefCell<BTreeMap<u64, Waker>>,
-}
-
-impl Latch {
-    pub fn set(&self) {
-        if !self.set.replace(true) {
-            let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-            for w in waiters.into_values() {
-                w.wake();
-            }
-        }
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.set.get()
-    }
-
-    pub fn wait(&self) -> LatchWait<'_> {
-        LatchWait {
-            latch: self,
-            key: None,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct LatchWait<'a> {
-    latch: &'a Latch,
-    key: Option<u64>,
-}
-
-impl Future for LatchWait<'_> {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.latch.set.get() {
-            return Poll::Ready(());
-        }
-        let latch = self.latch;
-        let mut waiters = latch.waiters.borrow_mut();
-        match self.key {
-            Some(k) => match waiters.get_mut(&k) {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                Some(w) => *w = cx.waker().clone(),
-                None => {
-                    waiters.insert(k, cx.waker().clone());
-                }
-            },
-            None => {
-                let k = latch.next_key.get();
-                latch.next_key.set(k + 1);
-                waiters.insert(k, cx.waker().clone());
-                drop(waiters);
-                self.key = Some(k);
-            }
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for LatchWait<'_> {
-    fn drop(&mut self) {
-        if let Some(k) = self.key {
-            self.latch.waiters.borrow_mut().remove(&k);
-        }
-    }
-}
 
 /// Waiters for the next I/O turn of this thread's loop, and the turn count.
 #[derive(Default)]
@@ -92,18 +20,29 @@ thread_local! {
     static TURNS: Turns = Turns::default();
 }
 
+/// With `io`, [`yield_to_io`]; without, a plain yield to the back of the run queue
+/// ([`Plumbing::io_yield`] off, A/B only: see the module docs for what that costs long work's
+/// neighbours).
+///
+/// [`Plumbing::io_yield`]: crate::Plumbing::io_yield
+pub async fn yield_to_loop(io: bool) {
+    if io {
+        yield_to_io().await
+    } else {
+        ReWake { yielded: false }.await
+    }
+}
+
 /// Lets the loop take an I/O turn before continuing: resolves once monoio has polled its driver
 /// (epoll or io_uring) after the call, so requests that arrived meanwhile are queued ahead of
 /// the yielding work.
 ///
-/// Why not a plain re-wake: monoio polls I/O only after `2 x queue length` task runs or when its
-/// queue empties. A scan that re-wakes itself keeps the queue full, so once the lookups of one
-/// turn were answered, two scans alternated for ~130 steps (~70 ms of SF1 aggregation) before the
-/// next requests were even read: lookups beside aggregations had a 555 ms p99. Why not a zero
-/// timer: monoio's timers round up to the next millisecond, which made an aggregation alone up
-/// to 3x slower. The wake-up here is a byte on a fresh socket pair: the driver reports it on its
-/// very next poll, and the runtime also fires due timers whenever it polls with an empty queue.
-pub async fn yield_now() {
+/// Not a plain re-wake: a scan that re-wakes itself keeps monoio's queue full, so two scans can
+/// alternate for many steps before the next requests are even read. Not a zero timer: monoio's
+/// timers round up to the next millisecond, a long pause per slice. The wake-up here is a byte
+/// on a fresh socket pair: the driver reports it on its very next poll, and the runtime also
+/// fires due timers whenever it polls with an empty queue.
+pub async fn yield_to_io() {
     let start = TURNS.with(|t| t.turn.get());
     std::future::poll_fn(|cx| {
         TURNS.with(|t| {
@@ -133,7 +72,7 @@ async fn pace_turns() {
             return;
         }
         if io_turn().await.is_err() {
-            YieldNow { yielded: false }.await;
+            ReWake { yielded: false }.await;
         }
         TURNS.with(|t| t.turn.set(t.turn.get().wrapping_add(1)));
         for w in round {
@@ -156,19 +95,23 @@ async fn io_turn() -> std::io::Result<()> {
     res.map(|_| ())
 }
 
+/// Goes to the back of the run queue once; the driver is not asked. monoio puts a task that
+/// wakes itself during its own poll at the front of its queue, so the wake comes from a task
+/// spawned (at the back) instead.
 #[derive(Debug)]
-struct YieldNow {
+struct ReWake {
     yielded: bool,
 }
 
-impl Future for YieldNow {
+impl Future for ReWake {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.yielded {
             return Poll::Ready(());
         }
         self.yielded = true;
-        cx.waker().wake_by_ref();
+        let waker = cx.waker().clone();
+        monoio::spawn(async move { waker.wake() });
         Poll::Pending
     }
 }
@@ -176,15 +119,7 @@ impl Future for YieldNow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::task::Wake;
     use std::time::{Duration, Instant};
-
-    struct Flag(std::sync::atomic::AtomicBool);
-    impl Wake for Flag {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
 
     /// With a yield that only re-wakes itself, monoio never parks, so a due timer would not fire
     /// until the work ended (and the lag monitor would shed every request meanwhile).
@@ -207,7 +142,7 @@ mod tests {
                 while slice.elapsed() < Duration::from_micros(500) {
                     std::hint::spin_loop();
                 }
-                yield_now().await;
+                yield_to_io().await;
             }
             assert!(
                 fired.get(),
@@ -239,10 +174,10 @@ mod tests {
                 s.set(true);
             });
             // Let the reader register its interest (and find nothing to read).
-            YieldNow { yielded: false }.await;
+            ReWake { yielded: false }.await;
             tx.write_all(&[7]).expect("write");
             for turn in 0..3 {
-                yield_now().await;
+                yield_to_io().await;
                 if served.get() {
                     assert!(turn == 0, "served only after {} yields", turn + 1);
                     return;
@@ -252,27 +187,29 @@ mod tests {
         });
     }
 
+    /// The yield exists so that other work runs before the yielding task continues: a task
+    /// that is ready when the yield starts has run by the time it returns, in either mode.
     #[test]
-    fn latch_wakes_live_waiters_and_forgets_dropped_ones() {
-        let latch = Latch::default();
-        let flag = std::sync::Arc::new(Flag(false.into()));
-        let waker = Waker::from(flag.clone());
-        let mut cx = Context::from_waker(&waker);
-        for _ in 0..1000 {
-            let mut w = Box::pin(latch.wait());
-            assert!(w.as_mut().poll(&mut cx).is_pending());
-        }
-        assert!(
-            latch.waiters.borrow().is_empty(),
-            "dropped waiters leave no waker behind"
-        );
-        let mut live = Box::pin(latch.wait());
-        assert!(live.as_mut().poll(&mut cx).is_pending());
-        assert!(live.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(latch.waiters.borrow().len(), 1);
-        latch.set();
-        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
-        assert!(live.as_mut().poll(&mut cx).is_ready());
-        assert!(Box::pin(latch.wait()).as_mut().poll(&mut cx).is_ready());
+    fn a_ready_task_runs_before_the_yielding_task_continues() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            for io in [true, false] {
+                // The yielding work is a task, as a scan is (`block_on`'s own future is polled
+                // ahead of the queue).
+                let ran = std::rc::Rc::new(Cell::new(false));
+                let r = ran.clone();
+                let work = monoio::spawn(async move {
+                    let other = monoio::spawn(async move { r.set(true) });
+                    yield_to_loop(io).await;
+                    let seen = ran.get();
+                    other.await;
+                    seen
+                });
+                assert!(work.await, "io = {io}: the other task had not run");
+            }
+        });
     }
 }
