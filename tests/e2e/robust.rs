@@ -403,9 +403,9 @@ fn wide_group_bys_stay_inside_the_memory_budget() {
 
 /// Group-by pages of long strings to clients that stop reading: each page (every group's string,
 /// owned) lives until its body is written, so it stays charged to the process budget until
-/// then, and so do the encoded frames waiting for the socket. Requests past the budget get 503
-/// + Retry-After before their head; the server's anonymous memory stays under the budget plus
-/// slack. Uncharged, eight stalled pages of ~25 MB each held ~200 MB here.
+/// then, and so do the encoded frames waiting for the socket. Requests past the budget get a
+/// 503 with Retry-After before their head; the server's anonymous memory stays under the
+/// budget plus slack (eight uncharged pages alone would exceed both).
 #[test]
 fn stalled_large_pages_stay_inside_the_memory_budget() {
     use std::io::{Read, Write};
