@@ -180,7 +180,8 @@ pub(super) struct EncodeFrames {
 
 impl EncodeFrames {
     /// Moves the scan's charge onto what the body holds (the page): a 503 before the head when
-    /// that does not fit in the process budget.
+    /// the page and room for one frame do not fit in the process budget (a frame that does not
+    /// fit later aborts the response, its head being out).
     pub(super) fn new(
         ctx: &Rc<LoopCtx>,
         ds: Arc<Dataset>,
@@ -189,9 +190,12 @@ impl EncodeFrames {
         mut charge: Charge,
         fault_in_body: bool,
     ) -> Result<EncodeFrames, ApiError> {
-        if let Err(over) = charge.set(encoder.memory_bytes() as u64) {
+        let page = encoder.memory_bytes() as u64;
+        if let Err(over) = charge.set(page.saturating_add(FRAME_BYTES as u64)) {
             return Err(shed(ctx, &ds, &over));
         }
+        // Only the page stays charged: each frame carries its own charge.
+        let _ = charge.set(page);
         Ok(EncodeFrames {
             ctx: ctx.clone(),
             ds,
