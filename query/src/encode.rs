@@ -36,6 +36,29 @@ pub enum JsonShape {
     Object,
 }
 
+/// Heap bytes of a page: its row numbers, or its groups' values and their strings.
+fn page_bytes(page: &Page) -> usize {
+    use std::mem::size_of;
+    let mut bytes = page.rows.capacity() * size_of::<u64>()
+        + page.next_cursor.as_ref().map_or(0, String::capacity);
+    if let Some(groups) = &page.groups {
+        for i in 0..groups.len() {
+            if let Some(row) = groups.row(i) {
+                bytes += size_of::<Vec<crate::output::OwnedValue>>()
+                    + std::mem::size_of_val(row)
+                    + row
+                        .iter()
+                        .map(|v| match v.as_value() {
+                            Value::Utf8(s) => s.len(),
+                            _ => 0,
+                        })
+                        .sum::<usize>();
+            }
+        }
+    }
+    bytes
+}
+
 /// Streams one page.
 #[derive(Debug)]
 pub struct Encoder {
@@ -56,12 +79,14 @@ pub struct Encoder {
     /// Encoded bytes per row of the last Arrow batch: sizes the next one, so long strings
     /// make batches of fewer rows (a batch is built whole in memory).
     arrow_row_bytes: usize,
+    /// Heap bytes of the page and of the names above ([`memory_bytes`](Self::memory_bytes)).
+    held_bytes: usize,
 }
 
 impl Encoder {
     pub fn new(query: &RowsQuery, page: Page, format: OutputFormat) -> Encoder {
         let names = query.output_columns();
-        let json_names = names
+        let json_names: Vec<Vec<u8>> = names
             .iter()
             .map(|n| {
                 let mut v = Vec::with_capacity(n.len() + 3);
@@ -82,6 +107,14 @@ impl Encoder {
             Projection::Columns(c) => c.clone(),
             Projection::Aggregate { .. } => Vec::new(),
         };
+        let held_bytes = page_bytes(&page)
+            + json_names
+                .iter()
+                .map(|n: &Vec<u8>| n.capacity())
+                .sum::<usize>()
+            + csv_header.capacity()
+            + names.iter().map(String::capacity).sum::<usize>()
+            + columns.capacity() * std::mem::size_of::<usize>();
         Encoder {
             page,
             format,
@@ -95,7 +128,14 @@ impl Encoder {
             names,
             arrow: None,
             arrow_row_bytes: 0,
+            held_bytes,
         }
+    }
+
+    /// Heap bytes the encoder holds for the whole body: the page (row numbers, or every group's
+    /// owned values and strings) and the output names. The frames it returns are the caller's.
+    pub fn memory_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     /// Wraps JSON output as `shape` instead of the `/v1` envelope.
@@ -186,7 +226,7 @@ impl Encoder {
         &mut self,
         file: &QuarryFile<B>,
         max_bytes: usize,
-    ) -> Option<Bytes> {
+    ) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         if self.phase == Phase::Header {
             let stream = ArrowStream::new(
@@ -264,7 +304,7 @@ impl Encoder {
         if out.is_empty() && self.phase == Phase::Done {
             return None;
         }
-        Some(Bytes::from(out))
+        Some(out)
     }
 
     /// The next piece of the body (at least one row when rows remain, stopping once
@@ -275,6 +315,17 @@ impl Encoder {
         file: &QuarryFile<B>,
         max_bytes: usize,
     ) -> Option<Bytes> {
+        self.step_buf(query, file, max_bytes).map(Bytes::from)
+    }
+
+    /// [`step`](Self::step) as the buffer itself, whose capacity is the memory the piece holds
+    /// until it is written (for a caller that charges it).
+    pub fn step_buf<B: AsRef<[u8]>>(
+        &mut self,
+        query: &RowsQuery,
+        file: &QuarryFile<B>,
+        max_bytes: usize,
+    ) -> Option<Vec<u8>> {
         // Rows are row numbers of the file the scan ran on: another file (a caller bug, e.g.
         // after a data swap) would mean wrong rows or out-of-range lookups, so end instead.
         if self.phase == Phase::Done || file.version() != query.version {
@@ -354,6 +405,6 @@ impl Encoder {
         if out.is_empty() && self.phase == Phase::Done {
             return None;
         }
-        Some(Bytes::from(out))
+        Some(out)
     }
 }

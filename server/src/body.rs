@@ -12,8 +12,9 @@ use crate::metrics::RequestGuard;
 
 /// Produces the next frame of a streamed body; `None` when done. Each call does a bounded amount
 /// of work (one encoder step), so hyper's write loop interleaves it with other connections.
+/// An error aborts the response (its head is out): the connection is closed.
 pub trait FrameSource {
-    fn next_frame(&mut self) -> Option<Bytes>;
+    fn next_frame(&mut self) -> Result<Option<Bytes>, BodyAborted>;
 }
 
 enum Kind {
@@ -24,17 +25,25 @@ enum Kind {
     Stream(Box<dyn FrameSource>),
 }
 
-/// A body frame's producer panicked (logged and counted by `panic::report`).
+/// Why a streamed body was cut short (each counted and logged where it happened).
 #[derive(Debug)]
-pub struct BodyPanicked;
+pub enum BodyAborted {
+    /// The frame's producer panicked (`panic::report`).
+    Panicked,
+    /// The next frame would not fit in the process memory budget.
+    OverBudget,
+}
 
-impl std::fmt::Display for BodyPanicked {
+impl std::fmt::Display for BodyAborted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the response body's producer panicked")
+        f.write_str(match self {
+            BodyAborted::Panicked => "the response body's producer panicked",
+            BodyAborted::OverBudget => "the process memory budget is used up (--memory-budget)",
+        })
     }
 }
 
-impl std::error::Error for BodyPanicked {}
+impl std::error::Error for BodyAborted {}
 
 /// Response body; holds the request's metrics guard so latency and in-flight cover the whole
 /// body, and a dataset handle (inside the source) so its map lives until the last byte is sent.
@@ -104,14 +113,14 @@ impl Body {
 
 impl hyper::body::Body for Body {
     type Data = Bytes;
-    /// Only a contained panic while producing a frame: hyper then aborts the connection (the
-    /// head is out, so no error status can follow).
-    type Error = BodyPanicked;
+    /// A contained panic while producing a frame, or a frame over the memory budget: hyper then
+    /// aborts the connection (the head is out, so no error status can follow).
+    type Error = BodyAborted;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyPanicked>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
         let this = &mut *self;
         let next = match &mut this.kind {
             Kind::Empty => None,
@@ -124,14 +133,18 @@ impl hyper::body::Body for Body {
                 next
             }
             Kind::Stream(s) => match crate::panic::contain(|| s.next_frame()) {
-                Ok(next) => next,
+                Ok(Ok(next)) => next,
+                Ok(Err(e)) => {
+                    this.kind = Kind::Empty;
+                    return Poll::Ready(Some(Err(e)));
+                }
                 Err(message) => {
                     if let Some(g) = &this.guard {
                         crate::panic::report(g.ctx(), "(streamed body)", "body", &message);
                     }
                     // The source's state is suspect: drop it, never poll it again.
                     this.kind = Kind::Empty;
-                    return Poll::Ready(Some(Err(BodyPanicked)));
+                    return Poll::Ready(Some(Err(BodyAborted::Panicked)));
                 }
             },
         };

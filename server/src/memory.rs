@@ -2,7 +2,10 @@
 //! top-k heap and collected rows, `quarry_query::Scan::memory_bytes`) is charged to the
 //! request's budget (`--max-request-memory`: past it, 422 `too_much_memory`, enforced by the
 //! scan itself) and to the process budget shared by every loop (`--memory-budget`: past it,
-//! 503 with `Retry-After`: the request is shed, the pod lives).
+//! 503 with `Retry-After`: the request is shed, the pod lives). A page being encoded stays
+//! charged until its body is dropped (`Encoder::memory_bytes`), and each encoded frame until
+//! hyper has written it ([`charged_frame`]), so a client that stops reading holds its
+//! charge until `--write-timeout` closes the connection.
 //!
 //! The process default comes from the cgroup's limit (`memory.max` on v2,
 //! `memory.limit_in_bytes` on v1): half of it, the other half left to the mapped files' page
@@ -160,6 +163,29 @@ impl Charge {
     }
 }
 
+/// An encoded body frame that holds its charge until dropped: hyper drops a frame once it has
+/// written it, so the charge covers the frame while it waits for a slow client's socket.
+struct ChargedFrame {
+    buf: Vec<u8>,
+    _charge: Charge,
+}
+
+impl AsRef<[u8]> for ChargedFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// `buf` as a frame charged to the process budget for its capacity until it is dropped.
+pub fn charged_frame(budget: &Arc<Budget>, buf: Vec<u8>) -> Result<bytes::Bytes, OverBudget> {
+    let mut charge = Charge::new(budget.clone());
+    charge.set(buf.capacity() as u64)?;
+    Ok(bytes::Bytes::from_owner(ChargedFrame {
+        buf,
+        _charge: charge,
+    }))
+}
+
 impl Drop for Charge {
     fn drop(&mut self) {
         let held = i64::try_from(self.held).unwrap_or(i64::MAX);
@@ -194,6 +220,30 @@ mod tests {
         assert!(a.set(100).is_ok(), "shrinking never fails");
         drop(b);
         drop(a);
+        assert_eq!(budget.charged.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_frame_is_charged_until_dropped() {
+        let budget = Budget::new(1000, Arc::new(Metrics::new()));
+        let mut buf = Vec::with_capacity(600);
+        buf.extend_from_slice(b"frame");
+        let frame = charged_frame(&budget, buf).expect("fits");
+        assert_eq!(budget.charged.load(Ordering::Relaxed), 600);
+        assert!(charged_frame(&budget, Vec::with_capacity(600)).is_err());
+        assert_eq!(
+            budget.charged.load(Ordering::Relaxed),
+            600,
+            "a refused frame holds nothing"
+        );
+        let part = frame.slice(1..3);
+        drop(frame);
+        assert_eq!(
+            budget.charged.load(Ordering::Relaxed),
+            600,
+            "a slice keeps the frame"
+        );
+        drop(part);
         assert_eq!(budget.charged.load(Ordering::Relaxed), 0);
     }
 }

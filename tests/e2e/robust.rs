@@ -400,3 +400,100 @@ fn wide_group_bys_stay_inside_the_memory_budget() {
     assert_eq!(ok.status, 200, "{}", ok.text());
     server.assert_healthy_process();
 }
+
+/// Group-by pages of long strings to clients that stop reading: each page (every group's string,
+/// owned) lives until its body is written, so it stays charged to the process budget until
+/// then, and so do the encoded frames waiting for the socket. Requests past the budget get a
+/// 503 with Retry-After before their head; the server's anonymous memory stays under the
+/// budget plus slack (eight uncharged pages alone would exceed both).
+#[test]
+fn stalled_large_pages_stay_inside_the_memory_budget() {
+    use std::io::{Read, Write};
+    const ROWS: usize = 6_000;
+    const BUDGET_MIB: u64 = 96;
+    const SLACK_MIB: u64 = 64;
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let t = bodies(ROWS, 4000, |i| format!("{i:06}{}", "z".repeat(4000)));
+    build_csv(&t, dir.path(), &data, "long", &["--row-group-rows", "2048"]);
+    let mut server = Server::start_with(
+        &data,
+        ServerOptions::default().args([
+            "--memory-budget",
+            &format!("{BUDGET_MIB}MiB"),
+            "--write-timeout",
+            "120s",
+        ]),
+    );
+    server.wait_ready();
+    let pid = server.pid();
+    let accepts = [
+        "application/json",
+        "text/csv",
+        "application/vnd.apache.arrow.stream",
+        "application/x-ndjson",
+    ];
+    let mut stalled = Vec::new();
+    let mut statuses = Vec::new();
+    let mut peak = rss_anon(pid);
+    for i in 0..8 {
+        let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+        let req = format!(
+            "GET /v1/datasets/long/rows?select=body,count()&limit={ROWS} HTTP/1.1\r\n\
+             Host: t\r\nAccept: {}\r\n\r\n",
+            accepts[i % accepts.len()]
+        );
+        s.write_all(req.as_bytes()).expect("send");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .expect("timeout");
+        let mut head = [0u8; 4096];
+        let n = s.read(&mut head).expect("the response starts");
+        let head = String::from_utf8_lossy(&head[..n]).to_string();
+        let status: u16 = head
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {head:?}"));
+        match status {
+            200 => stalled.push(s), // and never read again
+            503 => assert!(
+                head.to_ascii_lowercase().contains("retry-after"),
+                "503 without Retry-After: {head}"
+            ),
+            s => panic!("status {s}: {head}"),
+        }
+        statuses.push(status);
+        // Let the server fill the socket and block on it.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        peak = peak.max(rss_anon(pid));
+    }
+    eprintln!(
+        "stalled large pages: peak RssAnon {} MiB (budget {BUDGET_MIB} MiB), statuses {statuses:?}",
+        peak >> 20
+    );
+    assert!(
+        peak < (BUDGET_MIB + SLACK_MIB) << 20,
+        "peak RssAnon {} MiB over the {BUDGET_MIB} MiB budget + {SLACK_MIB} MiB slack; statuses \
+         {statuses:?}",
+        peak >> 20
+    );
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    drop(stalled);
+    // Closed connections release everything: pages, encoders and frames in flight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let metrics = server.get_admin("/metrics").text();
+        if metrics.contains("quarry_memory_charged_bytes 0\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "charges not released: {metrics}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ok = server.get("/v1/datasets/long/rows?select=id,body&limit=3");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    server.assert_healthy_process();
+}

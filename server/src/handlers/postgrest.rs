@@ -19,18 +19,15 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use quarry_query::{
-    negotiate, parse_rows_query_in, Dialect, Encoder, JsonShape, OutputFormat, RowsQuery,
-};
+use quarry_query::{negotiate, parse_rows_query_in, Dialect, Encoder, JsonShape, OutputFormat};
 use serde_json::json;
 
-use super::rows::{limits, FRAME_BYTES};
+use super::rows::{limits, EncodeFrames};
 use super::{cacheable, etag};
-use crate::body::{Body, FrameSource};
+use crate::body::Body;
 use crate::dataset::Dataset;
 use crate::error::ApiError;
 use crate::state::LoopCtx;
@@ -335,7 +332,7 @@ async fn scan_inner(
         ));
     }
 
-    let page = super::rows::run_scan(ctx, req, &query, ds).await?;
+    let (page, charge) = super::rows::run_scan(ctx, req, &query, ds).await?;
     let total = page.total;
     let shape = if ask.single {
         JsonShape::Object
@@ -359,8 +356,10 @@ async fn scan_inner(
         ));
     }
 
-    let mut resp = Response::new(Body::empty());
     let offset = query.offset();
+    let fault_in_body = crate::panic::wants_fault(req.headers(), "body");
+    let frames = EncodeFrames::new(ctx, ds.clone(), query, encoder, charge, fault_in_body)?;
+    let mut resp = Response::new(Body::empty());
     let partial = total.is_some_and(|t| (offset as u64).saturating_add(n as u64) < t || offset > 0);
     if partial && !ask.single {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
@@ -384,7 +383,7 @@ async fn scan_inner(
     if let Some(c) = ask.count {
         h.insert("preference-applied", HeaderValue::from_static(c));
     }
-    if let Some(cursor) = encoder.next_cursor() {
+    if let Some(cursor) = frames.encoder.next_cursor() {
         let name =
             percent_encoding::utf8_percent_encode(&ds.name, percent_encoding::NON_ALPHANUMERIC);
         if let Ok(v) =
@@ -393,11 +392,7 @@ async fn scan_inner(
             h.insert(header::LINK, v);
         }
     }
-    *resp.body_mut() = Body::stream(Box::new(Frames {
-        ds: ds.clone(),
-        query,
-        encoder,
-    }));
+    *resp.body_mut() = Body::stream(Box::new(frames));
     Ok(cacheable(
         ctx,
         req,
@@ -405,19 +400,6 @@ async fn scan_inner(
         "Accept, Prefer, Range, Range-Unit",
         resp,
     ))
-}
-
-/// Streams the encoded page; holds the dataset version the scan ran on.
-struct Frames {
-    ds: Arc<Dataset>,
-    query: RowsQuery,
-    encoder: Encoder,
-}
-
-impl FrameSource for Frames {
-    fn next_frame(&mut self) -> Option<Bytes> {
-        self.encoder.step(&self.query, &self.ds.file, FRAME_BYTES)
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! A scan runs in two phases on the loop: `Scan::step`s of `SCAN_STEP_ROWS` rows, yielding to
 //! the loop after each time slice (`SLICE_SHARED`), until the page is known (so the `Link`
 //! header and the total can go in the head); then the body streams one `Encoder::step` of at
-//! most `FRAME_BYTES` per frame, so a large page never sits in memory whole.
+//! most `FRAME_BYTES` per frame, so a large page never sits in memory whole. The scan, then the
+//! page, then each frame until written, are charged to the memory budgets (`crate::memory`).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use quarry_query::{
 };
 
 use super::{cacheable, etag, full, ApiResult};
-use crate::body::{Body, FrameSource};
+use crate::body::{Body, BodyAborted, FrameSource};
 use crate::dataset::Dataset;
 use crate::error::ApiError;
+use crate::memory::{Charge, OverBudget};
 use crate::state::LoopCtx;
 
 /// Rows per `Scan::step`: small beside a time slice even for the costliest aggregation, so a
@@ -107,9 +109,11 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
         ));
     }
 
-    let page = run_scan(ctx, req, &query, &ds).await?;
+    let (page, charge) = run_scan(ctx, req, &query, &ds).await?;
     let total = page.total;
     let encoder = Encoder::new(&query, page, format);
+    let fault_in_body = crate::panic::wants_fault(req.headers(), "body");
+    let frames = EncodeFrames::new(ctx, ds, query, encoder, charge, fault_in_body)?;
 
     let mut resp = Response::new(Body::empty());
     let h = resp.headers_mut();
@@ -117,8 +121,8 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    if let Some(cursor) = encoder.next_cursor() {
-        let link = next_link(req, &ds.name, cursor);
+    if let Some(cursor) = frames.encoder.next_cursor() {
+        let link = next_link(req, &frames.ds.name, cursor);
         if let Ok(v) = HeaderValue::from_str(&link) {
             h.insert(header::LINK, v);
         }
@@ -134,13 +138,7 @@ pub async fn scan(ctx: &Rc<LoopCtx>, req: &Request<Incoming>, ds: Arc<Dataset>) 
             HeaderValue::from_static("count=exact"),
         );
     }
-    let fault_in_body = crate::panic::wants_fault(req.headers(), "body");
-    *resp.body_mut() = Body::stream(Box::new(EncodeFrames {
-        ds,
-        query,
-        encoder,
-        fault_in_body,
-    }));
+    *resp.body_mut() = Body::stream(Box::new(frames));
     Ok(cacheable(ctx, req, tag, "Accept, Prefer", resp))
 }
 
@@ -166,21 +164,95 @@ fn next_link(req: &Request<Incoming>, name: &str, cursor: &str) -> String {
     format!("</v1/datasets/{name}/rows?{}>; rel=\"next\"", q.join("&"))
 }
 
-/// Streams the encoded page; holds the dataset version the scan ran on.
-struct EncodeFrames {
-    ds: Arc<Dataset>,
+/// Streams the encoded page; holds the dataset version the scan ran on. The page stays charged
+/// to the process budget while the body lives, and every frame until hyper has written it.
+pub(super) struct EncodeFrames {
+    ctx: Rc<LoopCtx>,
+    pub(super) ds: Arc<Dataset>,
     query: RowsQuery,
-    encoder: Encoder,
+    pub(super) encoder: Encoder,
+    _charge: Charge,
     /// Tests only (`panic::wants_fault`): panic while producing a frame.
     fault_in_body: bool,
 }
 
+impl EncodeFrames {
+    /// Moves the scan's charge onto what the body holds (the page): a 503 before the head when
+    /// the page and room for one frame do not fit in the process budget (a frame that does not
+    /// fit later aborts the response, its head being out).
+    pub(super) fn new(
+        ctx: &Rc<LoopCtx>,
+        ds: Arc<Dataset>,
+        query: RowsQuery,
+        encoder: Encoder,
+        mut charge: Charge,
+        fault_in_body: bool,
+    ) -> Result<EncodeFrames, ApiError> {
+        let page = encoder.memory_bytes() as u64;
+        if let Err(over) = charge.set(page.saturating_add(FRAME_BYTES as u64)) {
+            return Err(shed(ctx, &ds, &over));
+        }
+        // Only the page stays charged: each frame carries its own charge.
+        let _ = charge.set(page);
+        Ok(EncodeFrames {
+            ctx: ctx.clone(),
+            ds,
+            query,
+            encoder,
+            _charge: charge,
+            fault_in_body,
+        })
+    }
+}
+
 impl FrameSource for EncodeFrames {
-    fn next_frame(&mut self) -> Option<Bytes> {
+    fn next_frame(&mut self) -> Result<Option<Bytes>, BodyAborted> {
         if self.fault_in_body {
             panic!("injected fault at body");
         }
-        self.encoder.step(&self.query, &self.ds.file, FRAME_BYTES)
+        let Some(buf) = self
+            .encoder
+            .step_buf(&self.query, &self.ds.file, FRAME_BYTES)
+        else {
+            return Ok(None);
+        };
+        match crate::memory::charged_frame(&self.ctx.budget, buf) {
+            Ok(frame) => Ok(Some(frame)),
+            Err(over) => {
+                memory_rejected(&self.ctx, "process");
+                self.ctx
+                    .metrics
+                    .responses_aborted
+                    .get_or_create(&crate::metrics::ReasonLabel {
+                        reason: "memory_budget",
+                    })
+                    .inc();
+                tracing::warn!(
+                    loop_index = self.ctx.index,
+                    dataset = %self.ds.name,
+                    charged = over.charged,
+                    memory_budget = over.limit,
+                    "response aborted: its next frame does not fit in the process memory budget"
+                );
+                Err(BodyAborted::OverBudget)
+            }
+        }
+    }
+}
+
+/// A request shed because the process budget is used up: 503 + Retry-After, counted, logged.
+fn shed(ctx: &LoopCtx, ds: &Dataset, over: &OverBudget) -> ApiError {
+    memory_rejected(ctx, "process");
+    tracing::warn!(
+        loop_index = ctx.index,
+        dataset = %ds.name,
+        charged = over.charged,
+        memory_budget = over.limit,
+        "request shed: the process memory budget is used up"
+    );
+    ApiError::Overloaded {
+        reason: "memory budget of the process used up by requests in flight (--memory-budget)",
+        retry_after: Duration::from_secs(1),
     }
 }
 
@@ -199,16 +271,17 @@ impl From<quarry_query::QueryError> for ApiError {
 
 /// Runs a parsed query's scan to the end in time slices, yielding to the loop between them,
 /// within the request's and the process's memory budgets: every scan, `/v1` or `/rest`, goes
-/// through here.
+/// through here. The charge it returns still holds the scan's last size: hand it on to what
+/// keeps the page ([`EncodeFrames::new`]).
 pub(super) async fn run_scan(
     ctx: &Rc<LoopCtx>,
     req: &Request<Incoming>,
     query: &RowsQuery,
     ds: &Arc<Dataset>,
-) -> Result<Page, ApiError> {
+) -> Result<(Page, Charge), ApiError> {
     let mut scan = Scan::new(query, &ds.file);
     scan.set_memory_limit(usize::try_from(ctx.config.max_request_memory).unwrap_or(usize::MAX));
-    let mut charge = crate::memory::Charge::new(ctx.budget.clone());
+    let mut charge = Charge::new(ctx.budget.clone());
     ctx.turn_end.write_all();
     let mut slice_start = Instant::now();
     loop {
@@ -225,19 +298,7 @@ pub(super) async fn run_scan(
         };
         if let Err(over) = charge.set(scan.memory_bytes() as u64) {
             ctx.metrics.rows_examined.inc_by(scan.rows_examined());
-            memory_rejected(ctx, "process");
-            tracing::warn!(
-                loop_index = ctx.index,
-                dataset = %ds.name,
-                charged = over.charged,
-                memory_budget = over.limit,
-                "request shed: the process memory budget is used up"
-            );
-            return Err(ApiError::Overloaded {
-                reason:
-                    "memory budget of the process used up by requests in flight (--memory-budget)",
-                retry_after: Duration::from_secs(1),
-            });
+            return Err(shed(ctx, ds, &over));
         }
         crate::panic::inject(req.headers(), "scan");
         if done {
@@ -254,5 +315,5 @@ pub(super) async fn run_scan(
         }
     }
     ctx.metrics.rows_examined.inc_by(scan.rows_examined());
-    Ok(scan.finish())
+    Ok((scan.finish(), charge))
 }

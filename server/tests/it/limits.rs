@@ -184,3 +184,27 @@ fn the_postgrest_face_is_held_to_the_request_memory_budget() {
         assert!(r.text().contains("too_much_memory"), "{path}: {}", r.text());
     }
 }
+
+/// A page is admitted only with room for one encoded frame beside it: a budget that holds the
+/// scan and its page but not a 64 KiB frame answers 503 + Retry-After before the head (without
+/// frames charged, the whole body went out), and releases everything.
+#[test]
+fn a_page_without_room_for_a_frame_is_shed_before_its_head() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people(dir.path(), "people", &people(5_000), 8192);
+    let server = start(dir.path(), &["--memory-budget", "48KiB"]);
+    let addr = server.local_addr();
+    wait_ready(addr);
+    let r = get(addr, "/v1/datasets/people/rows?limit=1000");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some(), "503 without Retry-After");
+    assert!(r.text().contains("--memory-budget"), "{}", r.text());
+    wait_until("the charges are released", || {
+        get(server.admin_addr(), "/metrics")
+            .text()
+            .contains("quarry_memory_charged_bytes 0\n")
+    });
+    // A lookup needs no budget.
+    let r = get(addr, "/v1/datasets/people/rows/9");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
