@@ -169,8 +169,12 @@ impl Source {
 
     fn store(&self) -> Result<Arc<dyn ObjectStore>> {
         if self.scheme.starts_with("http") {
+            // An http:// URL asks for plain HTTP, which the client refuses unless allowed.
             let store = object_store::http::HttpBuilder::new()
                 .with_url(self.bucket_url())
+                .with_client_options(
+                    object_store::ClientOptions::new().with_allow_http(self.scheme == "http"),
+                )
                 .build()
                 .with_context(|| format!("configuring HTTP for {}", self.url))?;
             return Ok(Arc::new(store));
@@ -561,7 +565,10 @@ mod tests {
         assert_eq!(s.url_of("raw/x"), "s3://bkt/raw/x");
         assert_eq!(s.url_of(""), "s3://bkt");
         let s = remote("https://127.0.0.1:8080/d/a.csv");
-        assert_eq!((s.bucket.as_str(), s.key.as_str()), ("127.0.0.1:8080", "d/a.csv"));
+        assert_eq!(
+            (s.bucket.as_str(), s.key.as_str()),
+            ("127.0.0.1:8080", "d/a.csv")
+        );
     }
 
     #[test]
