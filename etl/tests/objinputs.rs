@@ -514,3 +514,58 @@ fn from_a_bucket_to_a_bucket() {
     std::fs::write(&f, &bytes).expect("write");
     assert_eq!(ids(&f), (0..9).collect::<Vec<_>>());
 }
+
+/// An origin whose object changed between the metadata and the download: HEAD says 1000
+/// bytes, GET sends 12.
+const SHRINKING_ORIGIN: &str = r#"
+import http.server, sys
+BODY = b"id,name\n1,a\n"
+class H(http.server.BaseHTTPRequestHandler):
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+#[test]
+fn a_copy_shorter_than_its_object_fails_the_build() {
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.args(["-c", SHRINKING_ORIGIN, &port.to_string()]);
+    let origin = Server::start(cmd, port, "python shrinking origin");
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("data");
+    let url = format!("{}/a.csv", origin.endpoint());
+    let mut cmd = Command::new(BIN);
+    clear_env(&mut cmd);
+    let o = cmd
+        .args([
+            "build",
+            &url,
+            "--out",
+            out.to_str().expect("utf8"),
+            "--name",
+            "ds",
+            "--progress",
+            "none",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "downloading {url}: got 12 bytes, the object has 1000"
+        )),
+        "{e}"
+    );
+    assert!(!out.join("ds.qry").exists());
+}
