@@ -458,6 +458,7 @@ pub fn stage(read: &ReadArgs, staging_base: Option<&FsPath>) -> Result<(ReadArgs
     let mut inputs = Vec::with_capacity(parsed.len());
     let mut jobs = Vec::new();
     let mut bytes = 0u64;
+    let mut urls = Vec::new();
     for (i, p) in parsed.into_iter().enumerate() {
         let src = match p {
             Parsed::Local(p) => {
@@ -491,14 +492,15 @@ pub fn stage(read: &ReadArgs, staging_base: Option<&FsPath>) -> Result<(ReadArgs
             local_dir.join(&resolved.local)
         };
         out.origins.push((local_dir, src.url_of(&resolved.base)));
+        urls.push(src.url);
         inputs.push(local);
     }
     let free = free_space(dir.path())?;
     if bytes > free {
         anyhow::bail!(
-            "the inputs from object storage ({} objects, {}) are downloaded before the build, \
-             but {} has only {} free: pass --spill-dir on a volume with room for them (and for \
-             the build)",
+            "the inputs {} ({} objects, {}) are downloaded before the build, but {} has only {} \
+             free: pass --spill-dir on a volume with room for them (and for the build)",
+            urls.join(", "),
             jobs.len(),
             mb(bytes),
             dir.path().display(),

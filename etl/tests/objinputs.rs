@@ -515,7 +515,7 @@ fn from_a_bucket_to_a_bucket() {
     assert_eq!(ids(&f), (0..9).collect::<Vec<_>>());
 }
 
-/// An origin whose object changed between the metadata and the download: HEAD says 1000
+/// An origin whose object changed between the metadata and the download: HEAD says argv[2]
 /// bytes, GET sends 12.
 const SHRINKING_ORIGIN: &str = r#"
 import http.server, sys
@@ -523,7 +523,7 @@ BODY = b"id,name\n1,a\n"
 class H(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.send_response(200)
-        self.send_header("Content-Length", "1000")
+        self.send_header("Content-Length", sys.argv[2])
         self.end_headers()
     def do_GET(self):
         self.send_response(200)
@@ -535,14 +535,12 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
 
-#[test]
-fn a_copy_shorter_than_its_object_fails_the_build() {
+/// Builds from the one object of an origin that claims `size` bytes in its HEAD answer.
+fn build_from_shrinking_origin(size: u64, spill: &FsPath) -> (String, Output) {
     let port = free_port();
     let mut cmd = Command::new(python());
-    cmd.args(["-c", SHRINKING_ORIGIN, &port.to_string()]);
+    cmd.args(["-c", SHRINKING_ORIGIN, &port.to_string(), &size.to_string()]);
     let origin = Server::start(cmd, port, "python shrinking origin");
-    let dir = tempfile::tempdir().expect("tmp");
-    let out = dir.path().join("data");
     let url = format!("{}/a.csv", origin.endpoint());
     let mut cmd = Command::new(BIN);
     clear_env(&mut cmd);
@@ -551,7 +549,9 @@ fn a_copy_shorter_than_its_object_fails_the_build() {
             "build",
             &url,
             "--out",
-            out.to_str().expect("utf8"),
+            spill.join("data").to_str().expect("utf8"),
+            "--spill-dir",
+            spill.to_str().expect("utf8"),
             "--name",
             "ds",
             "--progress",
@@ -559,6 +559,13 @@ fn a_copy_shorter_than_its_object_fails_the_build() {
         ])
         .output()
         .expect("run");
+    (url, o)
+}
+
+#[test]
+fn a_copy_shorter_than_its_object_fails_the_build() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (url, o) = build_from_shrinking_origin(1000, dir.path());
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let e = stderr(&o);
     assert!(
@@ -567,5 +574,28 @@ fn a_copy_shorter_than_its_object_fails_the_build() {
         )),
         "{e}"
     );
-    assert!(!out.join("ds.qry").exists());
+    assert!(!dir.path().join("data/ds.qry").exists());
+}
+
+#[test]
+fn inputs_larger_than_the_free_space_fail_before_downloading() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // 1 EiB: more than any disk this runs on.
+    let (url, o) = build_from_shrinking_origin(1 << 60, dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("the inputs {url} (1 objects, "))
+            && e.contains("are downloaded before the build")
+            && e.contains("pass --spill-dir"),
+        "{e}"
+    );
+    assert!(!e.contains("got 12 bytes"), "nothing was downloaded: {e}");
+    // No staging directory is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".quarry-inputs-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
