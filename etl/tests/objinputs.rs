@@ -599,3 +599,93 @@ fn inputs_larger_than_the_free_space_fail_before_downloading() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Writes `<dir>/part-0.parquet` with ids `from..to` (pyarrow from the test venv).
+fn parquet(dir: &FsPath, from: usize, to: usize) -> Vec<u8> {
+    let file = dir.join(format!("p{from}.parquet"));
+    let script = "import sys, pyarrow as pa, pyarrow.parquet as pq\n\
+                  a, b = int(sys.argv[2]), int(sys.argv[3])\n\
+                  pq.write_table(pa.table({'id': list(range(a, b))}), sys.argv[1])\n";
+    let o = Command::new(python())
+        .args([
+            "-c",
+            script,
+            file.to_str().expect("utf8"),
+            &from.to_string(),
+            &to.to_string(),
+        ])
+        .output()
+        .expect("run python");
+    assert!(
+        o.status.success(),
+        "writing Parquet with pyarrow (scripts/test.sh installs it): {}",
+        text(&o)
+    );
+    std::fs::read(&file).expect("read parquet")
+}
+
+#[test]
+fn a_folder_of_hive_partitioned_parquet_in_a_bucket() {
+    let s3 = Server::moto(None);
+    s3.create_bucket("lake");
+    let store = s3.store("lake");
+    let dir = tempfile::tempdir().expect("tmp");
+    put(
+        &store,
+        "events/year=2024/part-0.parquet",
+        parquet(dir.path(), 0, 4),
+    );
+    put(
+        &store,
+        "events/year=2025/part-0.parquet",
+        parquet(dir.path(), 4, 6),
+    );
+    // Skipped as a local folder's are: markers and hidden files.
+    put(&store, "events/_SUCCESS", Vec::new());
+    put(
+        &store,
+        "events/year=2025/.part-0.parquet.crc",
+        b"crc".to_vec(),
+    );
+    let out = dir.path().join("data");
+    let o = s3.etl(&[
+        "build",
+        "s3://lake/events",
+        "--out",
+        out.to_str().expect("utf8"),
+        "--name",
+        "ev",
+        "--key",
+        "id",
+        "--progress",
+        "none",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let f = quarry_format::read_file(&out.join("ev.qry")).expect("opens");
+    f.verify().expect("verifies");
+    let names: Vec<_> = f.schema().fields().iter().map(|x| x.name.clone()).collect();
+    assert_eq!(names, ["id", "year"]);
+    let years: Vec<_> = (0..f.num_rows())
+        .map(|r| format!("{:?}", f.value(r, 1)))
+        .collect();
+    assert_eq!(years.iter().filter(|y| y.contains("2024")).count(), 4);
+    assert_eq!(years.iter().filter(|y| y.contains("2025")).count(), 2);
+    assert_eq!(ids(&out.join("ev.qry")), (0..6).collect::<Vec<_>>());
+
+    // A folder of text files is not a Parquet folder: the message says what to do.
+    put(&store, "csvs/a.csv", csv(0, 2));
+    let o = s3.etl(&[
+        "build",
+        "s3://lake/csvs",
+        "--out",
+        out.to_str().expect("utf8"),
+        "--name",
+        "x",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("include no .parquet, .arrow, .arrows or .feather file"),
+        "{}",
+        text(&o)
+    );
+}
