@@ -41,6 +41,7 @@ use crate::publish::{self, ScratchDir, TempFile};
 use crate::remote;
 use crate::schema_file::SchemaFile;
 use crate::sort::{SortStats, Sorter};
+use crate::sources;
 use crate::writeback::EarlySync;
 
 /// Bad rows quoted in messages and the summary.
@@ -136,7 +137,13 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
                  file://); a local data directory holds one file per dataset",
             ));
         }
-        return build_local(args);
+        // Inputs from object storage land in --spill-dir, else the system temporary
+        // directory: not the data directory, which readers may share.
+        let (read, _staged) = sources::stage(&args.read, args.spill_dir.as_deref())?;
+        return build_local(&BuildArgs {
+            read,
+            ..args.clone()
+        });
     };
     if args.keep_versions == Some(0) {
         return Err(usage(
@@ -148,7 +155,9 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     let store = target.store()?;
     remote::preflight(&store, &target, &args.name)?;
     let staging = remote::staging_dir(args.spill_dir.as_deref())?;
+    let (read, _staged) = sources::stage(&args.read, Some(staging.path()))?;
     let local = BuildArgs {
+        read,
         out: staging.path().to_path_buf(),
         ..args.clone()
     };

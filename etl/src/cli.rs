@@ -117,9 +117,15 @@ pub enum ProgressMode {
 pub struct ReadArgs {
     /// Input files (.csv, .tsv, .jsonl, .ndjson, each optionally .gz; .parquet, .arrow,
     /// .arrows, .feather), globs of them, or directories of Parquet/Arrow files (Hive
-    /// `key=value/` folders become columns); `-` reads stdin (text formats only).
+    /// `key=value/` folders become columns); `-` reads stdin (text formats only). Also object
+    /// URLs (s3://bucket/raw/*.csv.gz, gs://, az://, file:///path, https://host/one.csv),
+    /// downloaded into --spill-dir (else TMPDIR) before the build; credentials as for --out.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// Local copies of URL inputs: (staging folder, the URL it stands for), so that messages
+    /// name the URL. Filled by `sources::stage`; not an option.
+    #[arg(skip)]
+    pub origins: Vec<(PathBuf, String)>,
     /// Input format; default from each input's extension (required for `-`).
     #[arg(long, env = "QUARRY_INPUT_FORMAT", value_enum)]
     pub input_format: Option<InputFormat>,

@@ -115,7 +115,7 @@ pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
             display: if is_stdin {
                 "<stdin>".to_string()
             } else {
-                p.display().to_string()
+                display_name(args, p)
             },
             format,
             delimiter,
@@ -131,6 +131,22 @@ pub fn resolve_inputs(args: &ReadArgs) -> Result<Vec<InputSpec>> {
         });
     }
     Ok(out)
+}
+
+/// An input's name in messages: its path, or the URL of the object a local copy was
+/// downloaded from.
+fn display_name(args: &ReadArgs, p: &Path) -> String {
+    for (dir, url) in &args.origins {
+        if let Ok(rel) = p.strip_prefix(dir) {
+            let rel = rel.to_string_lossy();
+            return if rel.is_empty() {
+                url.clone()
+            } else {
+                format!("{url}/{rel}")
+            };
+        }
+    }
+    p.display().to_string()
 }
 
 /// A decoded byte stream of one input: decompressed, BOM removed.

@@ -22,6 +22,7 @@ pub mod publish;
 pub mod remote;
 pub mod schema_file;
 pub mod sort;
+pub mod sources;
 pub mod spill;
 pub mod split;
 pub mod values;
@@ -62,6 +63,8 @@ pub fn run(cli: Cli) -> Result<String> {
             Ok(out)
         }
         Command::Infer(a) => {
+            let (read, _staged) = sources::stage(&a.read, None)?;
+            let a = cli::InferArgs { read };
             let inputs = input::resolve_inputs(&a.read)?;
             let mut probes = inputs
                 .iter()

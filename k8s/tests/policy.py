@@ -41,6 +41,13 @@ STARTUP_SAFETY_FACTOR = 1.5
 STARTUP_FIXED_S = 10
 SIZING_DATASET_GIB = "quarry/largest-dataset-gib"
 SIZING_VERIFY_RATE = "quarry/verify-mib-per-second"
+# Object-store publishing (overlays/object-store): every dataset is downloaded, then verified.
+SIZING_TOTAL_GIB = "quarry/datasets-total-gib"
+SIZING_DOWNLOAD_RATE = "quarry/download-mib-per-second"
+# A new version is fetched beside the old one before the swap: the cache holds both.
+CACHE_VERSIONS = 2
+OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "http", "https")
+OBJECT_STORE_PORT = 443
 SCALE_UP_MAX_WINDOW_S = 30
 SCALE_DOWN_MIN_WINDOW_S = 120
 INTERNAL_ROUTES = ("/metrics", "/healthz", "/livez")
@@ -96,6 +103,16 @@ def parse_duration_s(value: str) -> float:
         raise ValueError(f"not a duration: {value!r}")
     number, unit = float(match.group(1)), match.group(2) or "s"
     return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+
+
+def parse_server_size(value: str) -> int:
+    """The server's size syntax (server/src/memory.rs parse_size): 123, 64k, 512M, 2G, 1GiB,
+    binary units."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*", value.lower())
+    if not match:
+        raise ValueError(f"not a size: {value!r}")
+    unit = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30}[(match.group(2) or "b")[0]]
+    return int(match.group(1)) * unit
 
 
 def selector_matches(selector: Doc | None, labels: dict[str, str]) -> bool:
@@ -258,6 +275,7 @@ class Context:
     routes: frozenset[str]
     scope: str = "fleet"  # "fleet" or "etl" (see render.Variant)
     pdb_min_available: int | str | None = None
+    publish: str = "volume"  # "volume" or "object-store" (see render.Variant)
 
 
 Rule = Callable[[Manifests, Context], list[str]]
@@ -265,7 +283,8 @@ RULES: dict[str, tuple[str, Rule]] = {}
 
 
 def rule(scope: str) -> Callable[[Rule], Rule]:
-    """Registers a rule; scope "fleet" runs on overlays, "any" on every variant."""
+    """Registers a rule; scope "fleet" runs on overlays, "any" on every variant, "volume" and
+    "object-store" on the overlays that publish that way."""
 
     def register(fn: Rule) -> Rule:
         RULES[fn.__name__.removeprefix("rule_")] = (scope, fn)
@@ -274,8 +293,40 @@ def rule(scope: str) -> Callable[[Rule], Rule]:
     return register
 
 
-def rules_for(scope: str) -> list[str]:
-    return [name for name, (s, _) in RULES.items() if s == "any" or s == scope]
+def rules_for(scope: str, publish: str = "volume") -> list[str]:
+    return [
+        name
+        for name, (s, _) in RULES.items()
+        if s == "any" or s == scope or (scope == "fleet" and s == publish)
+    ]
+
+
+def env_resolved(m: Manifests, container: Doc, name: str) -> str | None:
+    """An env variable's value: literal, or from a configMapKeyRef to a ConfigMap in the
+    manifests."""
+    entry = env_entry(container, name)
+    if entry is None:
+        return None
+    if "value" in entry:
+        return str(entry["value"])
+    ref = (entry.get("valueFrom") or {}).get("configMapKeyRef") or {}
+    cm = m.get("ConfigMap", ref.get("name"))
+    if cm is None:
+        return None
+    value = (cm.get("data") or {}).get(ref.get("key"))
+    return None if value is None else str(value)
+
+
+def etl_out(m: Manifests, container: Doc) -> str | None:
+    """The ETL's --out: the flag, else QUARRY_OUT."""
+    args = [str(a) for a in container.get("args") or []]
+    if "--out" in args[:-1]:
+        return args[args.index("--out") + 1]
+    return env_resolved(m, container, "QUARRY_OUT")
+
+
+def is_url(value: str) -> bool:
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) is not None
 
 
 def check(name: str, manifests: Manifests, ctx: Context) -> list[str]:
@@ -293,8 +344,9 @@ def rule_fleet_present(m: Manifests, ctx: Context) -> list[str]:
         ("PodDisruptionBudget", "quarry-server"),
         ("HorizontalPodAutoscaler", "quarry-server"),
         ("CronJob", "quarry-etl"),
-        ("PersistentVolumeClaim", "quarry-data"),
     ]
+    if ctx.publish == "volume":
+        wanted.append(("PersistentVolumeClaim", "quarry-data"))
     out = [f"missing {k}/{n}" for k, n in wanted if m.get(k, n) is None]
     if len(m.server_pods()) != 1:
         out.append(f"expected one server pod template, found {len(m.server_pods())}")
@@ -504,6 +556,21 @@ def rule_startup_budget(m: Manifests, ctx: Context) -> list[str]:
     except (KeyError, ValueError):
         return [f"Deployment needs numeric annotations {SIZING_DATASET_GIB} and {SIZING_VERIFY_RATE}"]
     need = STARTUP_SAFETY_FACTOR * gib * 1024 / rate + STARTUP_FIXED_S
+    what = f"verify {gib:g} GiB at {rate:g} MiB/s"
+    if any(env_entry(server_container(p) or {}, "QUARRY_SOURCE") for p in m.server_pods()):
+        # Every dataset is downloaded, then verified, before the pod is ready.
+        try:
+            total = float(annotations[SIZING_TOTAL_GIB])
+            download = float(annotations[SIZING_DOWNLOAD_RATE])
+        except (KeyError, ValueError):
+            return [
+                f"a server with QUARRY_SOURCE needs numeric annotations {SIZING_TOTAL_GIB} and "
+                f"{SIZING_DOWNLOAD_RATE}"
+            ]
+        if total < gib:
+            return [f"{SIZING_TOTAL_GIB} {total:g} is below the largest dataset {gib:g} GiB"]
+        need = STARTUP_SAFETY_FACTOR * total * 1024 * (1 / download + 1 / rate) + STARTUP_FIXED_S
+        what = f"download {total:g} GiB at {download:g} MiB/s and verify it at {rate:g} MiB/s"
     out = []
     for pod in m.server_pods():
         c = server_container(pod) or {}
@@ -511,7 +578,7 @@ def rule_startup_budget(m: Manifests, ctx: Context) -> list[str]:
         budget = probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
         if budget < need:
             out.append(
-                f"startupProbe budget {budget} s < {need:.0f} s needed to verify {gib:g} GiB at {rate:g} MiB/s"
+                f"startupProbe budget {budget} s < {need:.0f} s needed to {what}"
             )
         deadline = dep.get("spec", {}).get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_S)
         if deadline <= budget:
@@ -595,7 +662,7 @@ def rule_security_context(m: Manifests, ctx: Context) -> list[str]:
     return out
 
 
-@rule("fleet")
+@rule("volume")
 def rule_server_data_read_only(m: Manifests, ctx: Context) -> list[str]:
     """The data PVC is ReadOnlyMany and read-only at both the volume source and the mount."""
     out = []
@@ -659,10 +726,16 @@ def rule_etl_job(m: Manifests, ctx: Context) -> list[str]:
                 value = threads.get("value")
                 if ref.get("resource") != "limits.cpu" and (value is None or Fraction(value) != cpu):
                     out.append(f"{where}: QUARRY_THREADS does not follow the cpu limit")
-            args = [str(a) for a in c.get("args") or []]
-            out_dir = args[args.index("--out") + 1] if "--out" in args[:-1] else env_value(c, "QUARRY_OUT")
+            out_dir = etl_out(m, c)
             if out_dir is None:
                 out.append(f"{where}: no --out")
+                continue
+            if is_url(out_dir):
+                # Publishing to object storage: no output volume; any input volume read-only.
+                for mt in c.get("volumeMounts") or []:
+                    pvc = (volumes.get(mt.get("name")) or {}).get("persistentVolumeClaim")
+                    if pvc is not None and mt.get("readOnly") is not True:
+                        out.append(f"{where}: input mount {mt.get('mountPath')} not readOnly")
                 continue
             for mt in c.get("volumeMounts") or []:
                 vol = volumes.get(mt.get("name")) or {}
@@ -924,4 +997,120 @@ def rule_server_uses_epoll(m: Manifests, ctx: Context) -> list[str]:
             and env_value(c, "QUARRY_FORCE_EPOLL") != "true"
         ):
             out.append(f"{pod.owner}: set MONOIO_FORCE_LEGACY_DRIVER=1 (io_uring is blocked by seccomp)")
+    return out
+
+
+@rule("object-store")
+def rule_server_cache(m: Manifests, ctx: Context) -> list[str]:
+    """Servers read a bucket (QUARRY_SOURCE, no QUARRY_DATA_DIR) into a cache directory on a
+    disk-backed emptyDir: its only writable mount, with a sizeLimit that holds two versions of
+    every dataset, QUARRY_CACHE_MAX_BYTES set within it (statvfs in the pod sees the node's
+    disk, not the sizeLimit), and an ephemeral-storage limit that covers it."""
+    out = []
+    dep = m.server_deployment() or {}
+    annotations = dep.get("metadata", {}).get("annotations") or {}
+    for pod in m.server_pods():
+        c = server_container(pod)
+        if c is None:
+            continue
+        source = env_resolved(m, c, "QUARRY_SOURCE")
+        if source is None or source.split("://", 1)[0] not in OBJECT_SCHEMES or not is_url(source):
+            out.append(f"{pod.owner}: QUARRY_SOURCE {source!r} is not an object storage URL")
+        if env_entry(c, "QUARRY_DATA_DIR") is not None:
+            out.append(f"{pod.owner}: QUARRY_DATA_DIR is set: --source takes its place")
+        volumes = {v.get("name"): v for v in pod.spec.get("volumes") or []}
+        for v in volumes.values():
+            if "persistentVolumeClaim" in v:
+                out.append(f"{pod.owner}: volume {v.get('name')} is a PVC")
+        cache_dir = env_value(c, "QUARRY_CACHE_DIR")
+        mounts = [mt for mt in c.get("volumeMounts") or [] if mt.get("mountPath") == cache_dir]
+        if len(mounts) != 1:
+            out.append(f"{pod.owner}: QUARRY_CACHE_DIR={cache_dir} is not exactly one volume mount")
+            continue
+        cache = mounts[0]
+        for _, cc in pod.containers(init=True):
+            for mt in cc.get("volumeMounts") or []:
+                if mt is not cache and mt.get("readOnly") is not True:
+                    out.append(f"{pod.owner}: mount {mt.get('mountPath')} not readOnly: only the cache is written")
+        if cache.get("readOnly"):
+            out.append(f"{pod.owner}: the cache {cache_dir} is mounted read-only")
+        empty = (volumes.get(cache.get("name")) or {}).get("emptyDir")
+        if empty is None:
+            out.append(f"{pod.owner}: the cache volume {cache.get('name')} is not an emptyDir")
+            continue
+        if empty.get("medium") == "Memory":
+            out.append(f"{pod.owner}: the cache emptyDir is in memory: its files count against the memory limit")
+        if "sizeLimit" not in empty:
+            out.append(f"{pod.owner}: the cache emptyDir has no sizeLimit")
+            continue
+        size_limit = parse_quantity(empty["sizeLimit"])
+        try:
+            total = float(annotations[SIZING_TOTAL_GIB])
+        except (KeyError, ValueError):
+            out.append(f"Deployment needs a numeric annotation {SIZING_TOTAL_GIB}")
+            total = None
+        max_bytes = env_value(c, "QUARRY_CACHE_MAX_BYTES")
+        if max_bytes is None:
+            out.append(
+                f"{pod.owner}: QUARRY_CACHE_MAX_BYTES unset: the default (free space) sees the node's "
+                "disk, not the emptyDir's sizeLimit"
+            )
+        else:
+            limit = parse_server_size(max_bytes)
+            if limit > size_limit:
+                out.append(f"{pod.owner}: QUARRY_CACHE_MAX_BYTES {max_bytes} exceeds the sizeLimit {empty['sizeLimit']}")
+            if total is not None and limit < CACHE_VERSIONS * total * 2**30:
+                out.append(
+                    f"{pod.owner}: QUARRY_CACHE_MAX_BYTES {max_bytes} holds less than {CACHE_VERSIONS} "
+                    f"versions of {total:g} GiB"
+                )
+        eph = ((c.get("resources") or {}).get("limits") or {}).get("ephemeral-storage")
+        if eph is None or parse_quantity(eph) < size_limit:
+            out.append(f"{pod.owner}: ephemeral-storage limit {eph!r} below the cache sizeLimit {empty['sizeLimit']}")
+    return out
+
+
+@rule("object-store")
+def rule_object_store_publish(m: Manifests, ctx: Context) -> list[str]:
+    """The ETL publishes where the servers read, under its own ServiceAccount; no claim exists;
+    both may reach the object store (egress to TCP 443)."""
+    out = []
+    for claim in m.of_kind("PersistentVolumeClaim"):
+        out.append(f"PersistentVolumeClaim/{claim['metadata']['name']}: no claims when publishing to object storage")
+    sources = {
+        env_resolved(m, server_container(p) or {}, "QUARRY_SOURCE") for p in m.server_pods()
+    }
+    server_accounts = {p.spec.get("serviceAccountName") for p in m.server_pods()}
+    etl = m.etl_pods()
+    if not etl:
+        out.append("no ETL pod template")
+    for pod in etl:
+        for where, c in pod.containers(init=False):
+            target = etl_out(m, c)
+            if target is None or not is_url(target):
+                out.append(f"{where}: --out {target!r} is not an object storage URL")
+            elif {target.rstrip("/")} != {s.rstrip("/") for s in sources if s}:
+                out.append(f"{where}: publishes to {target}, the servers read {sorted(map(str, sources))}")
+        if pod.spec.get("serviceAccountName") in server_accounts:
+            out.append(
+                f"{pod.owner}: runs as the servers' ServiceAccount {pod.spec.get('serviceAccountName')}; "
+                "the ETL writes the bucket, the servers only read it"
+            )
+    for pod in m.server_pods() + etl:
+        policies = [
+            p
+            for p in m.of_kind("NetworkPolicy")
+            if selector_matches((p.get("spec") or {}).get("podSelector"), pod.labels)
+        ]
+        egress_types = [p for p in policies if "Egress" in ((p.get("spec") or {}).get("policyTypes") or [])]
+        if not egress_types:
+            continue
+        opened = any(
+            any(port.get("port") == OBJECT_STORE_PORT for port in rule_.get("ports") or [])
+            or not rule_.get("ports")
+            for p in egress_types
+            for rule_ in (p.get("spec") or {}).get("egress") or []
+        )
+        if not opened:
+            out.append(f"{pod.owner}: NetworkPolicy egress does not open TCP {OBJECT_STORE_PORT} to the object store")
     return out

@@ -33,6 +33,9 @@ class Variant:
     scope: str = "fleet"
     # Expected PodDisruptionBudget minAvailable (the issue fixes it per overlay).
     pdb_min_available: int | str | None = None
+    # How datasets reach the servers: "volume" (a shared ReadOnlyMany claim) or "object-store"
+    # (the ETL publishes to a bucket, each pod downloads into its emptyDir cache).
+    publish: str = "volume"
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -45,6 +48,7 @@ VARIANTS: tuple[Variant, ...] = (
         components=("optional/request-rate",),
         pdb_min_available=1,
     ),
+    Variant("object-store", "overlays/object-store", pdb_min_available=1, publish="object-store"),
     Variant("etl-job", "etl-job", scope="etl"),
 )
 

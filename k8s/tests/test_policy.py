@@ -17,12 +17,17 @@ VARIANTS = {v.name: v for v in render.VARIANTS}
 
 
 def context(variant: render.Variant, routes: frozenset[str]) -> Context:
-    return Context(routes=routes, scope=variant.scope, pdb_min_available=variant.pdb_min_available)
+    return Context(
+        routes=routes,
+        scope=variant.scope,
+        pdb_min_available=variant.pdb_min_available,
+        publish=variant.publish,
+    )
 
 
 @pytest.mark.parametrize(
     "variant,rule",
-    [(v.name, r) for v in render.VARIANTS for r in policy.rules_for(v.scope)],
+    [(v.name, r) for v in render.VARIANTS for r in policy.rules_for(v.scope, v.publish)],
 )
 def test_rule_holds(variant: str, rule: str, rendered, routes) -> None:
     violations = policy.check(rule, Manifests(rendered[variant]), context(VARIANTS[variant], routes))
@@ -95,6 +100,19 @@ def both(container: dict, key: str, value: str) -> None:
 
 def remove(docs: list[dict], kind: str, name: str) -> None:
     docs.remove(find(docs, kind, name))
+
+
+def configmap(docs: list[dict]) -> dict:
+    return next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("quarry-object-store"))
+
+
+def cache_volume(docs: list[dict]) -> dict:
+    return volume(pod(docs), "cache")
+
+
+def add_claim_volume(docs: list[dict]) -> None:
+    pod(docs)["volumes"].append({"name": "old", "persistentVolumeClaim": {"claimName": "x", "readOnly": True}})
+    server(docs)["volumeMounts"].append({"name": "old", "mountPath": "/old", "readOnly": True})
 
 
 Mutation = tuple[str, str, str, Callable[[list[dict]], Any]]
@@ -349,6 +367,97 @@ MUTATIONS: list[Mutation] = [
         "small",
         "pdb",
         lambda d: pdb(d)["spec"]["selector"]["matchLabels"].update({"app.kubernetes.io/component": "etl"}),
+    ),
+    # Object-store publishing (overlays/object-store).
+    ("os-no-configmap", "object-store", "server_cache", lambda d: remove(d, "ConfigMap", configmap(d)["metadata"]["name"])),
+    ("os-source-not-a-url", "object-store", "server_cache", lambda d: configmap(d)["data"].update(source="/data")),
+    ("os-data-dir-too", "object-store", "server_cache", lambda d: setenv(server(d), "QUARRY_DATA_DIR", "/data")),
+    ("os-cache-on-pvc", "object-store", "server_cache", add_claim_volume),
+    (
+        "os-cache-not-mounted",
+        "object-store",
+        "server_cache",
+        lambda d: setenv(server(d), "QUARRY_CACHE_DIR", "/var/lib/quarry"),
+    ),
+    ("os-cache-in-memory", "object-store", "server_cache", lambda d: cache_volume(d)["emptyDir"].update(medium="Memory")),
+    ("os-cache-unbounded", "object-store", "server_cache", lambda d: cache_volume(d)["emptyDir"].pop("sizeLimit")),
+    ("os-cache-max-unset", "object-store", "server_cache", lambda d: setenv(server(d), "QUARRY_CACHE_MAX_BYTES", None)),
+    (
+        "os-cache-max-over-size-limit",
+        "object-store",
+        "server_cache",
+        lambda d: setenv(server(d), "QUARRY_CACHE_MAX_BYTES", "32GiB"),
+    ),
+    (
+        "os-cache-one-version",
+        "object-store",
+        "server_cache",
+        lambda d: setenv(server(d), "QUARRY_CACHE_MAX_BYTES", "8GiB"),
+    ),
+    (
+        "os-datasets-grew",
+        "object-store",
+        "server_cache",
+        lambda d: deployment(d)["metadata"]["annotations"].update({"quarry/datasets-total-gib": "12"}),
+    ),
+    ("os-ephemeral-below-cache", "object-store", "server_cache", lambda d: both(server(d), "ephemeral-storage", "8Gi")),
+    ("os-cache-read-only", "object-store", "server_cache", lambda d: mount(server(d), "/var/cache/quarry").update(readOnly=True)),
+    ("os-auth-writable", "object-store", "server_cache", lambda d: mount(server(d), "/etc/quarry/auth").pop("readOnly")),
+    (
+        "os-slower-download",
+        "object-store",
+        "startup_budget",
+        lambda d: deployment(d)["metadata"]["annotations"].update({"quarry/download-mib-per-second": "50"}),
+    ),
+    (
+        "os-no-download-rate",
+        "object-store",
+        "startup_budget",
+        lambda d: deployment(d)["metadata"]["annotations"].pop("quarry/download-mib-per-second"),
+    ),
+    (
+        "os-budget-for-verify-only",
+        "object-store",
+        "startup_budget",
+        lambda d: server(d)["startupProbe"].update(failureThreshold=14),
+    ),
+    (
+        "os-claim-left",
+        "object-store",
+        "object_store_publish",
+        lambda d: d.append(
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "quarry-data"}, "spec": {}}
+        ),
+    ),
+    (
+        "os-etl-publishes-elsewhere",
+        "object-store",
+        "object_store_publish",
+        lambda d: etl(d).update(args=[*etl(d)["args"], "--out", "s3://other/prefix"]),
+    ),
+    (
+        "os-etl-publishes-to-volume",
+        "object-store",
+        "object_store_publish",
+        lambda d: etl(d).update(args=[*etl(d)["args"], "--out", "/data"]),
+    ),
+    (
+        "os-etl-as-server-account",
+        "object-store",
+        "object_store_publish",
+        lambda d: etl_pod(d).update(serviceAccountName="quarry"),
+    ),
+    (
+        "os-server-no-egress",
+        "object-store",
+        "object_store_publish",
+        lambda d: find(d, "NetworkPolicy", "quarry-server")["spec"].update(egress=[]),
+    ),
+    (
+        "os-etl-dns-only",
+        "object-store",
+        "object_store_publish",
+        lambda d: find(d, "NetworkPolicy", "quarry-etl")["spec"]["egress"].pop(1),
     ),
     ("hpa-one-replica", "small", "hpa", lambda d: hpa(d)["spec"].update(minReplicas=1)),
     ("hpa-max-below-min", "large", "hpa", lambda d: hpa(d)["spec"].update(maxReplicas=3)),
@@ -635,3 +744,16 @@ def test_selector_semantics() -> None:
 )
 def test_pdb_min_available_rounds_up(value, total, keep) -> None:
     assert policy.percent_or_int(value, total, round_up=True) == keep
+
+
+@pytest.mark.parametrize(
+    "text,value", [("123", 123), ("64k", 65536), ("512M", 512 * 2**20), ("16GiB", 16 * 2**30), ("2g", 2 * 2**30)]
+)
+def test_parse_server_size(text, value) -> None:
+    assert policy.parse_server_size(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "16Gi", "1.5G", "-1", "16 TiB"])
+def test_parse_server_size_rejects(text) -> None:
+    with pytest.raises(ValueError):
+        policy.parse_server_size(text)
