@@ -256,6 +256,23 @@ fn columnar_name(rel: &str) -> bool {
         .is_some_and(|(_, ext)| crate::columnar::format_of(&ext.to_ascii_lowercase()).is_some())
 }
 
+/// Drops folder markers: objects (often empty, written by consoles as `dir/`) whose key is a
+/// folder of another object's key. A local copy cannot be both a file and a folder.
+fn drop_folder_markers(mut objects: Vec<ObjectMeta>) -> Vec<ObjectMeta> {
+    objects.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+    let folders: std::collections::HashSet<String> = objects
+        .iter()
+        .flat_map(|o| {
+            let key = o.location.as_ref();
+            key.match_indices('/')
+                .map(|(i, _)| key[..i].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    objects.retain(|o| !folders.contains(o.location.as_ref()));
+    objects
+}
+
 async fn resolve(store: &Arc<dyn ObjectStore>, src: &Source) -> Result<Resolved> {
     let key = src.key.trim_start_matches('/');
     if has_wildcard(key) {
@@ -268,8 +285,7 @@ async fn resolve(store: &Arc<dyn ObjectStore>, src: &Source) -> Result<Resolved>
             require_literal_separator: true,
             require_literal_leading_dot: false,
         };
-        let objects: Vec<_> = list(store, src, base)
-            .await?
+        let objects: Vec<_> = drop_folder_markers(list(store, src, base).await?)
             .into_iter()
             .filter(|o| pattern.matches_with(o.location.as_ref(), opts))
             .collect();
@@ -337,7 +353,7 @@ async fn resolve(store: &Arc<dyn ObjectStore>, src: &Source) -> Result<Resolved>
         }
     };
     let any = !all.is_empty();
-    let objects: Vec<_> = all
+    let objects: Vec<_> = drop_folder_markers(all)
         .into_iter()
         .filter(|o| {
             let rel = strip(o);
@@ -590,6 +606,25 @@ mod tests {
             assert_eq!(exit_code(&e), EXIT_USAGE, "{s}");
             assert!(e.to_string().contains(s), "{s}: {e}");
         }
+    }
+
+    #[test]
+    fn folder_markers_are_dropped() {
+        let meta = |k: &str| ObjectMeta {
+            location: Path::from(k),
+            last_modified: Default::default(),
+            size: 0,
+            e_tag: None,
+            version: None,
+        };
+        let kept = drop_folder_markers(vec![
+            meta("raw/sub/x.csv"),
+            meta("raw/sub"),
+            meta("raw"),
+            meta("raw/subx.csv"),
+        ]);
+        let keys: Vec<_> = kept.iter().map(|o| o.location.to_string()).collect();
+        assert_eq!(keys, ["raw/sub/x.csv", "raw/subx.csv"]);
     }
 
     #[test]
