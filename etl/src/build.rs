@@ -16,6 +16,11 @@
 //! and the chunk size. Every stage reorders by sequence number where it needs order, so the
 //! output does not depend on thread timing. A stage that fails drops its channels; the others
 //! then stop, and no file is published unless every stage succeeded.
+//!
+//! This module is longer than most (about 670 lines) because it is the pipeline's wiring, read
+//! top to bottom: setup, threads, the reader loop and the collector share one `Setup` and its
+//! channels. The stages' work lives in their own modules (`split.rs`, `parse/`, `sort.rs`,
+//! `plan.rs`, `columnar.rs`).
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -26,7 +26,7 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// Runs quarry-etl with `args`, feeding stdin from `feed` on a thread, sampling VmHWM every
-/// few milliseconds; kills it past 4x the limit (the old behaviour grew without bound).
+/// few milliseconds; kills it past 4x the limit (an unbounded build would grow without limit).
 fn run(args: &[&str], feed: Option<Box<dyn FnOnce(ChildStdin) + Send>>) -> Run {
     let mut child: Child = Command::new(env!("CARGO_BIN_EXE_quarry-etl"))
         .args(args)
