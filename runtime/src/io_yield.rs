@@ -8,7 +8,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-/// Waiters for the next I/O turn of this thread's loop, and the turn count.
+/// Waiters for the next I/O turn of this thread's loop, and the turn count. Per thread, so one
+/// runtime per thread: a runtime dropped while a round is pending leaves `pacer_running` set.
 #[derive(Default)]
 struct Turns {
     turn: Cell<u64>,
@@ -63,7 +64,7 @@ pub async fn yield_to_io() {
 /// socket pair with one byte in flight, awaits the byte through monoio (which needs a driver
 /// poll that starts after the round did), then wakes that round's waiters; tasks that yield
 /// meanwhile wait for the next round. Without a socket (descriptors exhausted) a round is a
-/// plain re-wake, which never blocks progress.
+/// plain yield, which never blocks progress.
 async fn pace_turns() {
     loop {
         let round = TURNS.with(|t| std::mem::take(&mut *t.waiters.borrow_mut()));
