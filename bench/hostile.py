@@ -36,6 +36,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+# The ETL only writes the inputs: any build of it (QUARRY_ETL) writes the same files.
+ETL = Path(os.environ.get("QUARRY_ETL", BIN / "quarry-etl"))
 WORK = HERE / "work" / "hostile"
 
 
@@ -46,7 +48,7 @@ def free_port():
 
 
 def etl(csv, out, name, *extra):
-    subprocess.run([str(BIN / "quarry-etl"), "build", str(csv), "--out", str(out), "--name", name,
+    subprocess.run([str(ETL), "build", str(csv), "--out", str(out), "--name", name,
                     *extra], check=True, stdout=subprocess.DEVNULL)
 
 
@@ -146,7 +148,7 @@ def concurrently(n, f):
     return out
 
 
-def case_wide():
+def wide_data():
     rows = int(os.environ.get("WIDE_ROWS", "1100000"))
     d = WORK / f"wide-{rows}"
     if not (d / "wide.qry").exists():
@@ -157,6 +159,20 @@ def case_wide():
                 f.write(",".join(str((i * (2 * c + 1)) % rows) for c in range(24)) + "\n")
         etl(WORK / "wide.csv", d, "wide")
     shutil.copy(blobs_data() / "blobs.qry", d / "blobs.qry")
+    return d
+
+
+def v2_data():
+    v2 = WORK / "blobs-v2"
+    if not (v2 / "blobs.qry").exists():
+        v2.mkdir(parents=True, exist_ok=True)
+        write_blobs(WORK / "blobs2.csv", 20_000, lambda i: f"{i:08}" + "b" * 4992)
+        etl(WORK / "blobs2.csv", v2, "blobs", "--key", "id", "--row-group-rows", "2048")
+    return v2
+
+
+def case_wide():
+    d = wide_data()
     s = Server(d)
     w = Watch(s, "/v1/datasets/blobs/rows/1234")
     sel = ",".join(f"c{c}" for c in range(24))
@@ -183,11 +199,7 @@ def case_stalled():
     shutil.rmtree(live, ignore_errors=True)
     live.mkdir(parents=True)
     shutil.copy(d / "blobs.qry", live / "blobs.qry")
-    v2 = WORK / "blobs-v2"
-    if not (v2 / "blobs.qry").exists():
-        v2.mkdir(parents=True, exist_ok=True)
-        write_blobs(WORK / "blobs2.csv", 20_000, lambda i: f"{i:08}" + "b" * 4992)
-        etl(WORK / "blobs2.csv", v2, "blobs", "--key", "id", "--row-group-rows", "2048")
+    v2 = v2_data()
     s = Server(live)
     w = Watch(s, "/v1/datasets/blobs/rows/1234")
     stalled = []
