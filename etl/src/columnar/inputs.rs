@@ -178,7 +178,19 @@ pub(super) fn open(spec: &InputSpec, projection: Option<Vec<usize>>) -> Result<O
                     spec.display
                 ))
             };
-            if n == 6 && magic == ARROW_MAGIC && spec.format == InputFormat::Arrow {
+            let file_format = n == 6 && magic == ARROW_MAGIC && spec.format == InputFormat::Arrow;
+            // The check itself reads untrusted flatbuffers: a panic there is a refusal too.
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                super::ipc_check::check(path, &spec.display, file_format)
+            }))
+            .map_err(|p| {
+                bad_input(format!(
+                    "{}: not a readable Arrow IPC file or stream: {}",
+                    spec.display,
+                    panic_text(&p)
+                ))
+            })??;
+            if file_format {
                 let r =
                     arrow_ipc::reader::FileReader::try_new(buffered, projection).map_err(bad)?;
                 let schema = r.schema();

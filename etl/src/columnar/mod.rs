@@ -28,20 +28,27 @@
 //! nanoseconds floored, as CSV truncates fraction digits); time32/time64 -> utf8
 //! `HH:MM:SS[.fraction]`; utf8, large utf8, utf8 view, dictionaries of them -> utf8 (the
 //! writer keeps a dictionary where it pays); null -> utf8, all null. Binary, intervals,
-//! durations and nested types (list, struct, map, union) are refused naming the column.
+//! durations and nested types (list, struct, map, union) are refused naming the column,
+//! unless the `--schema` file reads a struct leaf (`"from"`) or a list/map/struct as JSON text
+//! (`"json"`), see `nested.rs`. Arrow IPC inputs are checked by `ipc_check.rs` before
+//! arrow-ipc reads them.
 //!
 //! Files: `inputs.rs` finds, opens and probes inputs; `types.rs` is the type mapping;
 //! `pipeline.rs` is the reader thread and the workers' job decoding; `convert.rs` turns Arrow
-//! arrays into column buffers; `gate.rs` is the memory gate.
+//! arrays into column buffers; `gate.rs` is the memory gate; `ipc_check.rs` bounds IPC
+//! lengths; `nested.rs` flattens nested columns.
 
 mod convert;
 mod gate;
 mod inputs;
+mod ipc_check;
+mod nested;
 mod pipeline;
 mod types;
 
 pub use gate::{CloseOnDrop, Gate};
 pub use inputs::{expand, probe, Found};
+pub use nested::{sources as nested_sources, Nested};
 pub use pipeline::{decode, send_input, Job, ReadOpts, Work};
 pub use types::natural;
 

@@ -2,6 +2,7 @@
 //! or record batch) and the parse workers' decoding of a job into a batch.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use quarry_format::Schema;
 use super::convert::{convert_array, push_text, Cx};
 use super::gate::Gate;
 use super::inputs::{open, panic_text, Opened};
+use super::nested::{self, Nested};
 use super::types::{convertible, natural};
 use super::{DECODE_ROWS, HIVE_NULL};
 use crate::batch::{Batch, Origin};
@@ -30,8 +32,8 @@ use crate::plan::Stopped;
 /// Where a schema column's values come from in one file.
 #[derive(Debug)]
 pub(super) enum ColSrc {
-    /// The file's column of this name.
-    Column(String),
+    /// The file's column `path[0]`, struct fields `path[1..]` below it, as JSON text if `json`.
+    Column { path: Vec<String>, json: bool },
     /// A partition value (`None`: null), the same for every row of the file.
     Const(Option<String>),
 }
@@ -90,8 +92,10 @@ pub enum Work {
 }
 
 /// Build options the reader needs for columnar inputs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReadOpts {
+    /// Schema columns read from nested columns (`--schema` `from` / `json`).
+    pub nested: Arc<HashMap<String, Nested>>,
     /// The schema was inferred: every file's column must have the schema's type.
     pub inferred: bool,
     pub strict_decimals: bool,
@@ -117,11 +121,15 @@ pub fn send_input(
             cols.push(ColSrc::Const((v != HIVE_NULL).then(|| v.clone())));
             continue;
         }
-        let Ok(idx) = file_schema.index_of(&f.name) else {
+        let (path, json) = match opts.nested.get(&f.name) {
+            Some(n) => (n.path.clone(), n.json),
+            None => (vec![f.name.clone()], false),
+        };
+        let Ok(idx) = file_schema.index_of(&path[0]) else {
             return Err(bad_input(format!(
                 "{}: the input has no column {:?}, which the schema has (input columns: {})",
                 spec.display,
-                f.name,
+                path[0],
                 file_schema
                     .fields()
                     .iter()
@@ -130,11 +138,36 @@ pub fn send_input(
                     .join(", ")
             )));
         };
-        let t = file_schema.field(idx).data_type();
+        let t = &nested::type_at(file_schema.field(idx).data_type(), &path).map_err(|why| {
+            bad_input(format!(
+                "{}: schema column {:?} (\"from\": {:?}): {why}",
+                spec.display,
+                f.name,
+                path.join(".")
+            ))
+        })?;
+        if json {
+            if !matches!(
+                t,
+                A::List(_) | A::LargeList(_) | A::FixedSizeList(..) | A::Map(..) | A::Struct(_)
+            ) {
+                return Err(bad_input(format!(
+                    "{}: schema column {:?}: \"json\": true takes a list, map or struct column, \
+                     but {:?} is {t}",
+                    spec.display,
+                    f.name,
+                    path.join(".")
+                )));
+            }
+            used.push(idx);
+            cols.push(ColSrc::Column { path, json });
+            continue;
+        }
         if let Err(why) = natural(t) {
             return Err(bad_input(format!(
                 "{}: column {:?}: {why}",
-                spec.display, f.name
+                spec.display,
+                path.join(".")
             )));
         }
         let same = natural(t).ok() == Some(f.data_type) || t == &A::Null;
@@ -152,9 +185,10 @@ pub fn send_input(
             )));
         }
         used.push(idx);
-        cols.push(ColSrc::Column(f.name.clone()));
+        cols.push(ColSrc::Column { path, json });
     }
     used.sort_unstable();
+    used.dedup();
     let path = spec.path.clone().unwrap_or_default();
     match probe_open {
         Opened::Parquet(meta) => {
@@ -437,7 +471,10 @@ pub(super) fn locate_corruption(
         return whole;
     };
     for c in &src.cols {
-        let ColSrc::Column(name) = c else { continue };
+        let ColSrc::Column { path, .. } = c else {
+            continue;
+        };
+        let name = &path[0];
         let Ok(idx) = meta.schema().index_of(name) else {
             continue;
         };
@@ -492,13 +529,22 @@ pub(super) fn convert_batch(
                     cx.check(r, buf, i)?;
                 }
             }
-            ColSrc::Column(name) => {
+            ColSrc::Column { path, json } => {
+                let name = &path[0];
                 let arr = b.column_by_name(name).ok_or_else(|| {
                     anyhow::anyhow!(
                         "internal error: column {name:?} missing from the decoded batch"
                     )
                 })?;
-                convert_array(&cx, arr, f.data_type, buf)?;
+                if path.len() == 1 && !json {
+                    convert_array(&cx, arr, f.data_type, buf)?;
+                    continue;
+                }
+                let mut arr = nested::descend(arr, path).map_err(|e| cx.fatal(e))?;
+                if *json {
+                    arr = nested::to_json(&arr).map_err(|e| cx.fatal(e))?;
+                }
+                convert_array(&cx, &arr, f.data_type, buf)?;
             }
         }
     }
