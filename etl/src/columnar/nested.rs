@@ -117,7 +117,8 @@ pub fn to_json(arr: &ArrayRef) -> std::result::Result<ArrayRef, String> {
     Ok(Arc::new(b.finish()))
 }
 
-/// Row `i` of `arr` as a JSON value: lists become arrays, structs and maps with text keys
+/// Row `i` of `arr` as a JSON value (serde_json keeps insertion order here: the workspace
+/// enables `preserve_order`): lists become arrays, structs and maps with text keys
 /// objects (other maps arrays of `[key, value]`), numbers and booleans themselves, everything
 /// else (dates, timestamps, decimals, binary) Arrow's display text.
 fn value(arr: &dyn Array, i: usize) -> std::result::Result<Value, String> {
