@@ -405,7 +405,7 @@ def parquet_lines(pq):
     if pq.get("failed"):
         return lines + [f"Failed: `{pq['failed']}`", ""]
     lines += [f"Input: {pq['input']['file']}, {pq['input']['bytes'] / 1e6:,.0f} MB. {pq['timing']}.", "",
-              "| system | threads | seconds | speed vs it | CPU s per GB | peak RSS MB |",
+              "| system | threads | seconds | quarry-etl speed vs this system | CPU s per GB | peak RSS MB |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
     q = next((r for r in pq["results"] if r["system"] == "quarry-etl"), {})
     for r in pq["results"]:
