@@ -229,6 +229,7 @@ def write_markdown(doc, out: Path):
                 )
             lines += ["", "Targets (issue 3): throughput >= 1.2x Polars at 2 threads; 2-thread speed-up "
                       ">= 1.8x.", "", "![ETL throughput](etl.png)", ""]
+        lines += parquet_lines(etl.get("parquet"))
     srv = sec.get("server")
     if srv:
         lines += ["## Server: one core, point lookups and a filtered scan", ""]
@@ -407,6 +408,26 @@ def server_plots(doc, out_dir: Path):
         plt.close(fig)
         written.append(fname)
     return written
+
+
+def parquet_lines(pq):
+    """The Parquet ETL table (issue 17), or nothing when the section has none."""
+    if not pq:
+        return []
+    lines = ["## ETL: Parquet to a columnar file", ""]
+    if pq.get("failed"):
+        return lines + [f"Failed: `{pq['failed']}`", ""]
+    lines += [f"Input: {pq['input']['file']}, {pq['input']['bytes'] / 1e6:,.0f} MB. {pq['timing']}.", "",
+              "| system | threads | seconds | quarry-etl speed vs this system | CPU s per GB | peak RSS MB |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    q = next((r for r in pq["results"] if r["system"] == "quarry-etl"), {})
+    for r in pq["results"]:
+        vs = x(q.get("ratios", {}).get(f"speed_vs_{r['system']}")) if r is not q else "-"
+        cpu = r.get("cpu_s_per_gb")
+        lines.append(f"| {r['system']} | {r['threads']} | {med(r['seconds'], 2)} | {vs} | "
+                     f"{med(cpu, 1) if cpu else '-'} | "
+                     f"{num(r['peak_rss_mb']['median'] if r.get('peak_rss_mb') else None)} |")
+    return lines + ["", "Target (issue 17): quarry-etl at least 1.2x the faster peer.", ""]
 
 
 def etl_plot(doc, out_dir: Path):

@@ -493,9 +493,15 @@ fn read_loop(
     tx: Sender<Work>,
 ) -> Result<()> {
     let mut seq = 0u64;
+    let nested = match &s.args.read.schema {
+        Some(path) => columnar::nested_sources(&SchemaFile::read(path)?)?,
+        None => Default::default(),
+    };
+    let nested = std::sync::Arc::new(nested);
     for (i, (spec, probe)) in s.inputs.iter().zip(s.probes).enumerate() {
         if columnar::is_columnar(spec.format) {
             let opts = columnar::ReadOpts {
+                nested: std::sync::Arc::clone(&nested),
                 inferred: s.ctx.inferred,
                 strict_decimals: s.args.read.strict_decimals,
             };

@@ -1,7 +1,9 @@
 //! The schema file format of `--schema` and `--schema-out`:
 //! `{"fields":[{"name":"id","type":"int64","nullable":false}, ...], "key":"id"}`.
 //! Types: bool, int64, float64, utf8, date, timestamp. `nullable` defaults to true; `key` may be
-//! null or absent. The key column is always stored non-nullable.
+//! null or absent. The key column is always stored non-nullable. For Parquet and Arrow inputs a
+//! field may also say `"from": "a.b"` (struct `a`'s field `b`) and `"json": true` (a list, map
+//! or struct column as JSON text); see `columnar/nested.rs`.
 
 use std::path::Path;
 
@@ -19,6 +21,16 @@ pub struct FieldSpec {
     pub data_type: DataType,
     #[serde(default = "yes")]
     pub nullable: bool,
+    /// Parquet/Arrow inputs: the nested source `root.field.field` of a struct leaf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Parquet/Arrow inputs: store the source column (list, map, struct) as JSON text.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub json: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn yes() -> bool {
@@ -61,6 +73,8 @@ impl SchemaFile {
                     name: f.name.clone(),
                     data_type: f.data_type,
                     nullable: f.nullable,
+                    from: None,
+                    json: false,
                 })
                 .collect(),
             key: schema.key().map(|k| schema.fields()[k].name.clone()),

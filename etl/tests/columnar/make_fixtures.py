@@ -147,6 +147,39 @@ def main():
     con.execute(f"COPY (SELECT i AS id, i AS v FROM range(10, 20) r(i)) TO '{out}/schema_b.parquet' (FORMAT parquet)")
     con.execute(f"COPY (SELECT i AS id, CASE WHEN i = 7 THEN 12345678901234567890.1234567891 ELSE i END::DECIMAL(38,10) AS amount FROM range(10) r(i)) TO '{out}/decimal_wide.parquet' (FORMAT parquet)")
 
+    # Nested columns with nulls at every level: the struct, a struct inside it, the leaves, the
+    # list, its items, the map and its values. The Arrow IPC copy comes from the same rows.
+    con.execute(f"""COPY (SELECT i AS id,
+        CASE WHEN i % 5 = 0 THEN NULL ELSE {{
+            'b': CASE WHEN i % 3 = 0 THEN NULL ELSE i * 10 END,
+            'c': CASE WHEN i % 4 = 1 THEN NULL ELSE {{'d': CASE WHEN i % 4 = 0 THEN NULL ELSE 'x' || i END}} END
+        }} END AS a,
+        CASE WHEN i % 6 = 0 THEN NULL WHEN i % 6 = 1 THEN []::BIGINT[] ELSE [i, NULL, i + 1] END AS xs,
+        CASE WHEN i % 7 = 0 THEN NULL ELSE MAP {{'k': i, 'n': NULL::BIGINT}} END AS m
+        FROM range(20) r(i) ORDER BY i) TO '{out}/nested_nulls.parquet' (FORMAT parquet)""")
+    nested_tbl = pq.read_table(f"{out}/nested_nulls.parquet")
+    with ipc.new_file(f"{out}/nested_nulls.arrow", nested_tbl.schema) as w:
+        w.write_table(nested_tbl, max_chunksize=7)
+
+    # Small compressed files for the byte-flip sweeps: every byte of each is flipped in turn.
+    small = pa.table({
+        "id": pa.array(range(40), pa.int64()),
+        "s": pa.array([None if i % 7 == 0 else f"v{i % 5}" for i in range(40)]),
+        "f": pa.array([None if i % 5 == 0 else i / 4 for i in range(40)]),
+    })
+    for codec in ["lz4", "zstd"]:
+        with ipc.new_file(f"{out}/flip_{codec}.arrow", small.schema,
+                          options=ipc.IpcWriteOptions(compression=codec)) as w:
+            for b in small.to_batches(max_chunksize=20):
+                w.write_batch(b)
+        with ipc.new_stream(f"{out}/flip_{codec}.arrows", small.schema,
+                            options=ipc.IpcWriteOptions(compression=codec)) as w:
+            for b in small.to_batches(max_chunksize=20):
+                w.write_batch(b)
+    for codec in ["zstd", "snappy"]:
+        pq.write_table(small, f"{out}/flip_{codec}.parquet", compression=codec,
+                       row_group_size=20, use_dictionary=True)
+
     with open(f"{out}/variants.txt", "w") as f:
         f.write("\n".join(variants) + "\n")
 

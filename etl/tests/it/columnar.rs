@@ -357,6 +357,185 @@ fn flipped_bytes_never_crash_the_build() {
     }
 }
 
+/// A `--schema` file flattens nested columns: `"from": "a.c.d"` takes a struct leaf (null where
+/// any level above it is null) and `"json": true` stores a list, map or struct as JSON text;
+/// Parquet written by DuckDB and the same rows as Arrow IPC written by pyarrow build the same
+/// rows. A nested column named without either stays refused, naming it; a wrong path is
+/// refused naming the schema column and the missing field.
+#[test]
+fn schema_file_flattens_structs_and_stores_lists_and_maps_as_json() {
+    let env = Env::new();
+    let schema = env.write(
+        "nested.schema.json",
+        r#"{"fields":[
+            {"name":"id","type":"int64"},
+            {"name":"a_b","type":"int64","from":"a.b"},
+            {"name":"a_c_d","type":"utf8","from":"a.c.d"},
+            {"name":"xs","type":"utf8","json":true},
+            {"name":"m","type":"utf8","json":true},
+            {"name":"a_json","type":"utf8","from":"a","json":true}
+        ]}"#,
+    );
+    let s = |v: String| V::Str(v);
+    let expected: Vec<Vec<V>> = (0..20i64)
+        .map(|i| {
+            let a_null = i % 5 == 0;
+            let c_null = a_null || i % 4 == 1;
+            let b = (!a_null && i % 3 != 0).then_some(i * 10);
+            let d = (!c_null && i % 4 != 0).then(|| format!("x{i}"));
+            let json_d = d.clone().map_or("null".into(), |d| format!("{d:?}"));
+            vec![
+                V::Int(i),
+                b.map_or(V::Null, V::Int),
+                d.clone().map_or(V::Null, s),
+                match i % 6 {
+                    0 => V::Null,
+                    1 => s("[]".into()),
+                    _ => s(format!("[{i},null,{}]", i + 1)),
+                },
+                if i % 7 == 0 {
+                    V::Null
+                } else {
+                    s(format!("{{\"k\":{i},\"n\":null}}"))
+                },
+                if a_null {
+                    V::Null
+                } else {
+                    let c = if c_null {
+                        "null".to_string()
+                    } else {
+                        format!("{{\"d\":{json_d}}}")
+                    };
+                    let b = b.map_or("null".into(), |b| b.to_string());
+                    s(format!("{{\"b\":{b},\"c\":{c}}}"))
+                },
+            ]
+        })
+        .collect();
+    for (n, input) in ["nested_nulls.parquet", "nested_nulls.arrow"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("n{n}");
+        let src = fixtures().join(input);
+        build_in(
+            &env,
+            &name,
+            &[&src],
+            &["--schema", schema.to_str().unwrap()],
+        )
+        .unwrap_or_else(|e| panic!("{input}: {e:#}"));
+        assert_eq!(read_rows(&env.qry(&name)), expected, "{input}");
+    }
+
+    // Without "from"/"json", the nested column is refused naming it.
+    let env = Env::new();
+    let plain = env.write(
+        "plain.schema.json",
+        r#"{"fields":[{"name":"id","type":"int64"},{"name":"xs","type":"utf8"}]}"#,
+    );
+    let e = build_bad(
+        &env,
+        &[
+            &fx("nested_nulls.parquet"),
+            "--schema",
+            plain.to_str().unwrap(),
+        ],
+    );
+    assert!(e.contains("column \"xs\": nested type"), "{e}");
+    // A path through a missing field names the schema column and the field.
+    let wrong = env.write(
+        "wrong.schema.json",
+        r#"{"fields":[{"name":"id","type":"int64"},{"name":"a_z","type":"int64","from":"a.z"}]}"#,
+    );
+    let e = build_bad(
+        &env,
+        &[
+            &fx("nested_nulls.parquet"),
+            "--schema",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        e.contains("nested_nulls.parquet") && e.contains("\"a_z\"") && e.contains("no field \"z\""),
+        "{e}"
+    );
+}
+
+/// Every single-byte flip of small LZ4/ZSTD Arrow IPC files and zstd/snappy Parquet files
+/// (written by pyarrow) either builds or fails with the data-error exit code 3 naming the file
+/// and publishing nothing: never a signal (a corrupted declared length must not reach an
+/// allocation that aborts) nor a panic's exit code. Builds run as separate processes, several
+/// at once (each is mostly waiting on the file system).
+#[test]
+fn every_byte_flip_of_small_compressed_files_exits_cleanly() {
+    const WORKERS: usize = 8;
+    for fixture in [
+        "flip_lz4.arrow",
+        "flip_zstd.arrow",
+        "flip_lz4.arrows",
+        "flip_zstd.arrows",
+        "flip_zstd.parquet",
+        "flip_snappy.parquet",
+    ] {
+        let good = std::fs::read(fixtures().join(fixture)).unwrap();
+        let name = format!("sweep_{fixture}");
+        let failures: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..WORKERS)
+                .map(|w| {
+                    let (good, name) = (&good, &name);
+                    s.spawn(move || {
+                        let env = Env::new();
+                        let mut failures = Vec::new();
+                        for at in (w..good.len()).step_by(WORKERS) {
+                            // A different mask per position, so that high and low bits of
+                            // every length field get hit.
+                            let mask = [0x40u8, 0x01, 0x80, 0x7f, 0x10, 0xff][at % 6];
+                            let mut bad = good.clone();
+                            bad[at] ^= mask;
+                            let p = env.write(name, &bad);
+                            let _ = std::fs::remove_dir_all(env.data());
+                            let mut args = vec!["build", p.to_str().unwrap()];
+                            let out = out_args(&env, "sweep");
+                            args.extend(out.iter().map(String::as_str));
+                            let o = bin(&args);
+                            let err = stderr(&o);
+                            let ok = match o.status.code() {
+                                Some(0) => env.qry("sweep").exists(),
+                                Some(3) => {
+                                    err.contains(name.as_str()) && !env.qry("sweep").exists()
+                                }
+                                _ => false,
+                            };
+                            if !ok {
+                                failures.push(format!(
+                                    "byte {at} ^ {mask:#04x}: {:?}: {}",
+                                    o.status,
+                                    err.lines()
+                                        .find(|l| l.contains("panicked") || l.starts_with("error"))
+                                        .unwrap_or("")
+                                ));
+                            }
+                        }
+                        failures
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|h| h.join().expect("sweep worker"))
+                .collect()
+        });
+        assert!(
+            failures.is_empty(),
+            "{fixture} ({} bytes): {} bad flips:\n{}",
+            good.len(),
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+}
+
 /// With `--on-bad-row skip`, a refused value drops its row and is reported as `file:row`
 /// with its row group and column; `--max-bad-rows` still stops the build.
 #[test]
