@@ -401,10 +401,7 @@ fn entry_of(target: &Target, name: &str, pointer: &Pointer) -> ManifestEntry {
             .key
             .strip_prefix(prefix)
             .and_then(|k| k.strip_prefix('/'))
-            .map_or_else(
-                || format!("{name}/{}.qry", pointer.version),
-                str::to_string,
-            )
+            .map_or_else(|| format!("{name}/{}.qry", pointer.version), str::to_string)
     };
     ManifestEntry {
         version: pointer.version.clone(),
@@ -469,7 +466,8 @@ async fn update_manifest(
                 let jitter = u64::from(std::process::id()) % ms.max(1);
                 tokio::time::sleep(std::time::Duration::from_millis(ms + jitter)).await;
             }
-            Err(object_store::Error::NotImplemented) | Err(object_store::Error::NotSupported { .. }) => {
+            Err(object_store::Error::NotImplemented)
+            | Err(object_store::Error::NotSupported { .. }) => {
                 return rebuild_manifest(store, target).await;
             }
             Err(e) => {

@@ -11,6 +11,7 @@ mod catalog;
 pub mod config;
 mod dataset;
 mod error;
+mod fetch;
 mod handlers;
 mod loader;
 pub mod logging;

@@ -199,7 +199,7 @@ impl Loader {
 
     async fn pass(&mut self) {
         let ctx = self.ctx.clone();
-        let dir = &ctx.config.data_dir;
+        let dir = ctx.config.dataset_dir();
         self.slice_start = Instant::now();
         let files = match list_dir(self, dir).await {
             Ok(f) => f,
