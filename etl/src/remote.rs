@@ -22,8 +22,9 @@
 //! S3-compatible stores with `If-Match` (the default `aws_conditional_put=etag`), GCS, Azure)
 //! the update is a `PutMode::Update` on the e-tag read, retried on conflict; where it has not
 //! (`file://`, and S3-compatible servers that refuse conditional writes), the manifest is
-//! rebuilt from a listing of every `<prefix>/*/CURRENT` pointer after this one was written, so
-//! a racing publisher's entry is at worst rewritten by its own rebuild.
+//! rebuilt from a listing of every `<prefix>/*/CURRENT` pointer after this one was written,
+//! then read back and rebuilt again while it differs from the pointers (the last writer always
+//! checks after its own write, so racing publishers converge on a manifest naming both).
 //!
 //! The ETL is threaded std code: the object store's async calls run on a tokio
 //! current-thread runtime created here, and only here (the server has no tokio).
@@ -483,8 +484,33 @@ async fn update_manifest(
     rebuild_manifest(store, target).await
 }
 
-/// Writes the manifest from every `<prefix>/*/CURRENT` pointer (unconditionally).
+/// Writes the manifest from every `<prefix>/*/CURRENT` pointer (unconditionally), then reads
+/// back the pointers and the manifest and writes again while they differ: a racing publisher
+/// that listed before this one's pointer existed may have overwritten the manifest, and the
+/// last writer always checks after its own write, so the manifest converges.
 async fn rebuild_manifest(store: &Arc<dyn ObjectStore>, target: &Target) -> Result<()> {
+    let key = target.prefix.child(MANIFEST);
+    for _ in 0..MANIFEST_ATTEMPTS {
+        let manifest = manifest_from_pointers(store, target).await?;
+        let json = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
+        store.put(&key, PutPayload::from(json)).await?;
+        let again = manifest_from_pointers(store, target).await?;
+        let stored: Option<Manifest> = match store.get(&key).await {
+            Ok(r) => serde_json::from_slice(&r.bytes().await?).ok(),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if stored.as_ref() == Some(&again) {
+            return Ok(());
+        }
+    }
+    anyhow::bail!(
+        "the manifest kept changing under {MANIFEST_ATTEMPTS} rebuilds (other publishers?)"
+    )
+}
+
+/// The manifest every `<prefix>/*/CURRENT` pointer describes.
+async fn manifest_from_pointers(store: &Arc<dyn ObjectStore>, target: &Target) -> Result<Manifest> {
     let listed = store.list_with_delimiter(Some(&target.prefix)).await?;
     let mut manifest = Manifest {
         format: 1,
@@ -505,11 +531,7 @@ async fn rebuild_manifest(store: &Arc<dyn ObjectStore>, target: &Target) -> Resu
         let entry = entry_of(target, &name, &pointer);
         manifest.datasets.insert(name, entry);
     }
-    let json = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
-    store
-        .put(&target.prefix.child(MANIFEST), PutPayload::from(json))
-        .await?;
-    Ok(())
+    Ok(manifest)
 }
 
 /// Streams the file up (one PUT, or a multipart upload past [`PART_SIZE`]); returns its size
