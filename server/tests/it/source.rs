@@ -458,6 +458,7 @@ class H(http.server.BaseHTTPRequestHandler):
         if path.endswith(".qry") and not head:
             state["data_requests"] += 1
             n = state["data_requests"]
+            open(os.path.join(root, "data_requests"), "w").write(str(n))
             if n <= 2:
                 self.send_response(503); self.send_header("Content-Length", "0"); self.end_headers(); return
         start, end = 0, len(data) - 1
@@ -518,4 +519,64 @@ fn origin_503s_and_a_reset_mid_body_are_retried_and_resumed() {
         std::fs::read(cache.path().join("people.qry")).unwrap(),
         published
     );
+    // Two 503s, the cut body and its resumption, all within one poll: no failed poll.
+    let seen: u32 = std::fs::read_to_string(root.path().join("data_requests"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seen >= 4, "the origin saw {seen} data requests");
+    assert_eq!(server.failures("origin"), 0);
+}
+
+/// Three servers from one bucket, publish again under load: every server swaps, no request
+/// fails, and no server answers the old version after it answered the new one.
+#[test]
+fn three_servers_swap_under_load_without_a_failed_request() {
+    let moto = Moto::start();
+    let store = moto.store("fleet");
+    publish(&store, "s3://fleet/d", 300, "v1");
+    let caches: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let servers: Vec<Server> = caches
+        .iter()
+        .map(|c| serve("s3://fleet/d", c.path(), &moto.env(), &[]))
+        .collect();
+    for s in &servers {
+        wait_long("/healthz is 200", || s.health().0 == 200);
+        s.wait_rows(300);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen_new = [false; 3];
+            let mut requests = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, addr) in addrs.iter().enumerate() {
+                    let r = get(*addr, "/v1/datasets/people");
+                    assert_eq!(r.status, 200, "server {i}: {}", r.text());
+                    let rows = r.json()["rows"].as_u64().expect("rows");
+                    match rows {
+                        300 => assert!(!seen_new[i], "server {i} went back to the old version"),
+                        450 => seen_new[i] = true,
+                        n => panic!("server {i} answered {n} rows"),
+                    }
+                    let row = get(*addr, "/v1/datasets/people/rows/3");
+                    assert_eq!(row.status, 200, "server {i}: {}", row.text());
+                    requests += 2;
+                }
+            }
+            (seen_new, requests)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    publish(&store, "s3://fleet/d", 450, "v2");
+    for s in &servers {
+        s.wait_rows(450);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen_new, requests) = load.join().expect("no failed request under load");
+    assert_eq!(seen_new, [true; 3]);
+    assert!(requests > 0);
 }
