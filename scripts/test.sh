@@ -29,6 +29,24 @@ export QUARRY_TEST_PYTHON="$venv/bin/python"
 # Tests that run `python3` directly (the ETL's Parquet/Arrow fixtures) get the venv's too.
 export PATH="$venv/bin:$PATH"
 
+# Debian's nginx: the HTTP origin of the server's --source tests (server/tests/it/source.rs).
+# Installed when missing (as root or through sudo), without starting its service; the tests
+# fail, never skip, when it cannot be run.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "== installing nginx (HTTP origin of the --source tests)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=1
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod 0755 /usr/sbin/policy-rc.d
+  fi
+  rc=0
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null || rc=$?
+  [ -z "$policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
+  [ "$rc" -eq 0 ] || { echo "installing nginx failed (the --source tests need it)" >&2; exit 1; }
+fi
+
 echo "== the benchmark report's history and headline table (bench/test_history.py)"
 python3 -m unittest discover -s bench -p 'test_*.py'
 

@@ -11,8 +11,20 @@
 //! 3. only then writes the small pointer object `<prefix>/<name>/CURRENT` (JSON: version, key,
 //!    size, sha256). A single PUT replaces an object atomically, so a reader that follows the
 //!    pointer sees the old version or the new one, never a partial one;
-//! 4. with `--keep-versions N`, removes the older data objects past the N newest, after the
+//! 4. updates the prefix manifest `<prefix>/MANIFEST.json` (see [`Manifest`]), the one object
+//!    a serving fleet polls: every dataset's version, relative path, size and SHA-256;
+//! 5. with `--keep-versions N`, removes the older data objects past the N newest, after the
 //!    pointer moved (never the one it names).
+//!
+//! The per-dataset pointer stays authoritative. The manifest is a read-modify-write of one
+//! object shared by every dataset of the prefix, so concurrent publishers of different datasets
+//! must not lose each other's entries: where the store has conditional writes (S3 and
+//! S3-compatible stores with `If-Match` (the default `aws_conditional_put=etag`), GCS, Azure)
+//! the update is a `PutMode::Update` on the e-tag read, retried on conflict; where it has not
+//! (`file://`, and S3-compatible servers that refuse conditional writes), the manifest is
+//! rebuilt from a listing of every `<prefix>/*/CURRENT` pointer after this one was written,
+//! then read back and rebuilt again while it differs from the pointers (the last writer always
+//! checks after its own write, so racing publishers converge on a manifest naming both).
 //!
 //! The ETL is threaded std code: the object store's async calls run on a tokio
 //! current-thread runtime created here, and only here (the server has no tokio).
@@ -36,6 +48,10 @@ pub const PART_SIZE: usize = 8 << 20;
 const PARTS_IN_FLIGHT: usize = 4;
 /// The pointer object's name inside `<prefix>/<name>/`.
 pub const POINTER: &str = "CURRENT";
+/// The prefix manifest's name inside `<prefix>/`.
+pub const MANIFEST: &str = "MANIFEST.json";
+/// Conditional manifest updates tried before falling back to a rebuild from the pointers.
+const MANIFEST_ATTEMPTS: usize = 16;
 /// Schemes `--out` publishes to.
 pub const SCHEMES: &[&str] = &["s3", "s3a", "gs", "az", "abfs", "abfss", "file"];
 
@@ -61,6 +77,23 @@ pub struct Pointer {
     pub key: String,
     pub size: u64,
     /// Lowercase hex SHA-256 of the data object.
+    pub sha256: String,
+}
+
+/// The prefix manifest `<prefix>/MANIFEST.json`: `{"format":1,"datasets":{name: entry}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub datasets: std::collections::BTreeMap<String, ManifestEntry>,
+}
+
+/// One dataset of the manifest; `path` is relative to the prefix, so the same manifest works
+/// through an HTTP origin that serves the prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub version: String,
+    pub path: String,
+    pub size: u64,
     pub sha256: String,
 }
 
@@ -330,6 +363,16 @@ async fn publish_async(
             )
         })?;
 
+    update_manifest(&store, target, name, &pointer)
+        .await
+        .with_context(|| {
+            format!(
+                "updating the manifest {} (the pointer {} already names {url})",
+                target.url_of(&target.prefix.child(MANIFEST)),
+                target.url_of(&pointer_key)
+            )
+        })?;
+
     let removed = match keep_versions {
         Some(n) => trim_versions(&store, target, name, &key, n)
             .await
@@ -347,6 +390,148 @@ async fn publish_async(
         pointer,
         removed,
     })
+}
+
+/// The manifest entry of a pointer (its key made relative to the prefix).
+fn entry_of(target: &Target, name: &str, pointer: &Pointer) -> ManifestEntry {
+    let prefix = target.prefix.as_ref();
+    let path = if prefix.is_empty() {
+        pointer.key.clone()
+    } else {
+        pointer
+            .key
+            .strip_prefix(prefix)
+            .and_then(|k| k.strip_prefix('/'))
+            .map_or_else(|| format!("{name}/{}.qry", pointer.version), str::to_string)
+    };
+    ManifestEntry {
+        version: pointer.version.clone(),
+        path,
+        size: pointer.size,
+        sha256: pointer.sha256.clone(),
+    }
+}
+
+/// Puts this dataset's entry into the prefix manifest: a conditional update retried on
+/// conflict, or a rebuild from every pointer where the store has no conditional writes.
+async fn update_manifest(
+    store: &Arc<dyn ObjectStore>,
+    target: &Target,
+    name: &str,
+    pointer: &Pointer,
+) -> Result<()> {
+    use object_store::{PutMode, PutOptions, UpdateVersion};
+    let key = target.prefix.child(MANIFEST);
+    let entry = entry_of(target, name, pointer);
+    for attempt in 0..MANIFEST_ATTEMPTS {
+        let (mut manifest, mode) = match store.get(&key).await {
+            Ok(r) => {
+                let version = UpdateVersion {
+                    e_tag: r.meta.e_tag.clone(),
+                    version: r.meta.version.clone(),
+                };
+                let bytes = r.bytes().await?;
+                match serde_json::from_slice::<Manifest>(&bytes) {
+                    Ok(m) if m.format == 1 => (m, PutMode::Update(version)),
+                    _ => {
+                        tracing::warn!(manifest = %target.url_of(&key), "the manifest is not a format-1 manifest: rebuilding it from the pointers");
+                        return rebuild_manifest(store, target).await;
+                    }
+                }
+            }
+            Err(object_store::Error::NotFound { .. }) => (
+                Manifest {
+                    format: 1,
+                    datasets: Default::default(),
+                },
+                PutMode::Create,
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        if manifest.datasets.get(name) == Some(&entry) {
+            return Ok(());
+        }
+        manifest.datasets.insert(name.to_string(), entry.clone());
+        let json = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match store.put_opts(&key, PutPayload::from(json), opts).await {
+            Ok(_) => return Ok(()),
+            Err(object_store::Error::Precondition { .. })
+            | Err(object_store::Error::AlreadyExists { .. }) => {
+                // Another publisher updated it in between: read it again. Jittered backoff
+                // so racing publishers do not collide in lockstep.
+                let ms = 10u64 << attempt.min(6);
+                let jitter = u64::from(std::process::id()) % ms.max(1);
+                tokio::time::sleep(std::time::Duration::from_millis(ms + jitter)).await;
+            }
+            Err(object_store::Error::NotImplemented)
+            | Err(object_store::Error::NotSupported { .. }) => {
+                return rebuild_manifest(store, target).await;
+            }
+            Err(e) => {
+                let text = e.to_string();
+                // S3-compatible servers without conditional writes answer 501 NotImplemented.
+                if text.contains("NotImplemented") || text.contains("501") {
+                    return rebuild_manifest(store, target).await;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    rebuild_manifest(store, target).await
+}
+
+/// Writes the manifest from every `<prefix>/*/CURRENT` pointer (unconditionally), then reads
+/// back the pointers and the manifest and writes again while they differ: a racing publisher
+/// that listed before this one's pointer existed may have overwritten the manifest, and the
+/// last writer always checks after its own write, so the manifest converges.
+async fn rebuild_manifest(store: &Arc<dyn ObjectStore>, target: &Target) -> Result<()> {
+    let key = target.prefix.child(MANIFEST);
+    for _ in 0..MANIFEST_ATTEMPTS {
+        let manifest = manifest_from_pointers(store, target).await?;
+        let json = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
+        store.put(&key, PutPayload::from(json)).await?;
+        let again = manifest_from_pointers(store, target).await?;
+        let stored: Option<Manifest> = match store.get(&key).await {
+            Ok(r) => serde_json::from_slice(&r.bytes().await?).ok(),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if stored.as_ref() == Some(&again) {
+            return Ok(());
+        }
+    }
+    anyhow::bail!(
+        "the manifest kept changing under {MANIFEST_ATTEMPTS} rebuilds (other publishers?)"
+    )
+}
+
+/// The manifest every `<prefix>/*/CURRENT` pointer describes.
+async fn manifest_from_pointers(store: &Arc<dyn ObjectStore>, target: &Target) -> Result<Manifest> {
+    let listed = store.list_with_delimiter(Some(&target.prefix)).await?;
+    let mut manifest = Manifest {
+        format: 1,
+        datasets: Default::default(),
+    };
+    for dir in listed.common_prefixes {
+        let Some(name) = dir.filename().map(str::to_string) else {
+            continue;
+        };
+        let key = dir.child(POINTER);
+        let bytes = match store.get(&key).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let pointer: Pointer = serde_json::from_slice(&bytes)
+            .with_context(|| format!("decoding {}", target.url_of(&key)))?;
+        let entry = entry_of(target, &name, &pointer);
+        manifest.datasets.insert(name, entry);
+    }
+    Ok(manifest)
 }
 
 /// Streams the file up (one PUT, or a multipart upload past [`PART_SIZE`]); returns its size

@@ -529,3 +529,57 @@ fn file_urls_publish_the_same_layout_and_keep_versions_needs_a_url() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(!local.join("ds.qry").exists());
 }
+
+/// The prefix manifest names every dataset published there, also when several are published at
+/// once (`file://` has no conditional writes: the rebuild-from-pointers path).
+#[test]
+fn the_prefix_manifest_names_every_dataset_published_concurrently() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("store");
+    let out = format!("file://{}/pre", root.display());
+    let names = ["a", "b", "c", "d"];
+    let inputs: Vec<String> = names
+        .iter()
+        .map(|n| csv(dir.path(), &format!("{n}.csv"), 5))
+        .collect();
+    let children: Vec<_> = names
+        .iter()
+        .zip(&inputs)
+        .map(|(name, input)| {
+            let mut cmd = Command::new(BIN);
+            clear_aws_env(&mut cmd);
+            cmd.args(["build", input, "--out", &out, "--name", name])
+                .args(["--progress", "none"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let m: remote::Manifest =
+        serde_json::from_slice(&std::fs::read(root.join("pre/MANIFEST.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(m.format, 1);
+    assert_eq!(
+        m.datasets.keys().map(String::as_str).collect::<Vec<_>>(),
+        names
+    );
+    for name in names {
+        let p: Pointer = serde_json::from_slice(
+            &std::fs::read(root.join(format!("pre/{name}/CURRENT"))).expect("pointer"),
+        )
+        .expect("json");
+        let e = &m.datasets[name];
+        assert_eq!(e.path, format!("{name}/{}.qry", p.version));
+        assert_eq!(
+            (e.size, &e.sha256, &e.version),
+            (p.size, &p.sha256, &p.version)
+        );
+        let data = std::fs::read(root.join("pre").join(&e.path)).expect("data");
+        assert_eq!(data.len() as u64, e.size);
+    }
+}

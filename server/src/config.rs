@@ -49,8 +49,26 @@ pub enum LogFormat {
 )]
 pub struct Config {
     /// Directory of dataset files: DIR/<name>.qry (other files and dot-files are ignored).
-    #[arg(long, env = "QUARRY_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[arg(
+        long,
+        env = "QUARRY_DATA_DIR",
+        required_unless_present = "source",
+        conflicts_with = "source"
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// Object storage prefix or HTTP(S) origin to fetch datasets from (s3://bucket/prefix,
+    /// gs://, az://, abfs(s)://, file:///dir, https://host/prefix): its MANIFEST.json is polled
+    /// every --reload-interval; datasets are downloaded into --cache-dir, verified, then served.
+    #[arg(long, env = "QUARRY_SOURCE", requires = "cache_dir")]
+    pub source: Option<String>,
+    /// Local directory the datasets of --source are downloaded into (created if missing; the
+    /// server owns it: files of datasets not in the manifest are removed).
+    #[arg(long, env = "QUARRY_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Most bytes of dataset files the cache may hold, old and new version of a swap included
+    /// (default: the cache volume's free space at startup plus the files already cached).
+    #[arg(long, env = "QUARRY_CACHE_MAX_BYTES", value_parser = crate::memory::parse_size)]
+    pub cache_max_bytes: Option<u64>,
     /// Address to listen on.
     #[arg(long, env = "QUARRY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
@@ -183,6 +201,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The directory the loader maps datasets from: `--data-dir`, or `--cache-dir` with
+    /// `--source`.
+    pub fn dataset_dir(&self) -> &std::path::Path {
+        match (&self.source, &self.cache_dir, &self.data_dir) {
+            (Some(_), Some(c), _) => c,
+            (_, _, Some(d)) => d,
+            (_, Some(c), None) => c,
+            (_, None, None) => std::path::Path::new("."),
+        }
+    }
+
     /// Whether epoll is forced by flag or by monoio's own environment variable.
     pub fn epoll_forced(&self) -> bool {
         self.force_epoll
@@ -280,5 +309,34 @@ mod tests {
             Config::try_parse_from(["quarry-server", "--data-dir", "/d", "--plain-runtime=fast"])
                 .expect_err("an unknown piece is refused");
         assert!(err.to_string().contains("fast"), "{err}");
+    }
+
+    #[test]
+    fn dataset_dir_is_data_dir() {
+        let c = Config::parse_from(["quarry-server", "--data-dir", "/d"]);
+        assert_eq!(c.dataset_dir(), std::path::Path::new("/d"));
+    }
+
+    #[test]
+    fn source_takes_the_place_of_data_dir() {
+        let c = Config::parse_from(["quarry-server", "--source", "s3://b/p", "--cache-dir", "/c"]);
+        assert_eq!(c.dataset_dir(), std::path::Path::new("/c"));
+        assert!(c.data_dir.is_none());
+        // --source needs --cache-dir, excludes --data-dir; one of them is required.
+        for args in [
+            &["quarry-server", "--source", "s3://b/p"][..],
+            &[
+                "quarry-server",
+                "--source",
+                "s3://b/p",
+                "--cache-dir",
+                "/c",
+                "--data-dir",
+                "/d",
+            ],
+            &["quarry-server"],
+        ] {
+            assert!(Config::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 }

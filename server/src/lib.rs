@@ -10,6 +10,7 @@ mod catalog;
 pub mod config;
 mod dataset;
 mod error;
+mod fetch;
 mod handlers;
 mod loader;
 pub mod logging;

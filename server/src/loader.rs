@@ -199,7 +199,7 @@ impl Loader {
 
     async fn pass(&mut self) {
         let ctx = self.ctx.clone();
-        let dir = &ctx.config.data_dir;
+        let dir = ctx.config.dataset_dir();
         self.slice_start = Instant::now();
         let files = match list_dir(self, dir).await {
             Ok(f) => f,
@@ -212,7 +212,12 @@ impl Loader {
                 return;
             }
         };
-        if files.is_empty() && self.work.readiness == Readiness::Starting {
+        // With --source the cache is empty until the first download; the fetcher holds
+        // readiness meanwhile (fetch.rs).
+        if files.is_empty()
+            && self.work.readiness == Readiness::Starting
+            && ctx.config.source.is_none()
+        {
             warn!(data_dir = %dir.display(), "no *.qry files in the data directory: ready with zero datasets");
         }
         for (name, path) in &files {

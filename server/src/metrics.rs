@@ -4,6 +4,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -81,6 +82,8 @@ pub struct Metrics {
     pub memory_rejections: Family<BudgetLabel, Counter>,
     /// 1 per event loop on that I/O driver (`epoll` or `io_uring`).
     pub io_driver: Family<DriverLabel, Gauge>,
+    /// The `--source` fetcher's progress, failures and readiness gate (`fetch.rs`).
+    pub fetch: Arc<crate::fetch::FetchStatus>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -124,6 +127,7 @@ impl Metrics {
             memory_budget: Gauge::default(),
             memory_rejections: Family::default(),
             io_driver: Family::default(),
+            fetch: Arc::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -197,6 +201,7 @@ impl Metrics {
             m.dataset_reload_failures.clone(),
         );
         m.auth.register(&mut registry);
+        m.fetch.register(&mut registry);
         registry.register(
             "request_panics",
             "Requests ended by a panic in their handler, scan or body (contained; the loop goes on)",

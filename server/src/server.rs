@@ -144,20 +144,35 @@ fn own_the_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
 
 /// Binds, starts every loop and returns once the first listener is bound (data loads after).
 pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
-    let meta = std::fs::metadata(&config.data_dir).with_context(|| {
+    let source = match &config.source {
+        Some(url) => {
+            let dir = config.dataset_dir();
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "creating the cache directory {} (--cache-dir / QUARRY_CACHE_DIR)",
+                    dir.display()
+                )
+            })?;
+            Some(crate::fetch::Source::parse(url)?)
+        }
+        None => None,
+    };
+    let meta = std::fs::metadata(config.dataset_dir()).with_context(|| {
         format!(
             "data directory {} cannot be read (--data-dir / QUARRY_DATA_DIR)",
-            config.data_dir.display()
+            config.dataset_dir().display()
         )
     })?;
     if !meta.is_dir() {
         bail!(
             "--data-dir {} is not a directory",
-            config.data_dir.display()
+            config.dataset_dir().display()
         );
     }
     crate::panic::install_hook();
-    warn_if_mounted_writable(&config.data_dir);
+    if source.is_none() {
+        warn_if_mounted_writable(config.dataset_dir());
+    }
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let catalog = crate::catalog::shared();
@@ -223,6 +238,30 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
     }
     if config.plumbing() != quarry_runtime::Plumbing::FULL {
         warn!(plumbing = ?config.plumbing(), "--plain-runtime: benchmark mode, runtime glue off");
+    }
+    if let Some(source) = source {
+        let dir = config.dataset_dir().to_path_buf();
+        let (max, why) = match config.cache_max_bytes {
+            Some(m) => (m, "--cache-max-bytes"),
+            None => (
+                crate::fetch::default_cache_max(&dir)?,
+                "the cache volume's free space at startup",
+            ),
+        };
+        info!(source = %source.url, cache_dir = %dir.display(), cache_max_bytes = max, cache_max_source = why, "fetching datasets from the source");
+        let wake = hup
+            .first()
+            .context("no loader channel")?
+            .try_clone()
+            .context("cloning the loader's wake-up channel")?;
+        crate::fetch::spawn(
+            source,
+            dir,
+            max,
+            config.reload_interval,
+            metrics.fetch.clone(),
+            wake,
+        )?;
     }
     info!(%addr, %admin_addr, threads = config.threads, "listening");
     Ok(ServerHandle {

@@ -141,10 +141,12 @@ impl LoopCtx {
         if self.draining() {
             return Phase::Draining;
         }
-        match self.with_catalog(|c| c.readiness) {
-            Readiness::Starting => Phase::Starting,
-            Readiness::Ready => Phase::Ready,
-            Readiness::Failed => Phase::Failed,
+        let (readiness, held) =
+            self.with_catalog(|c| (c.readiness, self.metrics.fetch.holds_readiness(c)));
+        match (readiness, held) {
+            (Readiness::Failed, _) | (_, Some(true)) => Phase::Failed,
+            (Readiness::Starting, _) | (_, Some(false)) => Phase::Starting,
+            (Readiness::Ready, None) => Phase::Ready,
         }
     }
 

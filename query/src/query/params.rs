@@ -6,12 +6,12 @@ use std::borrow::Cow;
 use quarry_format::{DataType, Schema, Version};
 
 use super::filter::parse_cond;
-use crate::percent::{decode_query, duplicate_parameter};
 use super::select::{parse_order, parse_select};
 use super::*;
 use crate::cursor::Cursor;
 use crate::error::QueryError;
 use crate::logic::{self, Cond};
+use crate::percent::{decode_query, duplicate_parameter};
 use crate::Limits;
 
 /// Parses a raw (still percent-encoded) query string for a dataset with `schema` at `version`

@@ -49,6 +49,10 @@ pub fn healthz(ctx: &LoopCtx, detail: bool) -> Response<Body> {
             .into_bytes();
         body.push(b'\n');
         Bytes::from(body)
+    } else if ctx.metrics.fetch.active() {
+        // `--source`: the fetcher's progress changes between catalog snapshots, so this body
+        // is built per probe (O(datasets), like a snapshot's).
+        fetch_body(ctx, &cat, phase)
     } else if phase == Phase::Draining {
         health_body(&cat, phase)
     } else {
@@ -67,6 +71,20 @@ pub fn healthz(ctx: &LoopCtx, detail: bool) -> Response<Body> {
         http::HeaderValue::from_static("no-store"),
     );
     resp
+}
+
+/// `health_body` with the fetcher's `fetch` object, and its reason while it holds readiness.
+fn fetch_body(ctx: &LoopCtx, cat: &Catalog, phase: Phase) -> Bytes {
+    let body = health_body(cat, phase);
+    let mut v: Json = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    let fetch = &ctx.metrics.fetch;
+    if phase != Phase::Draining && fetch.holds_readiness(cat).is_some() {
+        v["reason"] = fetch.reason().into();
+    }
+    v["fetch"] = fetch.health_json();
+    let mut body = v.to_string().into_bytes();
+    body.push(b'\n');
+    Bytes::from(body)
 }
 
 fn health_body(cat: &Catalog, phase: Phase) -> Bytes {

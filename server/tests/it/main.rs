@@ -12,4 +12,5 @@ mod panics;
 mod reload;
 mod routing;
 mod rows;
+mod source;
 mod timeouts;

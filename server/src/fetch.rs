@@ -1,0 +1,919 @@
+//! `--source URL`: the fetcher, which mirrors a published prefix into `--cache-dir`.
+//!
+//! It runs on its own std thread (`quarry-fetch`), at a lower CPU priority (nice +10), with a
+//! tokio current-thread runtime for the object store's async calls; the event loops never run
+//! tokio and never wait for it. Each poll (`--reload-interval`) is one conditional GET of
+//! `<prefix>/MANIFEST.json` (written by `quarry-etl build --out URL` after each dataset's
+//! pointer), whatever the number of datasets. For every dataset whose version differs from the
+//! cached one it:
+//! 1. HEADs the data object (missing object and size mismatch are refused before any download);
+//! 2. checks that the new version fits under `--cache-max-bytes` beside every cached file
+//!    (the old version stays on disk, served, until the swap) and in the volume's free space;
+//! 3. downloads it into `<cache-dir>/.<name>.<version>.part` with ranged GETs of [`CHUNK`]
+//!    bytes, [`IN_FLIGHT`] at once, written in order (memory: at most `CHUNK * IN_FLIGHT`),
+//!    hashing the bytes as they arrive; a failed range restarts from the bytes already written,
+//!    and a `.part` left by a failed poll or a restart is resumed (its bytes are hashed again);
+//! 4. refuses it unless size and SHA-256 match the manifest (the `.part` is deleted);
+//! 5. fsyncs it, renames it to `<cache-dir>/<name>.qry`, writes `.<name>.meta.json` (version,
+//!    size, sha256: how a restart knows what is cached), and wakes the loader (the SIGHUP
+//!    channel), which maps the new file and swaps versions exactly as for `--data-dir`.
+//!
+//! The loader ignores dot-files, so nothing partial is ever mapped. The renamed-over old file is
+//! unlinked at once; its disk is freed when the last request holding its map ends. A dataset
+//! gone from the manifest is deleted from the cache (it stops serving). Every failure is one
+//! JSON log line naming the object, a `quarry_fetch_failures{reason}` count and the reason in
+//! `/healthz`; the cached version keeps serving.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{GetOptions, ObjectStore};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tracing::{error, info, warn};
+
+use crate::catalog::Catalog;
+
+/// Bytes per ranged GET.
+pub const CHUNK: u64 = 8 << 20;
+/// Ranged GETs in flight at once.
+pub const IN_FLIGHT: usize = 4;
+/// Restarts of a download from its written bytes within one poll.
+const RANGE_ATTEMPTS: u32 = 5;
+/// Nice value of the fetcher thread.
+const NICE: i32 = 10;
+/// Schemes `--source` accepts.
+pub const SCHEMES: &[&str] = &[
+    "s3", "s3a", "gs", "az", "abfs", "abfss", "file", "http", "https",
+];
+/// The manifest's name inside the prefix.
+const MANIFEST: &str = "MANIFEST.json";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FetchReason {
+    pub reason: &'static str,
+}
+
+/// What the fetcher reports to `/healthz`, the readiness gate and `/metrics`; shared by the
+/// fetcher thread and every loop (inside `Metrics`).
+#[derive(Debug, Default)]
+pub struct FetchStatus {
+    /// `--source` is set.
+    active: AtomicBool,
+    /// A manifest was read and every dataset in it was attempted.
+    first_sync_done: AtomicBool,
+    /// Every dataset of the first synced manifest has been served once (stays set).
+    opened: AtomicBool,
+    bytes_total: AtomicU64,
+    bytes_done: AtomicU64,
+    inner: Mutex<Inner>,
+    pub downloaded: Counter,
+    pub failures: Family<FetchReason, Counter>,
+    pub last_poll: Gauge<f64, AtomicU64>,
+    pub cache_bytes: Gauge,
+    pub cache_max_bytes: Gauge,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    source: String,
+    /// Datasets of the last manifest read.
+    expected: Vec<String>,
+    /// Why the manifest could not be used, at the last poll.
+    manifest_error: Option<String>,
+    /// Why a dataset's newest version is not cached, by dataset.
+    errors: BTreeMap<String, String>,
+    started: Option<Instant>,
+    rate_bytes_per_s: f64,
+}
+
+impl FetchStatus {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "fetch_downloaded_bytes",
+            "Bytes of dataset objects downloaded from --source",
+            self.downloaded.clone(),
+        );
+        registry.register(
+            "fetch_failures",
+            "Failed manifest reads and refused or failed downloads, by reason",
+            self.failures.clone(),
+        );
+        registry.register(
+            "fetch_last_successful_poll_timestamp_seconds",
+            "Unix time the manifest was last read successfully",
+            self.last_poll.clone(),
+        );
+        registry.register(
+            "fetch_cache_bytes",
+            "Bytes of dataset files in --cache-dir",
+            self.cache_bytes.clone(),
+        );
+        registry.register(
+            "fetch_cache_max_bytes",
+            "The cache limit (--cache-max-bytes or the volume's free space at startup)",
+            self.cache_max_bytes.clone(),
+        );
+    }
+
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// `None`: the fetcher does not hold readiness back. `Some(failed)`: unready, and whether
+    /// it is for a failure (rather than a download in progress).
+    pub fn holds_readiness(&self, cat: &Catalog) -> Option<bool> {
+        if !self.active() || self.opened.load(Ordering::Acquire) {
+            return None;
+        }
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let failed = inner.manifest_error.is_some() || !inner.errors.is_empty();
+        if !self.first_sync_done.load(Ordering::Acquire) {
+            return Some(failed);
+        }
+        if inner
+            .expected
+            .iter()
+            .all(|n| cat.datasets.contains_key(n.as_str()))
+        {
+            self.opened.store(true, Ordering::Release);
+            return None;
+        }
+        Some(failed)
+    }
+
+    /// The `fetch` object of `/healthz`.
+    pub fn health_json(&self) -> serde_json::Value {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        json!({
+            "source": inner.source,
+            "first_sync_done": self.first_sync_done.load(Ordering::Relaxed),
+            "bytes_done": self.bytes_done.load(Ordering::Relaxed),
+            "bytes_total": self.bytes_total.load(Ordering::Relaxed),
+            "rate_bytes_per_second": inner.rate_bytes_per_s.round(),
+            "manifest_error": inner.manifest_error,
+            "errors": inner.errors,
+        })
+    }
+
+    /// One line for `/healthz`'s reason while the fetcher holds readiness.
+    pub fn reason(&self) -> String {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = &inner.manifest_error {
+            return format!("cannot use the manifest of {}: {e}", inner.source);
+        }
+        if !inner.errors.is_empty() {
+            let list: Vec<String> = inner
+                .errors
+                .iter()
+                .take(20)
+                .map(|(n, e)| format!("{n}: {e}"))
+                .collect();
+            return format!("datasets not fetched: {}", list.join("; "));
+        }
+        format!(
+            "fetching datasets from {}: {} of {} bytes",
+            inner.source,
+            self.bytes_done.load(Ordering::Relaxed),
+            self.bytes_total.load(Ordering::Relaxed)
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fail(&self, reason: &'static str) {
+        self.failures.get_or_create(&FetchReason { reason }).inc();
+    }
+}
+
+/// The prefix manifest (see `etl/src/remote.rs`).
+#[derive(Debug, Clone, Deserialize)]
+struct Manifest {
+    format: u32,
+    datasets: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    version: String,
+    path: String,
+    size: u64,
+    sha256: String,
+}
+
+/// `--source` resolved: the store and the prefix inside it.
+pub struct Source {
+    pub url: String,
+    scheme: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+impl Source {
+    /// Parses `--source` and configures its store from the service's standard environment.
+    pub fn parse(url: &str) -> anyhow::Result<Source> {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            bail!("--source {url}: not a URL (e.g. s3://bucket/prefix, https://host/prefix, file:///dir)");
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        if !SCHEMES.contains(&scheme.as_str()) {
+            bail!(
+                "--source {url}: unsupported URL scheme {scheme:?}; use one of {}",
+                SCHEMES.join(", ")
+            );
+        }
+        let rest = rest.trim_end_matches('/');
+        let clean = format!("{scheme}://{rest}");
+        let bad_path = |e: object_store::path::Error| {
+            anyhow::anyhow!("--source {url}: invalid path: {e} (no empty, `.` or `..` segments)")
+        };
+        let (store, prefix): (Arc<dyn ObjectStore>, Path) = match scheme.as_str() {
+            "file" => {
+                if !rest.starts_with('/') {
+                    bail!("--source {url}: a file:// URL takes an absolute path (file:///dir)");
+                }
+                (
+                    Arc::new(object_store::local::LocalFileSystem::new()),
+                    Path::parse(rest).map_err(bad_path)?,
+                )
+            }
+            "http" | "https" => {
+                let options = object_store::ClientOptions::new().with_allow_http(true);
+                let store = object_store::http::HttpBuilder::new()
+                    .with_url(clean.clone())
+                    .with_client_options(options)
+                    .build()
+                    .with_context(|| format!("--source {url}: configuring the HTTP origin"))?;
+                (Arc::new(store), Path::default())
+            }
+            _ => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    bail!("--source {url}: the URL names no bucket ({scheme}://BUCKET/prefix)");
+                }
+                let bucket_url = format!("{scheme}://{bucket}");
+                let store: Arc<dyn ObjectStore> = match scheme.as_str() {
+                    "s3" | "s3a" => Arc::new(
+                        object_store::aws::AmazonS3Builder::from_env()
+                            .with_url(bucket_url)
+                            .build()
+                            .with_context(|| format!("--source {url}: configuring S3"))?,
+                    ),
+                    "gs" => Arc::new(
+                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                            .with_url(bucket_url)
+                            .build()
+                            .with_context(|| {
+                                format!("--source {url}: configuring Google Cloud Storage")
+                            })?,
+                    ),
+                    _ => Arc::new(
+                        object_store::azure::MicrosoftAzureBuilder::from_env()
+                            .with_url(bucket_url)
+                            .build()
+                            .with_context(|| {
+                                format!("--source {url}: configuring Azure Blob Storage")
+                            })?,
+                    ),
+                };
+                (store, Path::parse(prefix).map_err(bad_path)?)
+            }
+        };
+        Ok(Source {
+            url: clean,
+            scheme,
+            store,
+            prefix,
+        })
+    }
+
+    fn key(&self, rel: &str) -> anyhow::Result<Path> {
+        let mut key = self.prefix.clone();
+        for part in rel.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                bail!("path {rel:?} has an empty, `.` or `..` segment");
+            }
+            key = key.child(part);
+        }
+        Ok(key)
+    }
+
+    fn url_of(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.url)
+    }
+
+    /// Why S3 would fall back to the EC2 metadata service (minutes of retries outside EC2).
+    fn missing_credentials(&self) -> Option<String> {
+        if !matches!(self.scheme.as_str(), "s3" | "s3a") {
+            return None;
+        }
+        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        let truthy = |k: &str| {
+            std::env::var(k).is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"))
+        };
+        if (set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY"))
+            || set("AWS_WEB_IDENTITY_TOKEN_FILE")
+            || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            || truthy("AWS_SKIP_SIGNATURE")
+            || truthy("QUARRY_S3_INSTANCE_METADATA")
+        {
+            return None;
+        }
+        Some(
+            "no S3 credentials in the environment: set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN (EKS), or \
+             AWS_SKIP_SIGNATURE=true for a public bucket, or QUARRY_S3_INSTANCE_METADATA=true"
+                .to_string(),
+        )
+    }
+}
+
+/// The default `--cache-max-bytes`: the cache volume's free space at startup plus the dataset
+/// files already in it.
+pub fn default_cache_max(dir: &FsPath) -> anyhow::Result<u64> {
+    let st = rustix::fs::statvfs(dir)
+        .with_context(|| format!("statvfs of the cache directory {}", dir.display()))?;
+    Ok(st
+        .f_bavail
+        .saturating_mul(st.f_frsize)
+        .saturating_add(cached_bytes(dir, None)))
+}
+
+/// Bytes of the `*.qry` files of the cache, except `except`'s.
+fn cached_bytes(dir: &FsPath, except: Option<&str>) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            !n.starts_with('.')
+                && n.ends_with(".qry")
+                && except.is_none_or(|x| n.strip_suffix(".qry") != Some(x))
+        })
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Starts the fetcher thread. `wake` is the loader's SIGHUP channel.
+pub fn spawn(
+    source: Source,
+    cache_dir: PathBuf,
+    max_bytes: u64,
+    interval: Duration,
+    status: Arc<FetchStatus>,
+    wake: StdUnixStream,
+) -> anyhow::Result<()> {
+    status.active.store(true, Ordering::Relaxed);
+    status.lock().source = source.url.clone();
+    status
+        .cache_max_bytes
+        .set(i64::try_from(max_bytes).unwrap_or(i64::MAX));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the fetcher's tokio runtime")?;
+    std::thread::Builder::new()
+        .name("quarry-fetch".to_string())
+        .spawn(move || {
+            // Linux: PRIO_PROCESS with pid 0 sets the calling thread's nice value, inherited
+            // by the threads it creates (the resolver's); the loops keep theirs.
+            if let Err(e) = rustix::process::setpriority_process(None, NICE) {
+                warn!(error = %e, "cannot lower the fetcher thread's priority");
+            }
+            let mut f = Fetcher {
+                source,
+                dir: cache_dir,
+                max_bytes,
+                status,
+                wake,
+                installed: BTreeMap::new(),
+                manifest: None,
+            };
+            f.scan_cache();
+            runtime.block_on(f.run(interval));
+        })
+        .context("spawning the fetcher thread")?;
+    Ok(())
+}
+
+struct Fetcher {
+    source: Source,
+    dir: PathBuf,
+    max_bytes: u64,
+    status: Arc<FetchStatus>,
+    wake: StdUnixStream,
+    /// What `<name>.qry` in the cache holds, by dataset.
+    installed: BTreeMap<String, Entry>,
+    /// The last manifest read and its e-tag.
+    manifest: Option<(Option<String>, Manifest)>,
+}
+
+/// A refused or failed step: metric reason and message.
+struct Failure {
+    reason: &'static str,
+    message: String,
+}
+
+fn failure(reason: &'static str, message: impl Into<String>) -> Failure {
+    Failure {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// The reason label of an object store error.
+fn classify(e: &object_store::Error) -> &'static str {
+    if matches!(e, object_store::Error::NotFound { .. }) {
+        return "missing_object";
+    }
+    let t = e.to_string();
+    if [
+        "403",
+        "401",
+        "Forbidden",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "Unauthorized",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+    {
+        "credentials"
+    } else {
+        "origin"
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_string()
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 200
+        && !n.starts_with('.')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn valid_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 128
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+}
+
+impl Fetcher {
+    fn meta_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!(".{name}.meta.json"))
+    }
+
+    fn file_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.qry"))
+    }
+
+    /// What a previous run left: `<name>.qry` files whose `.meta.json` matches their size.
+    fn scan_cache(&mut self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let file_name = e.file_name();
+            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".qry")) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let meta: Option<Entry> = std::fs::read(self.meta_path(name))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if let (Some(meta), Ok(m)) = (meta, e.metadata()) {
+                if m.len() == meta.size {
+                    self.installed.insert(name.to_string(), meta);
+                }
+            }
+        }
+        self.update_cache_gauge();
+    }
+
+    fn update_cache_gauge(&self) {
+        let b = cached_bytes(&self.dir, None);
+        self.status
+            .cache_bytes
+            .set(i64::try_from(b).unwrap_or(i64::MAX));
+    }
+
+    fn wake_loader(&self) {
+        let _ = (&self.wake).write(&[1]);
+    }
+
+    async fn run(&mut self, interval: Duration) {
+        loop {
+            let clean = self.poll().await;
+            let wait = if clean && self.status.first_sync_done.load(Ordering::Relaxed) {
+                if interval.is_zero() {
+                    info!("--reload-interval 0s: the fetcher stops polling");
+                    return;
+                }
+                interval
+            } else if interval.is_zero() {
+                Duration::from_secs(5)
+            } else {
+                interval.min(Duration::from_secs(5))
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One poll; `true` when everything in the manifest is cached.
+    async fn poll(&mut self) -> bool {
+        let manifest = match self.read_manifest().await {
+            Ok(m) => {
+                self.status.lock().manifest_error = None;
+                m
+            }
+            Err(f) => {
+                error!(source = %self.source.url, object = %self.source.url_of(MANIFEST), reason = f.reason, error = %f.message, "cannot use the manifest; the cached datasets keep serving");
+                self.status.fail(f.reason);
+                self.status.lock().manifest_error = Some(f.message);
+                return false;
+            }
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.status.last_poll.set(now);
+        let todo: Vec<(String, Entry)> = manifest
+            .datasets
+            .iter()
+            .filter(|(n, e)| self.installed.get(n.as_str()) != Some(e))
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect();
+        {
+            let mut inner = self.status.lock();
+            inner.expected = manifest.datasets.keys().cloned().collect();
+            inner
+                .errors
+                .retain(|n, _| manifest.datasets.contains_key(n));
+            inner.started = Some(Instant::now());
+            inner.rate_bytes_per_s = 0.0;
+        }
+        self.status
+            .bytes_total
+            .store(todo.iter().map(|(_, e)| e.size).sum(), Ordering::Relaxed);
+        self.status.bytes_done.store(0, Ordering::Relaxed);
+        let mut clean = true;
+        for (name, entry) in &todo {
+            match self.fetch(name, entry).await {
+                Ok(()) => {
+                    self.status.lock().errors.remove(name);
+                }
+                Err(f) => {
+                    clean = false;
+                    let object = self.source.url_of(&entry.path);
+                    let serving = self.installed.contains_key(name);
+                    error!(dataset = %name, version = %entry.version, object = %object, reason = f.reason, error = %f.message, old_version_serving = serving, "dataset version not fetched");
+                    self.status.fail(f.reason);
+                    self.status
+                        .lock()
+                        .errors
+                        .insert(name.clone(), format!("{object}: {}", f.message));
+                }
+            }
+        }
+        // Datasets no longer published stop serving.
+        let gone: Vec<String> = self
+            .installed
+            .keys()
+            .filter(|n| !manifest.datasets.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            info!(dataset = %name, "dataset no longer in the manifest: removed from the cache");
+            let _ = std::fs::remove_file(self.file_path(&name));
+            let _ = std::fs::remove_file(self.meta_path(&name));
+            self.installed.remove(&name);
+            self.wake_loader();
+        }
+        self.update_cache_gauge();
+        if !self.status.first_sync_done.swap(true, Ordering::AcqRel) {
+            info!(
+                datasets = manifest.datasets.len(),
+                failed = !clean,
+                "first sync from the source finished"
+            );
+            self.wake_loader();
+        }
+        clean
+    }
+
+    async fn read_manifest(&mut self) -> Result<Manifest, Failure> {
+        if let Some(why) = self.source.missing_credentials() {
+            return Err(failure("credentials", why));
+        }
+        let key = self
+            .source
+            .key(MANIFEST)
+            .map_err(|e| failure("source", e.to_string()))?;
+        let opts = GetOptions {
+            if_none_match: self.manifest.as_ref().and_then(|(etag, _)| etag.clone()),
+            ..Default::default()
+        };
+        let got = match self.source.store.get_opts(&key, opts).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotModified { .. }) => {
+                if let Some((_, m)) = &self.manifest {
+                    return Ok(m.clone());
+                }
+                return Err(failure(
+                    "origin",
+                    "304 Not Modified without a manifest read before",
+                ));
+            }
+            Err(e) => {
+                let reason = match classify(&e) {
+                    "missing_object" => "missing_manifest",
+                    r => r,
+                };
+                return Err(failure(reason, first_line(&e.to_string())));
+            }
+        };
+        let etag = got.meta.e_tag.clone();
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| failure(classify(&e), first_line(&e.to_string())))?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| failure("malformed_manifest", format!("not a manifest: {e}")))?;
+        if m.format != 1 {
+            return Err(failure(
+                "malformed_manifest",
+                format!("format {} (this server reads format 1)", m.format),
+            ));
+        }
+        for (name, e) in &m.datasets {
+            let bad = if !valid_name(name) {
+                Some(format!(
+                    "dataset name {name:?} (letters, digits, _ - . only, not starting with .)"
+                ))
+            } else if !valid_version(&e.version) {
+                Some(format!("{name}: version {:?}", e.version))
+            } else if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(format!(
+                    "{name}: sha256 {:?} is not 64 hex digits",
+                    e.sha256
+                ))
+            } else {
+                self.source
+                    .key(&e.path)
+                    .err()
+                    .map(|err| format!("{name}: {err}"))
+            };
+            if let Some(bad) = bad {
+                return Err(failure("malformed_manifest", bad));
+            }
+        }
+        self.manifest = Some((etag, m.clone()));
+        Ok(m)
+    }
+
+    /// Downloads, verifies and installs one dataset version.
+    async fn fetch(&mut self, name: &str, entry: &Entry) -> Result<(), Failure> {
+        let key = self
+            .source
+            .key(&entry.path)
+            .map_err(|e| failure("malformed_manifest", e.to_string()))?;
+        let head = self.source.store.head(&key).await.map_err(|e| {
+            let reason = classify(&e);
+            let msg = if reason == "missing_object" {
+                format!(
+                    "the manifest names version {} but the object does not exist",
+                    entry.version
+                )
+            } else {
+                first_line(&e.to_string())
+            };
+            failure(reason, msg)
+        })?;
+        if head.size != entry.size {
+            return Err(failure(
+                "size_mismatch",
+                format!(
+                    "the object has {} bytes, the manifest says {} (truncated or overwritten): refused",
+                    head.size, entry.size
+                ),
+            ));
+        }
+        let others = cached_bytes(&self.dir, None);
+        if others.saturating_add(entry.size) > self.max_bytes {
+            return Err(failure(
+                "cache_full",
+                format!(
+                    "version {} ({} bytes) does not fit in the cache beside the {others} bytes \
+                     cached (--cache-max-bytes {}); the cached version keeps serving",
+                    entry.version, entry.size, self.max_bytes
+                ),
+            ));
+        }
+        let part = self.dir.join(format!(".{name}.{}.part", entry.version));
+        // A `.part` of another version of this dataset is of no use.
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            let stem = format!(".{name}.");
+            for e in rd.filter_map(Result::ok) {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.starts_with(&stem) && n.ends_with(".part") && e.path() != part {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&part)
+            .map_err(|e| failure("cache_io", format!("opening {}: {e}", part.display())))?;
+        let mut hasher = Sha256::new();
+        let mut have = resume(&mut file, &mut hasher, entry.size)
+            .map_err(|e| failure("cache_io", format!("reading {}: {e}", part.display())))?;
+        if have > 0 {
+            info!(dataset = %name, version = %entry.version, bytes = have, "resuming a partial download");
+        }
+        let free = rustix::fs::statvfs(&self.dir)
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            .unwrap_or(u64::MAX);
+        if entry.size - have > free {
+            return Err(failure(
+                "cache_full",
+                format!(
+                    "version {} needs {} more bytes and the cache volume has {free} free; the \
+                     cached version keeps serving",
+                    entry.version,
+                    entry.size - have
+                ),
+            ));
+        }
+        self.status.bytes_done.fetch_add(have, Ordering::Relaxed);
+        let mut attempt = 0;
+        while have < entry.size {
+            match self
+                .download(&key, &mut file, &mut hasher, &mut have, entry.size)
+                .await
+            {
+                Ok(()) => {}
+                Err(f) if f.reason == "origin" && attempt + 1 < RANGE_ATTEMPTS => {
+                    attempt += 1;
+                    let ms = 200u64 << attempt;
+                    let jitter = u64::from(std::process::id().wrapping_mul(attempt)) % ms;
+                    warn!(dataset = %name, object = %self.source.url_of(&entry.path), bytes_written = have, attempt, error = %f.message, "download interrupted; resuming from the bytes written");
+                    tokio::time::sleep(Duration::from_millis(ms + jitter)).await;
+                }
+                Err(f) => return Err(f),
+            }
+        }
+        let got = hex(&hasher.finalize());
+        if got != entry.sha256 {
+            drop(file);
+            let _ = std::fs::remove_file(&part);
+            return Err(failure(
+                "checksum_mismatch",
+                format!(
+                    "SHA-256 of the downloaded bytes is {got}, the manifest says {}: refused",
+                    entry.sha256
+                ),
+            ));
+        }
+        file.sync_all()
+            .map_err(|e| failure("cache_io", format!("fsync {}: {e}", part.display())))?;
+        drop(file);
+        let dest = self.file_path(name);
+        std::fs::rename(&part, &dest).map_err(|e| {
+            failure(
+                "cache_io",
+                format!("renaming {} to {}: {e}", part.display(), dest.display()),
+            )
+        })?;
+        let meta = serde_json::to_vec(entry).unwrap_or_default();
+        if let Err(e) = std::fs::write(self.meta_path(name), meta) {
+            warn!(dataset = %name, error = %e, "cannot record the cached version (a restart downloads it again)");
+        }
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        self.installed.insert(name.to_string(), entry.clone());
+        info!(dataset = %name, version = %entry.version, bytes = entry.size, object = %self.source.url_of(&entry.path), "dataset version fetched and verified");
+        self.wake_loader();
+        Ok(())
+    }
+
+    /// Ranged GETs from `have` to `size`, written and hashed in order.
+    async fn download(
+        &self,
+        key: &Path,
+        file: &mut std::fs::File,
+        hasher: &mut Sha256,
+        have: &mut u64,
+        size: u64,
+    ) -> Result<(), Failure> {
+        let ranges: Vec<std::ops::Range<u64>> = (*have..size)
+            .step_by(CHUNK as usize)
+            .map(|s| s..(s + CHUNK).min(size))
+            .collect();
+        let store = &self.source.store;
+        let mut chunks = futures::stream::iter(ranges)
+            .map(|r| async move {
+                let len = r.end - r.start;
+                store.get_range(key, r).await.map(|b| (len, b))
+            })
+            .buffered(IN_FLIGHT);
+        while let Some(got) = chunks.next().await {
+            let (len, bytes) =
+                got.map_err(|e| failure(classify(&e), first_line(&e.to_string())))?;
+            if bytes.len() as u64 != len {
+                return Err(failure(
+                    "size_mismatch",
+                    format!(
+                        "a range of {len} bytes came back with {} (truncated object)",
+                        bytes.len()
+                    ),
+                ));
+            }
+            file.write_all(&bytes).map_err(|e| {
+                let reason = if e.raw_os_error() == Some(libc_enospc()) {
+                    "cache_full"
+                } else {
+                    "cache_io"
+                };
+                failure(reason, format!("writing the cache: {e}"))
+            })?;
+            hasher.update(&bytes);
+            *have += len;
+            self.status.downloaded.inc_by(len);
+            let done = self.status.bytes_done.fetch_add(len, Ordering::Relaxed) + len;
+            let mut inner = self.status.lock();
+            if let Some(t) = inner.started {
+                let s = t.elapsed().as_secs_f64();
+                if s > 0.0 {
+                    inner.rate_bytes_per_s = done as f64 / s;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn libc_enospc() -> i32 {
+    rustix::io::Errno::NOSPC.raw_os_error()
+}
+
+/// Hashes what a previous attempt left in `file` and positions it at its end; a `.part`
+/// longer than the object is discarded.
+fn resume(file: &mut std::fs::File, hasher: &mut Sha256, size: u64) -> std::io::Result<u64> {
+    use std::io::Seek;
+    let len = file.metadata()?.len();
+    if len > size {
+        file.set_len(0)?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read += n as u64;
+    }
+    Ok(read)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

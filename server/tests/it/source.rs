@@ -1,0 +1,582 @@
+//! `--source`: the real server binary fetching from real origins. Published with quarry-etl's
+//! publishing code (`quarry_etl::remote::publish`, what `quarry-etl build --out URL` runs) to
+//! moto's standalone S3 server (from the test venv, QUARRY_TEST_PYTHON) and to a directory
+//! served by Debian's nginx (installed by scripts/test.sh); faults injected through the S3
+//! API, the manifest, and a Python origin that answers 503 and resets mid-body.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path as FsPath, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use quarry_etl::remote::{self, Target};
+use sha2::{Digest, Sha256};
+
+use crate::support::*;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_quarry-server");
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn wait_listening(what: &str, p: &mut Proc, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(s)) = p.0.try_wait() {
+            panic!("{what} exited ({s}) before listening on {port}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn python() -> String {
+    std::env::var("QUARRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// moto's S3 server on a free port.
+struct Moto {
+    _p: Proc,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new(python())
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto.server (run through scripts/test.sh, which installs it)");
+        let mut p = Proc(child);
+        wait_listening(
+            "moto.server (install it with scripts/test.sh, which sets QUARRY_TEST_PYTHON)",
+            &mut p,
+            port,
+        );
+        Moto { _p: p, port }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        let s: Arc<dyn ObjectStore> = Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(self.endpoint())
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_bucket_name(bucket)
+                .with_access_key_id("testing")
+                .with_secret_access_key("testing")
+                .build()
+                .expect("s3 store"),
+        );
+        let resp = raw(
+            SocketAddr::from(([127, 0, 0, 1], self.port)),
+            format!(
+                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(resp.status, 200, "create bucket {bucket}");
+        s
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+/// The server binary with `--source`.
+struct Server {
+    _p: Proc,
+    addr: SocketAddr,
+    admin: SocketAddr,
+}
+
+fn serve(source: &str, cache: &FsPath, env: &[(&str, String)], extra: &[&str]) -> Server {
+    let (port, admin_port) = (free_port(), free_port());
+    let mut cmd = Command::new(SERVER);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["--source", source, "--cache-dir"])
+        .arg(cache)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .args(["--reload-interval", "200ms", "--drain-delay", "0s"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut p = Proc(cmd.spawn().expect("starting quarry-server"));
+    wait_listening("quarry-server", &mut p, admin_port);
+    Server {
+        _p: p,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+    }
+}
+
+impl Server {
+    fn health(&self) -> (u16, serde_json::Value) {
+        let r = get(self.admin, "/healthz");
+        (r.status, r.json())
+    }
+
+    fn failures(&self, reason: &str) -> u64 {
+        let text = get(self.admin, "/metrics").text();
+        let needle = format!("quarry_fetch_failures_total{{reason=\"{reason}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&needle))
+            .map_or(0, |v| v.trim().parse().expect("counter value"))
+    }
+
+    fn rows(&self) -> Option<u64> {
+        let r = get(self.addr, "/v1/datasets/people");
+        (r.status == 200).then(|| r.json()["rows"].as_u64().expect("rows"))
+    }
+
+    fn wait_rows(&self, n: u64) {
+        wait_long(&format!("people serves {n} rows"), || {
+            self.rows() == Some(n)
+        });
+    }
+}
+
+/// Like `wait_until`, with room for a slow origin and a loaded machine (60 s).
+fn wait_long(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Writes `people` with `n` rows and publishes it as `version` with quarry-etl's publisher.
+fn publish(store: &Arc<dyn ObjectStore>, out: &str, n: usize, version: &str) -> PathBuf {
+    let dir = tempfile::tempdir().expect("tmp").keep();
+    write_people(&dir, "people", &people(n), 64);
+    let file = dir.join("people.qry");
+    let target = Target::parse(FsPath::new(out))
+        .expect("target")
+        .expect("a URL");
+    remote::publish(store.clone(), &target, "people", &file, version, None).expect("publish");
+    file
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
+    rt().block_on(store.put(&Path::from(key), PutPayload::from(bytes)))
+        .expect("put");
+}
+
+fn manifest(path: &str, size: u64, sha: &str, version: &str) -> Vec<u8> {
+    serde_json::json!({"format": 1, "datasets": {"people": {
+        "version": version, "path": path, "size": size, "sha256": sha}}})
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn s3_source_serves_swaps_and_refuses_bad_objects() {
+    let moto = Moto::start();
+    let store = moto.store("pub");
+    let first = publish(&store, "s3://pub/data", 300, "v1");
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve("s3://pub/data", cache.path(), &moto.env(), &[]);
+    wait_long("/healthz is 200", || server.health().0 == 200);
+    server.wait_rows(300);
+    assert!(cache.path().join("people.qry").exists());
+
+    // A new version is fetched beside the old one and swapped in.
+    publish(&store, "s3://pub/data", 450, "v2");
+    server.wait_rows(450);
+
+    let good = std::fs::read(&first).unwrap();
+    let sha = sha_hex(&good);
+    // Junk under the manifest's checksum: refused, the .part deleted, v2 keeps serving.
+    put(&store, "data/people/junk.qry", vec![7u8; good.len()]);
+    put(
+        &store,
+        "data/MANIFEST.json",
+        manifest("people/junk.qry", good.len() as u64, &sha, "junk"),
+    );
+    wait_long("a checksum mismatch is counted", || {
+        server.failures("checksum_mismatch") > 0
+    });
+    let (status, h) = server.health();
+    assert_eq!(status, 200, "{h}");
+    let err = h["fetch"]["errors"]["people"]
+        .as_str()
+        .expect("error")
+        .to_string();
+    assert!(err.contains("SHA-256") && err.contains("junk.qry"), "{err}");
+    assert_eq!(server.rows(), Some(450));
+
+    // A truncated object: refused by size.
+    put(
+        &store,
+        "data/people/short.qry",
+        good[..good.len() / 2].to_vec(),
+    );
+    put(
+        &store,
+        "data/MANIFEST.json",
+        manifest("people/short.qry", good.len() as u64, &sha, "short"),
+    );
+    wait_long("a size mismatch is counted", || {
+        server.failures("size_mismatch") > 0
+    });
+    assert_eq!(server.rows(), Some(450));
+
+    // A manifest naming a version that does not exist.
+    put(
+        &store,
+        "data/MANIFEST.json",
+        manifest("people/nothere.qry", good.len() as u64, &sha, "nothere"),
+    );
+    wait_long("a missing object is counted", || {
+        server.failures("missing_object") > 0
+    });
+    let h = server.health().1;
+    assert!(
+        h["fetch"]["errors"]["people"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not exist")),
+        "{h}"
+    );
+    assert_eq!(server.rows(), Some(450));
+
+    // A malformed manifest.
+    put(
+        &store,
+        "data/MANIFEST.json",
+        b"{\"format\": 1, \"datasets\": [".to_vec(),
+    );
+    wait_long("a malformed manifest is counted", || {
+        server.failures("malformed_manifest") > 0
+    });
+    assert_eq!(server.rows(), Some(450));
+
+    // Nothing partial was ever left where the loader looks.
+    let names: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(names, ["people.qry"]);
+    let text = get(server.admin, "/metrics").text();
+    assert!(
+        text.contains("quarry_fetch_downloaded_bytes_total"),
+        "{text}"
+    );
+    assert!(text.contains("quarry_fetch_last_successful_poll_timestamp_seconds"));
+}
+
+#[test]
+fn unready_with_the_reason_until_the_source_can_be_served() {
+    let moto = Moto::start();
+    let store = moto.store("late");
+    let cache = tempfile::tempdir().unwrap();
+    // No credentials: 503 naming them, no download attempted.
+    let env: Vec<_> = moto
+        .env()
+        .into_iter()
+        .filter(|(k, _)| !k.contains("KEY"))
+        .collect();
+    let nocreds = serve("s3://late/p", cache.path(), &env, &[]);
+    wait_long("missing credentials are counted", || {
+        nocreds.failures("credentials") > 0
+    });
+    let (status, h) = nocreds.health();
+    assert_eq!(status, 503, "{h}");
+    assert!(
+        h["reason"].as_str().unwrap().contains("AWS_ACCESS_KEY_ID"),
+        "{h}"
+    );
+    drop(nocreds);
+
+    // No manifest yet: 503; published later: ready.
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve("s3://late/p", cache.path(), &moto.env(), &[]);
+    wait_long("a missing manifest is counted", || {
+        server.failures("missing_manifest") > 0
+    });
+    assert_eq!(server.health().0, 503);
+    publish(&store, "s3://late/p", 120, "v1");
+    wait_long("/healthz is 200", || server.health().0 == 200);
+    server.wait_rows(120);
+    drop(server);
+
+    // A cache too small for the dataset: unready, saying why.
+    let cache = tempfile::tempdir().unwrap();
+    let small = serve(
+        "s3://late/p",
+        cache.path(),
+        &moto.env(),
+        &["--cache-max-bytes", "1KiB"],
+    );
+    wait_long("a full cache is counted", || {
+        small.failures("cache_full") > 0
+    });
+    let (status, h) = small.health();
+    assert_eq!(status, 503, "{h}");
+    assert!(
+        h["reason"].as_str().unwrap().contains("cache-max-bytes"),
+        "{h}"
+    );
+    assert!(small.rows().is_none());
+}
+
+/// nginx serving `root` on a free port (`master_process off`: one process, no user switch).
+fn nginx(root: &FsPath) -> (Proc, u16) {
+    let port = free_port();
+    let conf_dir = tempfile::tempdir().unwrap().keep();
+    let conf = conf_dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; master_process off; pid {pid}; error_log stderr;\n\
+             events {{}}\n\
+             http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp};\n\
+             fastcgi_temp_path {tmp}; uwsgi_temp_path {tmp}; scgi_temp_path {tmp};\n\
+             server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n",
+            pid = conf_dir.join("nginx.pid").display(),
+            tmp = conf_dir.display(),
+            root = root.display(),
+        ),
+    )
+    .unwrap();
+    let bin = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|b| FsPath::new(b).exists())
+        .unwrap_or("nginx");
+    let child = Command::new(bin)
+        .args(["-e", "stderr", "-p"])
+        .arg(&conf_dir)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting nginx (scripts/test.sh installs Debian's nginx)");
+    let mut p = Proc(child);
+    wait_listening("nginx", &mut p, port);
+    (p, port)
+}
+
+fn local_store() -> Arc<dyn ObjectStore> {
+    Arc::new(object_store::local::LocalFileSystem::new())
+}
+
+#[test]
+fn http_origin_through_nginx_serves_and_swaps() {
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    let store = local_store();
+    publish(&store, &out, 200, "v1");
+    let (_nginx, port) = nginx(root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve(
+        &format!("http://127.0.0.1:{port}/pub"),
+        cache.path(),
+        &[],
+        &[],
+    );
+    wait_long("/healthz is 200", || server.health().0 == 200);
+    server.wait_rows(200);
+    publish(&store, &out, 260, "v2");
+    server.wait_rows(260);
+}
+
+/// An origin that answers 503 to the first requests for data and resets the connection in
+/// the middle of the first range it sends: the download resumes and completes.
+const FLAKY_ORIGIN: &str = r#"
+import http.server, os, sys, socketserver
+root, port = sys.argv[1], int(sys.argv[2])
+state = {"data_requests": 0}
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send_file(self, head):
+        path = os.path.join(root, self.path.lstrip("/"))
+        if not os.path.isfile(path):
+            self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
+        data = open(path, "rb").read()
+        if path.endswith(".qry") and not head:
+            state["data_requests"] += 1
+            n = state["data_requests"]
+            open(os.path.join(root, "data_requests"), "w").write(str(n))
+            if n <= 2:
+                self.send_response(503); self.send_header("Content-Length", "0"); self.end_headers(); return
+        start, end = 0, len(data) - 1
+        rng = self.headers.get("Range")
+        if rng and not head:
+            a, b = rng.split("=")[1].split("-")
+            start, end = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, len(data)))
+        else:
+            self.send_response(200)
+        body = data[start:end + 1]
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", '"%x-%x"' % (len(data), int(os.path.getmtime(path) * 1000)))
+        self.end_headers()
+        if head:
+            return
+        if path.endswith(".qry") and state["data_requests"] == 3:
+            self.wfile.write(body[: len(body) // 2]); self.wfile.flush()
+            self.connection.shutdown(2); self.close_connection = True
+            return
+        self.wfile.write(body)
+    def do_GET(self): self.send_file(False)
+    def do_HEAD(self): self.send_file(True)
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+S(("127.0.0.1", port), H).serve_forever()
+"#;
+
+#[test]
+fn origin_503s_and_a_reset_mid_body_are_retried_and_resumed() {
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    let store = local_store();
+    publish(&store, &out, 2000, "v1");
+    let port = free_port();
+    let child = Command::new(python())
+        .args(["-c", FLAKY_ORIGIN])
+        .arg(root.path())
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python origin");
+    let mut origin = Proc(child);
+    wait_listening("the flaky origin", &mut origin, port);
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve(
+        &format!("http://127.0.0.1:{port}/pub"),
+        cache.path(),
+        &[],
+        &[],
+    );
+    wait_long("/healthz is 200", || server.health().0 == 200);
+    server.wait_rows(2000);
+    let published = std::fs::read(root.path().join("pub/people/v1.qry")).unwrap();
+    assert_eq!(
+        std::fs::read(cache.path().join("people.qry")).unwrap(),
+        published
+    );
+    // Two 503s, the cut body and its resumption, all within one poll: no failed poll.
+    let seen: u32 = std::fs::read_to_string(root.path().join("data_requests"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seen >= 4, "the origin saw {seen} data requests");
+    assert_eq!(server.failures("origin"), 0);
+}
+
+/// Three servers from one bucket, publish again under load: every server swaps, no request
+/// fails, and no server answers the old version after it answered the new one.
+#[test]
+fn three_servers_swap_under_load_without_a_failed_request() {
+    let moto = Moto::start();
+    let store = moto.store("fleet");
+    publish(&store, "s3://fleet/d", 300, "v1");
+    let caches: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let servers: Vec<Server> = caches
+        .iter()
+        .map(|c| serve("s3://fleet/d", c.path(), &moto.env(), &[]))
+        .collect();
+    for s in &servers {
+        wait_long("/healthz is 200", || s.health().0 == 200);
+        s.wait_rows(300);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen_new = [false; 3];
+            let mut requests = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, addr) in addrs.iter().enumerate() {
+                    let r = get(*addr, "/v1/datasets/people");
+                    assert_eq!(r.status, 200, "server {i}: {}", r.text());
+                    let rows = r.json()["rows"].as_u64().expect("rows");
+                    match rows {
+                        300 => assert!(!seen_new[i], "server {i} went back to the old version"),
+                        450 => seen_new[i] = true,
+                        n => panic!("server {i} answered {n} rows"),
+                    }
+                    let row = get(*addr, "/v1/datasets/people/rows/3");
+                    assert_eq!(row.status, 200, "server {i}: {}", row.text());
+                    requests += 2;
+                }
+            }
+            (seen_new, requests)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    publish(&store, "s3://fleet/d", 450, "v2");
+    for s in &servers {
+        s.wait_rows(450);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen_new, requests) = load.join().expect("no failed request under load");
+    assert_eq!(seen_new, [true; 3]);
+    assert!(requests > 0);
+}
