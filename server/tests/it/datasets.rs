@@ -108,3 +108,31 @@ fn metrics_report_datasets_and_work() {
     server.shutdown();
     server.join().unwrap();
 }
+
+/// The list's query string goes through the one decoder: escaped names decode, and a `%` not
+/// followed by two hex digits is 400 `bad_encoding` naming the parameter, not a literal `%`.
+#[test]
+fn the_list_query_string_is_decoded_like_the_rows_query_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = people(10);
+    write_people(dir.path(), "people", &rows, 300);
+    write_people(dir.path(), "few", &rows[..5], 300);
+    let server = start(dir.path(), &[]);
+    let addr = server.local_addr();
+    wait_ready(addr);
+    let r = get(addr, "/v1/datasets?pre%66ix=pe");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let names: Vec<String> = r.json()["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["people"]);
+    let r = get(addr, "/v1/datasets?prefix=%ZZ");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "bad_encoding");
+    assert_eq!(r.json()["error"]["param"], "prefix");
+    server.shutdown();
+    server.join().unwrap();
+}
