@@ -47,7 +47,9 @@ def start(cfg, data_dir, extra):
     port, admin = free_port(), free_port()
     argv = ["taskset", "-c", "0", str(cfg.bin_dir / "quarry-server"), "--data-dir", str(data_dir),
             "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
-            "--reload-interval", "0s", "--drain-delay", "0s", "--log-format", "json"] + extra
+            "--reload-interval", "0s", "--drain-delay", "0s", "--log-format", "json",
+            # Lag shedding off: on a shared machine a stolen slice would refuse a measured query.
+            "--shed-lag", "0s"] + extra
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while True:
