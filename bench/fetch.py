@@ -78,7 +78,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     server = os.path.join(REL, "quarry-server")
-    etl = os.path.join(REL, "quarry-etl")
+    # The ETL only prepares the data; QUARRY_BENCH_ETL may name another build of it.
+    etl = os.environ.get("QUARRY_BENCH_ETL", os.path.join(REL, "quarry-etl"))
     for b in (server, etl):
         if not os.access(b, os.X_OK):
             sys.exit(f"{b} is missing: cargo build --release -p quarry-server -p quarry-etl")
