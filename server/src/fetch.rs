@@ -408,6 +408,7 @@ pub fn spawn(
                 wake,
                 installed: BTreeMap::new(),
                 manifest: None,
+                conditional_reads: 0,
             };
             f.scan_cache();
             runtime.block_on(f.run(interval));
@@ -424,9 +425,22 @@ struct Fetcher {
     wake: StdUnixStream,
     /// What `<name>.qry` in the cache holds, by dataset.
     installed: BTreeMap<String, Entry>,
-    /// The last manifest read and its e-tag.
+    /// The last manifest read and its e-tag (`None`: not trusted as a validator).
     manifest: Option<(Option<String>, Manifest)>,
+    /// Conditional manifest reads since the last unconditional one.
+    conditional_reads: u32,
 }
+
+/// Every this many polls the manifest is read without `If-None-Match`. An origin's e-tag may
+/// be derived from the modification second and the length (nginx, the local file store), so
+/// two manifests written within one second can share it; this bounds how long such a twin can
+/// hide behind 304s to this many reload intervals.
+const UNCONDITIONAL_READ_EVERY: u32 = 10;
+
+/// A manifest modified less than this before it was read keeps no validator: a write later in
+/// the same second could leave its e-tag unchanged (the rule HTTP caches apply to
+/// `Last-Modified`, RFC 9110 8.8.2.2, with room for clock skew).
+const FRESH_WRITE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A refused or failed step: metric reason and message.
 struct Failure {
@@ -638,8 +652,18 @@ impl Fetcher {
             .source
             .key(MANIFEST)
             .map_err(|e| failure("source", e.to_string()))?;
+        let validator = if self.conditional_reads + 1 >= UNCONDITIONAL_READ_EVERY {
+            None
+        } else {
+            self.manifest.as_ref().and_then(|(etag, _)| etag.clone())
+        };
+        self.conditional_reads = if validator.is_some() {
+            self.conditional_reads + 1
+        } else {
+            0
+        };
         let opts = GetOptions {
-            if_none_match: self.manifest.as_ref().and_then(|(etag, _)| etag.clone()),
+            if_none_match: validator,
             ..Default::default()
         };
         let got = match self.source.store.get_opts(&key, opts).await {
@@ -661,7 +685,15 @@ impl Fetcher {
                 return Err(failure(reason, first_line(&e.to_string())));
             }
         };
-        let etag = got.meta.e_tag.clone();
+        let modified_secs = got.meta.last_modified.timestamp();
+        let now_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let etag = if now_secs.saturating_sub(modified_secs) >= FRESH_WRITE.as_secs() as i64 {
+            got.meta.e_tag.clone()
+        } else {
+            None
+        };
         let bytes = got
             .bytes()
             .await

@@ -441,6 +441,39 @@ fn http_origin_through_nginx_serves_and_swaps() {
     server.wait_rows(260);
 }
 
+/// An origin whose validators cannot tell two manifests apart (nginx's e-tag is the file's
+/// modification second and size: two publishes within one second, equal lengths) must not
+/// hide the newer manifest forever behind 304s.
+#[test]
+fn a_manifest_with_the_same_validators_is_still_picked_up() {
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    let store = local_store();
+    publish(&store, &out, 200, "v1");
+    let path = root.path().join("pub/MANIFEST.json");
+    let first = std::fs::read(&path).unwrap();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let (_nginx, port) = nginx(root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve(
+        &format!("http://127.0.0.1:{port}/pub"),
+        cache.path(),
+        &[],
+        &[],
+    );
+    server.wait_rows(200);
+    // Fewer rows: a smaller file, so the new manifest is at most as long as the old one.
+    publish(&store, &out, 190, "v2");
+    let mut second = std::fs::read(&path).unwrap();
+    assert!(second.len() <= first.len(), "the new manifest is longer");
+    second.resize(first.len(), b' ');
+    std::fs::write(&path, &second).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    server.wait_rows(190);
+}
+
 /// An origin that answers 503 to the first requests for data and resets the connection in
 /// the middle of the first range it sends: the download resumes and completes.
 const FLAKY_ORIGIN: &str = r#"
