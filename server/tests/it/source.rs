@@ -149,6 +149,7 @@ fn serve(source: &str, cache: &FsPath, env: &[(&str, String)], extra: &[&str]) -
     }
     let mut p = Proc(cmd.spawn().expect("starting quarry-server"));
     wait_listening("quarry-server", &mut p, admin_port);
+    wait_listening("quarry-server", &mut p, port);
     Server {
         _p: p,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
