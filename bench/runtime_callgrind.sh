@@ -33,6 +33,7 @@ run() { # NAME SERVER_FLAGS...
   reqs=$(wrk -t1 -c64 -d5s -s bench/lua/paths.lua "http://127.0.0.1:$port" -- "$paths" \
     | sed -n 's/^WRKJSON //p' | python3 -c 'import json,sys; w=json.load(sys.stdin); assert sum(w["errors"].values())==0, w; print(w["requests"])')
   callgrind_control -d "$pid" >/dev/null
+  # wait returns the status of the server we just killed (143), not a failure of the run.
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local ir
   ir=$(cat "$out".* "$out" 2>/dev/null | sed -n 's/^summary: //p' | awk '{s+=$1} END {print s}')

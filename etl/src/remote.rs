@@ -295,7 +295,7 @@ pub fn preflight(store: &Arc<dyn ObjectStore>, target: &Target, name: &str) -> R
 }
 
 /// The first line of a message (object stores append whole XML bodies and repeat them).
-fn first_line(s: &str) -> &str {
+pub(crate) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 

@@ -31,7 +31,7 @@ use object_store::{ObjectMeta, ObjectStore};
 
 use crate::cli::ReadArgs;
 use crate::error::usage;
-use crate::remote::Target;
+use crate::remote::{first_line, Target};
 
 /// Objects downloaded at once.
 pub const DOWNLOADS_IN_FLIGHT: usize = 4;
@@ -207,11 +207,6 @@ struct Resolved {
     /// What the local pipeline reads, relative to the source's staging folder.
     local: String,
     objects: Vec<ObjectMeta>,
-}
-
-/// The first line of a message (object stores append whole XML bodies).
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
 }
 
 fn list_error(src: &Source, listed: &str, e: &object_store::Error) -> anyhow::Error {

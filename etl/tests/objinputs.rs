@@ -3,161 +3,18 @@
 //! `http.server` as a plain HTTP origin, each on a free 127.0.0.1 port per test and killed
 //! after. The tests run the real binary.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::Path as FsPath;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use flate2::write::GzEncoder;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 
-const BIN: &str = env!("CARGO_BIN_EXE_quarry-etl");
+mod servers;
 
-fn python() -> String {
-    std::env::var("QUARRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A child process listening on `port`; killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(mut cmd: Command, port: u16, what: &str) -> Server {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Server { child, port };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "{what} exited ({status}): scripts/test.sh installs the test venv \
-                     (tests/requirements.txt) and sets QUARRY_TEST_PYTHON"
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} did not listen within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// moto's S3 server; with `auth_after`, requests past the first `auth_after` must carry
-    /// credentials that moto's IAM knows (none do, so they are refused).
-    fn moto(auth_after: Option<u32>) -> Server {
-        let port = free_port();
-        let mut cmd = Command::new(python());
-        cmd.args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ]);
-        if let Some(n) = auth_after {
-            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
-        }
-        Server::start(cmd, port, "python -m moto.server")
-    }
-
-    /// A static HTTP server of `dir`.
-    fn http(dir: &FsPath) -> Server {
-        let port = free_port();
-        let mut cmd = Command::new(python());
-        cmd.args([
-            "-m",
-            "http.server",
-            "-b",
-            "127.0.0.1",
-            "-d",
-            dir.to_str().expect("utf8"),
-            &port.to_string(),
-        ]);
-        Server::start(cmd, port, "python -m http.server")
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Creates a bucket with a plain unsigned PUT (moto accepts it).
-    fn create_bucket(&self, bucket: &str) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        write!(
-            s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .expect("send");
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).expect("read");
-        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
-    }
-
-    fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
-        Arc::new(
-            AmazonS3Builder::new()
-                .with_endpoint(self.endpoint())
-                .with_allow_http(true)
-                .with_access_key_id("testing")
-                .with_secret_access_key("testing")
-                .with_region("us-east-1")
-                .with_bucket_name(bucket)
-                .build()
-                .expect("store"),
-        )
-    }
-
-    /// The etl binary with this S3 server's endpoint and test credentials.
-    fn etl(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(BIN);
-        clear_env(&mut cmd);
-        cmd.env("AWS_ENDPOINT", self.endpoint())
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .args(args)
-            .output()
-            .expect("run quarry-etl")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn clear_env(cmd: &mut Command) {
-    for (k, _) in std::env::vars_os() {
-        if k.to_str()
-            .is_some_and(|k| k.starts_with("AWS_") || k.starts_with("QUARRY_"))
-        {
-            cmd.env_remove(k);
-        }
-    }
-}
+use servers::{clear_env, free_port, python, Server, BIN};
 
 fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
     tokio::runtime::Builder::new_current_thread()

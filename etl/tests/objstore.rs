@@ -2,15 +2,11 @@
 //! scripts/test.sh into the test venv, run through QUARRY_TEST_PYTHON), started on a free
 //! 127.0.0.1 port per test and killed after. The CLI tests run the real binary.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path as FsPath;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{
     GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -18,113 +14,9 @@ use object_store::{
 };
 use quarry_etl::remote::{self, Pointer, Target};
 
-const BIN: &str = env!("CARGO_BIN_EXE_quarry-etl");
+mod servers;
 
-/// A moto S3 server on a free port; killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let python = std::env::var("QUARRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = Command::new(&python)
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {python} -m moto.server: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Moto { child, port };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "moto's S3 server exited ({status}): install it with scripts/test.sh, which \
-                     puts moto[server] into its venv and sets QUARRY_TEST_PYTHON ({python})"
-                );
-            }
-            assert!(Instant::now() < deadline, "moto did not listen within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Creates a bucket with a plain unsigned PUT (moto accepts it).
-    fn create_bucket(&self, bucket: &str) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        write!(
-            s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .expect("send");
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).expect("read");
-        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
-    }
-
-    /// The etl binary with this server's credentials in its environment.
-    fn etl(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(BIN);
-        clear_aws_env(&mut cmd);
-        cmd.env("AWS_ENDPOINT", self.endpoint())
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .args(args)
-            .output()
-            .expect("run quarry-etl")
-    }
-
-    fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
-        Arc::new(
-            AmazonS3Builder::new()
-                .with_endpoint(self.endpoint())
-                .with_allow_http(true)
-                .with_access_key_id("testing")
-                .with_secret_access_key("testing")
-                .with_region("us-east-1")
-                .with_bucket_name(bucket)
-                .build()
-                .expect("store"),
-        )
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn clear_aws_env(cmd: &mut Command) {
-    for (k, _) in std::env::vars_os() {
-        if k.to_str()
-            .is_some_and(|k| k.starts_with("AWS_") || k.starts_with("QUARRY_"))
-        {
-            cmd.env_remove(k);
-        }
-    }
-}
+use servers::{clear_env, Server, BIN};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -194,7 +86,7 @@ fn assert_valid(bytes: Vec<u8>, rows: u64) {
 
 #[test]
 fn publish_then_republish_moves_the_pointer_and_keeps_versions() {
-    let moto = Moto::start();
+    let moto = Server::moto(None);
     moto.create_bucket("bkt");
     let store = moto.store("bkt");
     let dir = tempfile::tempdir().expect("tmp");
@@ -271,7 +163,7 @@ fn publish_then_republish_moves_the_pointer_and_keeps_versions() {
 
 #[test]
 fn a_large_file_goes_up_in_parts_and_is_checked() {
-    let moto = Moto::start();
+    let moto = Server::moto(None);
     moto.create_bucket("big");
     let store = moto.store("big");
     let dir = tempfile::tempdir().expect("tmp");
@@ -310,12 +202,12 @@ fn a_large_file_goes_up_in_parts_and_is_checked() {
 
 #[test]
 fn missing_credentials_and_missing_bucket_are_clear_errors() {
-    let moto = Moto::start();
+    let moto = Server::moto(None);
     let dir = tempfile::tempdir().expect("tmp");
     let a = csv(dir.path(), "a.csv", 5);
     // No credentials at all: a usage error naming the variables, before any build work.
     let mut cmd = Command::new(BIN);
-    clear_aws_env(&mut cmd);
+    clear_env(&mut cmd);
     let o = cmd
         .env("AWS_ENDPOINT", moto.endpoint())
         .env("AWS_ALLOW_HTTP", "true")
@@ -417,7 +309,7 @@ impl ObjectStore for PointerFails {
 
 #[test]
 fn a_failure_between_data_and_pointer_leaves_the_pointer_unchanged() {
-    let moto = Moto::start();
+    let moto = Server::moto(None);
     moto.create_bucket("bkt");
     let store = moto.store("bkt");
     let dir = tempfile::tempdir().expect("tmp");
@@ -477,7 +369,7 @@ fn file_urls_publish_the_same_layout_and_keep_versions_needs_a_url() {
     let out = format!("file://{}/pre", root.display());
     let run = |args: &[&str]| {
         let mut cmd = Command::new(BIN);
-        clear_aws_env(&mut cmd);
+        clear_env(&mut cmd);
         cmd.args(args).output().expect("run")
     };
     let mut versions = Vec::new();
@@ -547,7 +439,7 @@ fn the_prefix_manifest_names_every_dataset_published_concurrently() {
         .zip(&inputs)
         .map(|(name, input)| {
             let mut cmd = Command::new(BIN);
-            clear_aws_env(&mut cmd);
+            clear_env(&mut cmd);
             cmd.args(["build", input, "--out", &out, "--name", name])
                 .args(["--progress", "none"])
                 .stdout(std::process::Stdio::piped())

@@ -268,7 +268,7 @@ mod tests {
         });
     }
 
-    /// Each timer `LoopTimer` can be, asked for 30 ms, sleeps at least 30 ms: a header-read
+    /// Each timer `LoopTimer` can be sleeps at least as long as it was asked: a header-read
     /// timeout must never cut a client off early.
     #[test]
     fn neither_loop_timer_fires_before_its_deadline() {

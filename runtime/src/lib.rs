@@ -7,7 +7,7 @@
 //! - [`event_loop`]: building a single-threaded monoio runtime (io_uring or epoll) and handing
 //!   its sockets to hyper.
 //! - [`turn_batch`]: small responses written together at the end of the loop's turn.
-//! - [`coarse_timer`]: hyper's timer as a deadline list swept every 50 ms.
+//! - [`coarse_timer`]: hyper's timer as a deadline list swept on a coarse tick.
 //! - [`io_yield`]: a yield that resolves only after the driver polled for I/O.
 //! - [`latch`]: a one-way flag many tasks of one thread can wait on.
 
