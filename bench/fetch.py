@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -72,10 +73,53 @@ def make_csv(path, mib):
             i += 10000
 
 
+def time_server(binary, url, work, run, procs):
+    """Starts `binary --source url` on an empty cache; returns seconds from spawn until the
+    dataset file is renamed into place, until /healthz is 200, and the process's CPU seconds."""
+    cache = os.path.join(work, f"cache{run}")
+    os.mkdir(cache)
+    admin = free_port()
+    t = time.monotonic()
+    srv = subprocess.Popen(
+        [binary, "--source", url, "--cache-dir", cache,
+         "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{admin}",
+         "--reload-interval", "60s", "--drain-delay", "0s"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    procs.append(srv)
+    target = os.path.join(cache, "big.qry")
+    fetched = None
+    deadline = t + 1800
+    while True:
+        now = time.monotonic()
+        if fetched is None and os.path.exists(target):
+            fetched = now - t
+        if fetched is not None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        ready = now - t
+                        break
+            except OSError:
+                pass
+        if srv.poll() is not None:
+            sys.exit(f"{binary} exited with {srv.returncode}")
+        if now > deadline:
+            sys.exit("not ready within 30 minutes")
+        time.sleep(0.01)
+    srv.send_signal(signal.SIGKILL)
+    _, _, usage = os.wait4(srv.pid, 0)
+    srv.returncode = -9
+    procs.remove(srv)
+    shutil.rmtree(cache)
+    return fetched, ready, usage.ru_utime + usage.ru_stime
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024, help="size of the generated CSV")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline", help="another quarry-server binary, timed in the same runs")
     args = ap.parse_args()
     server = os.path.join(REL, "quarry-server")
     # The ETL only prepares the data; QUARRY_BENCH_ETL may name another build of it.
@@ -114,7 +158,11 @@ def main():
         procs.append(ng)
         wait_port(port, ng, "nginx")
         url = f"http://127.0.0.1:{port}/pub"
-        curl_s, fetch_s, ready_s = [], [], []
+        servers = [("fetcher", server)]
+        if args.baseline:
+            servers.append(("baseline", args.baseline))
+        curl_s = []
+        times = {label: ([], [], []) for label, _ in servers}  # fetched, ready, CPU seconds
         for run in range(args.runs):
             out = os.path.join(work, "curl.out")
             t = time.monotonic()
@@ -122,51 +170,22 @@ def main():
             curl_s.append(time.monotonic() - t)
             assert os.path.getsize(out) == size
             os.remove(out)
-
-            cache = os.path.join(work, f"cache{run}")
-            os.mkdir(cache)
-            admin = free_port()
-            t = time.monotonic()
-            srv = subprocess.Popen(
-                [server, "--source", url, "--cache-dir", cache,
-                 "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{admin}",
-                 "--reload-interval", "60s", "--drain-delay", "0s"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-            procs.append(srv)
-            target = os.path.join(cache, "big.qry")
-            fetched = None
-            deadline = t + 1800
-            while True:
-                now = time.monotonic()
-                if fetched is None and os.path.exists(target):
-                    fetched = now - t
-                if fetched is not None:
-                    try:
-                        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=2) as r:
-                            if r.status == 200:
-                                ready_s.append(now - t)
-                                break
-                    except OSError:
-                        pass
-                if srv.poll() is not None:
-                    sys.exit(f"quarry-server exited with {srv.returncode}")
-                if now > deadline:
-                    sys.exit("not ready within 30 minutes")
-                time.sleep(0.01)
-            fetch_s.append(fetched)
-            srv.terminate()
-            srv.wait()
-            procs.remove(srv)
-            shutil.rmtree(cache)
+            for label, binary in servers:
+                fetched, ready, cpu = time_server(binary, url, work, run, procs)
+                times[label][0].append(fetched)
+                times[label][1].append(ready)
+                times[label][2].append(cpu)
         mib = size / (1 << 20)
         curl_rate = mib / statistics.median(curl_s)
-        fetch_rate = mib / statistics.median(fetch_s)
         print(f"object: {size} bytes ({mib:.0f} MiB), {args.runs} runs each")
         print(f"curl      median {statistics.median(curl_s):.2f} s  {curl_rate:.0f} MiB/s  runs {['%.2f' % x for x in curl_s]}")
-        print(f"fetcher   median {statistics.median(fetch_s):.2f} s  {fetch_rate:.0f} MiB/s  runs {['%.2f' % x for x in fetch_s]}")
-        print(f"ratio fetcher/curl rate: {fetch_rate / curl_rate:.2f}")
-        print(f"start to ready (fetch + full verify + map) median {statistics.median(ready_s):.2f} s  runs {['%.2f' % x for x in ready_s]}")
+        for label, _ in servers:
+            fetch_s, ready_s, cpu_s = times[label]
+            fetch_rate = mib / statistics.median(fetch_s)
+            print(f"{label:9} median {statistics.median(fetch_s):.2f} s  {fetch_rate:.0f} MiB/s  runs {['%.2f' % x for x in fetch_s]}")
+            print(f"  ratio {label}/curl rate: {fetch_rate / curl_rate:.2f}")
+            print(f"  start to ready (fetch + full verify + map) median {statistics.median(ready_s):.2f} s  runs {['%.2f' % x for x in ready_s]}")
+            print(f"  CPU seconds of the whole process (user + sys, start to ready) median {statistics.median(cpu_s):.2f}  runs {['%.2f' % x for x in cpu_s]}")
         print(f"load average: {os.getloadavg()}")
     finally:
         for p in procs:

@@ -10,13 +10,19 @@
 //! 2. checks that the new version fits under `--cache-max-bytes` beside every cached file
 //!    (the old version stays on disk, served, until the swap) and in the volume's free space;
 //! 3. downloads it into `<cache-dir>/.<name>.<version>.part` with ranged GETs of [`CHUNK`]
-//!    bytes, [`IN_FLIGHT`] at once, written in order (memory: at most `CHUNK * IN_FLIGHT`),
-//!    hashing the bytes as they arrive; a failed range restarts from the bytes already written,
-//!    and a `.part` left by a failed poll or a restart is resumed (its bytes are hashed again);
+//!    bytes, [`IN_FLIGHT`] at once; a second thread (`fetch_sink`) appends and hashes them in
+//!    order while the next ranges arrive (memory: at most `CHUNK * (IN_FLIGHT + DEPTH + 1)`);
+//!    a failed range restarts from the bytes already received, and a `.part` left by a failed
+//!    poll or a restart is resumed (its bytes are hashed again);
 //! 4. refuses it unless size and SHA-256 match the manifest (the `.part` is deleted);
-//! 5. fsyncs it, renames it to `<cache-dir>/<name>.qry`, writes `.<name>.meta.json` (version,
-//!    size, sha256: how a restart knows what is cached), and wakes the loader (the SIGHUP
-//!    channel), which maps the new file and swaps versions exactly as for `--data-dir`.
+//! 5. renames it to `<cache-dir>/<name>.qry`, writes `.<name>.meta.json` (version, size,
+//!    sha256, `synced: false`: how a restart knows what is cached), and wakes the loader (the
+//!    SIGHUP channel), which maps the new file and swaps versions exactly as for `--data-dir`;
+//! 6. at the end of the poll, fsyncs the installed files and rewrites their meta with
+//!    `synced: true`. The flush is off the path to serving: until it is confirmed, a restart
+//!    ([`prepare_cache`], before any loader runs) turns the file back into a `.part` whose
+//!    bytes are hashed against the manifest before they serve, so a file torn by a crash is
+//!    never mapped.
 //!
 //! The loader ignores dot-files, so nothing partial is ever mapped. The renamed-over old file is
 //! unlinked at once; its disk is freed when the last request holding its map ends. A dataset
@@ -25,7 +31,7 @@
 //! `/healthz`; the cached version keeps serving.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,11 +53,14 @@ use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
 use crate::catalog::Catalog;
+use crate::fetch_sink::Sink;
 
 /// Bytes per ranged GET.
 pub const CHUNK: u64 = 8 << 20;
 /// Ranged GETs in flight at once.
 pub const IN_FLIGHT: usize = 4;
+/// Bytes handed to the disk thread at once (fewer wake-ups than one per network read).
+const BATCH: u64 = 1 << 20;
 /// Restarts of a download from its written bytes within one poll.
 const RANGE_ATTEMPTS: u32 = 5;
 /// Nice value of the fetcher thread.
@@ -346,14 +355,31 @@ impl Source {
 }
 
 /// The default `--cache-max-bytes`: the cache volume's free space at startup plus the dataset
-/// files already in it.
+/// files already in it (downloads in progress included).
 pub fn default_cache_max(dir: &FsPath) -> anyhow::Result<u64> {
     let st = rustix::fs::statvfs(dir)
         .with_context(|| format!("statvfs of the cache directory {}", dir.display()))?;
     Ok(st
         .f_bavail
         .saturating_mul(st.f_frsize)
-        .saturating_add(cached_bytes(dir, None)))
+        .saturating_add(cached_bytes(dir, None))
+        .saturating_add(partial_bytes(dir)))
+}
+
+/// Bytes of the `.part` files of the cache.
+fn partial_bytes(dir: &FsPath) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with('.') && n.ends_with(".part")
+        })
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Bytes of the `*.qry` files of the cache, except `except`'s.
@@ -407,6 +433,7 @@ pub fn spawn(
                 status,
                 wake,
                 installed: BTreeMap::new(),
+                unsynced: Vec::new(),
                 manifest: None,
                 conditional_reads: 0,
             };
@@ -425,6 +452,8 @@ struct Fetcher {
     wake: StdUnixStream,
     /// What `<name>.qry` in the cache holds, by dataset.
     installed: BTreeMap<String, Entry>,
+    /// Files installed by this poll and not yet fsynced (see `sync_installed`).
+    unsynced: Vec<(String, Entry, std::fs::File)>,
     /// The last manifest read and its e-tag (`None`: not trusted as a validator).
     manifest: Option<(Option<String>, Manifest)>,
     /// Conditional manifest reads since the last unconditional one.
@@ -520,12 +549,12 @@ impl Fetcher {
             if name.starts_with('.') {
                 continue;
             }
-            let meta: Option<Entry> = std::fs::read(self.meta_path(name))
+            let meta: Option<CacheMeta> = std::fs::read(self.meta_path(name))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
             if let (Some(meta), Ok(m)) = (meta, e.metadata()) {
-                if m.len() == meta.size {
-                    self.installed.insert(name.to_string(), meta);
+                if meta.synced && m.len() == meta.entry.size {
+                    self.installed.insert(name.to_string(), meta.entry);
                 }
             }
         }
@@ -632,6 +661,7 @@ impl Fetcher {
             self.installed.remove(&name);
             self.wake_loader();
         }
+        self.sync_installed();
         self.update_cache_gauge();
         if !self.status.first_sync_done.swap(true, Ordering::AcqRel) {
             info!(
@@ -770,7 +800,7 @@ impl Fetcher {
                 ),
             ));
         }
-        let part = self.dir.join(format!(".{name}.{}.part", entry.version));
+        let part = part_path(&self.dir, name, &entry.version);
         // A `.part` of another version of this dataset is of no use.
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             let stem = format!(".{name}.");
@@ -782,52 +812,61 @@ impl Fetcher {
                 }
             }
         }
+        let io_err = |what: &str, e: std::io::Error| {
+            let reason = if e.raw_os_error() == Some(libc_enospc()) {
+                "cache_full"
+            } else {
+                "cache_io"
+            };
+            failure(reason, format!("{what} {}: {e}", part.display()))
+        };
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&part)
-            .map_err(|e| failure("cache_io", format!("opening {}: {e}", part.display())))?;
+            .map_err(|e| io_err("opening", e))?;
+        // The bytes of an earlier attempt (a failed poll, a restart, or a cached file whose
+        // writeback was never confirmed) are hashed again, not trusted.
         let mut hasher = Sha256::new();
-        let mut have = resume(&mut file, &mut hasher, entry.size)
-            .map_err(|e| failure("cache_io", format!("reading {}: {e}", part.display())))?;
-        if have > 0 {
-            info!(dataset = %name, version = %entry.version, bytes = have, "resuming a partial download");
+        let resumed =
+            resume(&mut file, &mut hasher, entry.size).map_err(|e| io_err("reading", e))?;
+        if resumed > 0 {
+            info!(dataset = %name, version = %entry.version, bytes = resumed, "resuming a partial download");
         }
         let free = rustix::fs::statvfs(&self.dir)
             .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
             .unwrap_or(u64::MAX);
-        if entry.size - have > free {
+        if entry.size - resumed > free {
             return Err(failure(
                 "cache_full",
                 format!(
                     "version {} needs {} more bytes and the cache volume has {free} free; the \
                      cached version keeps serving",
                     entry.version,
-                    entry.size - have
+                    entry.size - resumed
                 ),
             ));
         }
-        self.status.bytes_done.fetch_add(have, Ordering::Relaxed);
-        let mut attempt = 0;
-        while have < entry.size {
-            match self
-                .download(&key, &mut file, &mut hasher, &mut have, entry.size)
-                .await
-            {
-                Ok(()) => {}
-                Err(f) if f.reason == "origin" && attempt + 1 < RANGE_ATTEMPTS => {
-                    attempt += 1;
-                    let ms = 200u64 << attempt;
-                    let jitter = u64::from(std::process::id().wrapping_mul(attempt)) % ms;
-                    warn!(dataset = %name, object = %self.source.url_of(&entry.path), bytes_written = have, attempt, error = %f.message, "download interrupted; resuming from the bytes written");
-                    tokio::time::sleep(Duration::from_millis(ms + jitter)).await;
-                }
-                Err(f) => return Err(f),
+        self.status.bytes_done.fetch_add(resumed, Ordering::Relaxed);
+        let (file, got) = match self
+            .transfer(&key, name, entry, file, hasher, resumed)
+            .await?
+        {
+            (file, got) if got != entry.sha256 && resumed > 0 => {
+                // The resumed bytes were wrong (a torn write before a crash, a changed disk):
+                // one fresh download before calling the object bad.
+                warn!(dataset = %name, version = %entry.version, bytes = resumed, "the resumed bytes do not hash to the manifest's SHA-256; downloading the whole object again");
+                let mut file = file;
+                file.set_len(0).map_err(|e| io_err("truncating", e))?;
+                file.seek(std::io::SeekFrom::Start(0))
+                    .map_err(|e| io_err("seeking", e))?;
+                self.transfer(&key, name, entry, file, Sha256::new(), 0)
+                    .await?
             }
-        }
-        let got = hex(&hasher.finalize());
+            done => done,
+        };
         if got != entry.sha256 {
             drop(file);
             let _ = std::fs::remove_file(&part);
@@ -839,9 +878,9 @@ impl Fetcher {
                 ),
             ));
         }
-        file.sync_all()
-            .map_err(|e| failure("cache_io", format!("fsync {}: {e}", part.display())))?;
-        drop(file);
+        // No fsync before the rename: the loader maps the file from the page cache, and the
+        // meta file marks it unsynced until `sync_installed` has flushed it, so a crash before
+        // that leaves a file that `prepare_cache` hashes again instead of trusting.
         let dest = self.file_path(name);
         std::fs::rename(&part, &dest).map_err(|e| {
             failure(
@@ -849,73 +888,288 @@ impl Fetcher {
                 format!("renaming {} to {}: {e}", part.display(), dest.display()),
             )
         })?;
-        let meta = serde_json::to_vec(entry).unwrap_or_default();
-        if let Err(e) = std::fs::write(self.meta_path(name), meta) {
-            warn!(dataset = %name, error = %e, "cannot record the cached version (a restart downloads it again)");
-        }
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        self.write_meta(name, entry, false);
         self.installed.insert(name.to_string(), entry.clone());
         info!(dataset = %name, version = %entry.version, bytes = entry.size, object = %self.source.url_of(&entry.path), "dataset version fetched and verified");
         self.wake_loader();
+        self.unsynced.push((name.to_string(), entry.clone(), file));
         Ok(())
     }
 
-    /// Ranged GETs from `have` to `size`, written and hashed in order.
+    /// Downloads the bytes of `entry` after the `have` already in `file`, retrying interrupted
+    /// ranges; returns the file and the SHA-256 (hex) of all its bytes.
+    async fn transfer(
+        &self,
+        key: &Path,
+        name: &str,
+        entry: &Entry,
+        file: std::fs::File,
+        hasher: Sha256,
+        have: u64,
+    ) -> Result<(std::fs::File, String), Failure> {
+        let sink_err = |e: std::io::Error| {
+            let reason = if e.raw_os_error() == Some(libc_enospc()) {
+                "cache_full"
+            } else {
+                "cache_io"
+            };
+            failure(reason, format!("writing the cache: {e}"))
+        };
+        let mut sink = Sink::start(file, hasher, have).map_err(sink_err)?;
+        let mut pushed = have;
+        let mut attempt = 0;
+        while pushed < entry.size {
+            match self.download(key, &mut sink, &mut pushed, entry.size).await {
+                Ok(()) => {}
+                Err(f) if f.reason == "origin" && attempt + 1 < RANGE_ATTEMPTS => {
+                    attempt += 1;
+                    let ms = 200u64 << attempt;
+                    let jitter = u64::from(std::process::id().wrapping_mul(attempt)) % ms;
+                    warn!(dataset = %name, object = %self.source.url_of(&entry.path), bytes_received = pushed, attempt, error = %f.message, "download interrupted; resuming from the bytes received");
+                    tokio::time::sleep(Duration::from_millis(ms + jitter)).await;
+                }
+                Err(f) if f.reason == SINK_STOPPED => break,
+                Err(f) => return Err(f),
+            }
+        }
+        let end = sink.finish().map_err(sink_err)?;
+        if let Some(e) = end.error {
+            return Err(sink_err(e));
+        }
+        if end.written != entry.size {
+            return Err(failure(
+                "cache_io",
+                format!("wrote {} bytes of {} to the cache", end.written, entry.size),
+            ));
+        }
+        Ok((end.file, hex(&end.hasher.finalize())))
+    }
+
+    /// Ranged GETs from `pushed` to `size`, [`IN_FLIGHT`] at once, handed to the disk thread
+    /// in order: the oldest range's body goes to the disk as it arrives (in batches of
+    /// [`BATCH`] bytes), the younger ones are held until it is done.
     async fn download(
         &self,
         key: &Path,
-        file: &mut std::fs::File,
-        hasher: &mut Sha256,
-        have: &mut u64,
+        sink: &mut Sink,
+        pushed: &mut u64,
         size: u64,
     ) -> Result<(), Failure> {
-        let ranges: Vec<std::ops::Range<u64>> = (*have..size)
-            .step_by(CHUNK as usize)
-            .map(|s| s..(s + CHUNK).min(size))
-            .collect();
-        let store = &self.source.store;
-        let mut chunks = futures::stream::iter(ranges)
-            .map(|r| async move {
-                let len = r.end - r.start;
-                store.get_range(key, r).await.map(|b| (len, b))
-            })
-            .buffered(IN_FLIGHT);
-        while let Some(got) = chunks.next().await {
-            let (len, bytes) =
-                got.map_err(|e| failure(classify(&e), first_line(&e.to_string())))?;
-            if bytes.len() as u64 != len {
+        let mut requested = *pushed;
+        let mut ranges = std::collections::VecDeque::new();
+        loop {
+            while ranges.len() < IN_FLIGHT && requested < size {
+                let end = (requested + CHUNK).min(size);
+                ranges.push_back(self.request_range(key, requested..end));
+                requested = end;
+            }
+            let Some((range, mut body)) = ranges.pop_front() else {
+                return Ok(());
+            };
+            let mut got = 0u64;
+            let mut batch = Vec::new();
+            let mut batched = 0u64;
+            loop {
+                let piece = match body.recv().await {
+                    Some(Ok(b)) => Some(b),
+                    Some(Err(e)) => return Err(failure(classify(&e), first_line(&e.to_string()))),
+                    None => None,
+                };
+                let last = piece.is_none();
+                if let Some(b) = piece {
+                    got += b.len() as u64;
+                    if got > range.end - range.start {
+                        break;
+                    }
+                    batched += b.len() as u64;
+                    batch.push(b);
+                }
+                if batched >= BATCH || (last && batched > 0) {
+                    if sink.push(std::mem::take(&mut batch)).await.is_err() {
+                        return Err(failure(SINK_STOPPED, "the disk thread stopped"));
+                    }
+                    *pushed += batched;
+                    self.progress(batched);
+                    batched = 0;
+                }
+                if last {
+                    break;
+                }
+            }
+            if got != range.end - range.start {
                 return Err(failure(
                     "size_mismatch",
                     format!(
-                        "a range of {len} bytes came back with {} (truncated object)",
-                        bytes.len()
+                        "the range {}..{} came back with {got} bytes (truncated object)",
+                        range.start, range.end
                     ),
                 ));
             }
-            file.write_all(&bytes).map_err(|e| {
-                let reason = if e.raw_os_error() == Some(libc_enospc()) {
-                    "cache_full"
-                } else {
-                    "cache_io"
-                };
-                failure(reason, format!("writing the cache: {e}"))
-            })?;
-            hasher.update(&bytes);
-            *have += len;
-            self.status.downloaded.inc_by(len);
-            let done = self.status.bytes_done.fetch_add(len, Ordering::Relaxed) + len;
-            let mut inner = self.status.lock();
-            if let Some(t) = inner.started {
-                let s = t.elapsed().as_secs_f64();
-                if s > 0.0 {
-                    inner.rate_bytes_per_s = done as f64 / s;
+        }
+    }
+
+    /// Starts one ranged GET on the runtime; its body arrives on the returned channel, an
+    /// error as its last item. The channel holds at most the range's bytes.
+    fn request_range(
+        &self,
+        key: &Path,
+        range: std::ops::Range<u64>,
+    ) -> (
+        std::ops::Range<u64>,
+        tokio::sync::mpsc::UnboundedReceiver<object_store::Result<bytes::Bytes>>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = self.source.store.clone();
+        let key = key.clone();
+        let opts = GetOptions {
+            range: Some(range.clone().into()),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            let got = match store.get_opts(&key, opts).await {
+                Ok(got) => got,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            if let object_store::GetResultPayload::File(..) = got.payload {
+                // A local file: one read of the range, not a stream of small blocking reads.
+                let _ = tx.send(got.bytes().await);
+                return;
+            }
+            let mut body = got.into_stream();
+            while let Some(piece) = body.next().await {
+                let failed = piece.is_err();
+                // A closed channel: the download was abandoned.
+                if tx.send(piece).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        (range, rx)
+    }
+
+    fn progress(&self, bytes: u64) {
+        self.status.downloaded.inc_by(bytes);
+        let done = self.status.bytes_done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let mut inner = self.status.lock();
+        if let Some(t) = inner.started {
+            let s = t.elapsed().as_secs_f64();
+            if s > 0.0 {
+                inner.rate_bytes_per_s = done as f64 / s;
+            }
+        }
+    }
+
+    /// Records what `<name>.qry` holds; `synced`: its bytes are known to be on disk.
+    fn write_meta(&self, name: &str, entry: &Entry, synced: bool) {
+        let meta = CacheMeta {
+            entry: entry.clone(),
+            synced,
+        };
+        let path = self.meta_path(name);
+        let written = serde_json::to_vec(&meta)
+            .map_err(std::io::Error::other)
+            .and_then(|b| {
+                let mut f = std::fs::File::create(&path)?;
+                f.write_all(&b)?;
+                if synced {
+                    f.sync_all()?;
+                }
+                Ok(())
+            });
+        if let Err(e) = written {
+            warn!(dataset = %name, error = %e, "cannot record the cached version (a restart checks or downloads it again)");
+        }
+    }
+
+    /// Flushes the files installed by this poll, then marks them synced: the loader already
+    /// serves them, so the flush delays no request, and a restart trusts a synced file without
+    /// hashing it again.
+    fn sync_installed(&mut self) {
+        let mut any = false;
+        for (name, entry, file) in std::mem::take(&mut self.unsynced) {
+            if self.installed.get(&name) != Some(&entry) {
+                continue;
+            }
+            match file.sync_all() {
+                Ok(()) => {
+                    self.write_meta(&name, &entry, true);
+                    any = true;
+                }
+                Err(e) => {
+                    warn!(dataset = %name, version = %entry.version, error = %e, "fsync of the cached file failed; a restart hashes it again before serving it");
                 }
             }
         }
-        Ok(())
+        if any {
+            if let Ok(d) = std::fs::File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
+        }
     }
+}
+
+/// The reason of a download stopped because the disk thread failed (its error is the one
+/// reported).
+const SINK_STOPPED: &str = "sink_stopped";
+
+/// `<cache-dir>/.<name>.<version>.part`: a download in progress, or a cached file waiting to be
+/// hashed again; the loader never maps dot-files.
+fn part_path(dir: &FsPath, name: &str, version: &str) -> PathBuf {
+    dir.join(format!(".{name}.{version}.part"))
+}
+
+/// Readies `--cache-dir` before any loader looks at it: a `<name>.qry` whose meta says it was
+/// flushed stays; one that was renamed into place but never confirmed flushed (a crash or a
+/// kill soon after its download) becomes the `.part` of its version again, so the fetcher
+/// hashes it against the manifest before it serves; one without a readable meta is deleted.
+pub fn prepare_cache(dir: &FsPath) -> anyhow::Result<()> {
+    let rd = std::fs::read_dir(dir)
+        .with_context(|| format!("reading the cache directory {}", dir.display()))?;
+    for e in rd.filter_map(Result::ok) {
+        let file_name = e.file_name();
+        let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".qry")) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let meta_path = dir.join(format!(".{name}.meta.json"));
+        let meta: Option<CacheMeta> = std::fs::read(&meta_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let size = e.metadata().map(|m| m.len()).ok();
+        match meta {
+            Some(m) if m.synced && Some(m.entry.size) == size => {}
+            Some(m) if valid_name(name) && valid_version(&m.entry.version) => {
+                let part = part_path(dir, name, &m.entry.version);
+                info!(dataset = %name, version = %m.entry.version, "cached file not known to be flushed: hashed again before it serves");
+                std::fs::rename(e.path(), &part).with_context(|| {
+                    format!("renaming {} to {}", e.path().display(), part.display())
+                })?;
+                let _ = std::fs::remove_file(&meta_path);
+            }
+            _ => {
+                warn!(file = %e.path().display(), "cached file without a readable record of its version: deleted");
+                std::fs::remove_file(e.path())
+                    .with_context(|| format!("deleting {}", e.path().display()))?;
+                let _ = std::fs::remove_file(&meta_path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `.<name>.meta.json`: the manifest entry a cached `<name>.qry` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct CacheMeta {
+    #[serde(flatten)]
+    entry: Entry,
+    /// Written `true` only after the file was fsynced; absent (older caches) means `false`.
+    #[serde(default)]
+    synced: bool,
 }
 
 fn libc_enospc() -> i32 {

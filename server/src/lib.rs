@@ -11,6 +11,7 @@ pub mod config;
 mod dataset;
 mod error;
 mod fetch;
+mod fetch_sink;
 mod handlers;
 mod loader;
 pub mod logging;

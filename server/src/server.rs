@@ -153,7 +153,9 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
                     dir.display()
                 )
             })?;
-            Some(crate::fetch::Source::parse(url)?)
+            let source = crate::fetch::Source::parse(url)?;
+            crate::fetch::prepare_cache(dir)?;
+            Some(source)
         }
         None => None,
     };

@@ -442,6 +442,87 @@ fn http_origin_through_nginx_serves_and_swaps() {
     server.wait_rows(260);
 }
 
+fn downloaded(server: &Server) -> u64 {
+    let text = get(server.admin, "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("quarry_fetch_downloaded_bytes_total "))
+        .map_or(0, |v| v.trim().parse().expect("counter value"))
+}
+
+fn cache_meta(cache: &FsPath) -> serde_json::Value {
+    std::fs::read(cache.join(".people.meta.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// A restart trusts a cached file only once its flush was confirmed (`synced` in its meta):
+/// an unconfirmed one is hashed against the manifest before it serves, kept when intact
+/// (nothing downloaded) and downloaded again when torn (as a crash before writeback can leave
+/// it), so torn bytes are never mapped.
+#[test]
+fn a_restart_hashes_an_unflushed_cache_file_before_serving_it() {
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    let published = std::fs::read(publish(&local_store(), &out, 300, "v1")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cached = cache.path().join("people.qry");
+    let serve_cache = || serve(&out, cache.path(), &[], &[]);
+
+    let server = serve_cache();
+    server.wait_rows(300);
+    wait_long("the cached file's flush is confirmed", || {
+        cache_meta(cache.path())["synced"] == true
+    });
+    assert!(downloaded(&server) >= published.len() as u64);
+    drop(server);
+
+    // Flushed: served again without a byte downloaded.
+    let server = serve_cache();
+    server.wait_rows(300);
+    assert_eq!(
+        downloaded(&server),
+        0,
+        "a flushed cache file was downloaded again"
+    );
+    drop(server);
+
+    // Not confirmed flushed, but intact: hashed, kept, nothing downloaded.
+    let mut meta = cache_meta(cache.path());
+    meta["synced"] = false.into();
+    std::fs::write(cache.path().join(".people.meta.json"), meta.to_string()).unwrap();
+    let server = serve_cache();
+    server.wait_rows(300);
+    assert_eq!(
+        downloaded(&server),
+        0,
+        "an intact cache file was downloaded again"
+    );
+    wait_long("the re-hashed file is marked flushed", || {
+        cache_meta(cache.path())["synced"] == true
+    });
+    drop(server);
+
+    // Not confirmed flushed and torn: a run of zeroes where writeback never happened.
+    let mut torn = published.clone();
+    let mid = torn.len() / 2;
+    torn[mid..mid + 4096].fill(0);
+    std::fs::write(&cached, &torn).unwrap();
+    meta["synced"] = false.into();
+    std::fs::write(cache.path().join(".people.meta.json"), meta.to_string()).unwrap();
+    let server = serve_cache();
+    server.wait_rows(300);
+    assert!(
+        downloaded(&server) >= published.len() as u64,
+        "a torn cache file was not downloaded again"
+    );
+    assert!(
+        std::fs::read(&cached).unwrap() == published,
+        "the cache does not hold the published bytes"
+    );
+    assert_eq!(server.health().0, 200);
+}
+
 /// An origin whose validators cannot tell two manifests apart (nginx's e-tag is the file's
 /// modification second and size: two publishes within one second, equal lengths) must not
 /// hide the newer manifest forever behind 304s.
