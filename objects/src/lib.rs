@@ -377,13 +377,24 @@ pub fn missing_credentials(service: Service) -> Option<String> {
             })
         }
         Service::Azure => {
-            let has = set("AZURE_STORAGE_ACCOUNT_KEY")
-                || set("AZURE_STORAGE_ACCESS_KEY")
-                || set("AZURE_STORAGE_SAS_KEY")
-                || set("AZURE_STORAGE_SAS_TOKEN")
-                || set("AZURE_STORAGE_TOKEN")
-                || set("AZURE_CLIENT_SECRET")
-                || set("AZURE_FEDERATED_TOKEN_FILE")
+            // Every spelling object_store's `from_env` reads for a credential, or for an
+            // explicitly configured managed identity endpoint.
+            let has = [
+                "AZURE_STORAGE_ACCOUNT_KEY",
+                "AZURE_STORAGE_ACCESS_KEY",
+                "AZURE_STORAGE_MASTER_KEY",
+                "AZURE_STORAGE_SAS_KEY",
+                "AZURE_STORAGE_SAS_TOKEN",
+                "AZURE_STORAGE_TOKEN",
+                "AZURE_CLIENT_SECRET",
+                "AZURE_STORAGE_CLIENT_SECRET",
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "AZURE_MSI_ENDPOINT",
+                "AZURE_IDENTITY_ENDPOINT",
+                "AZURE_FABRIC_TOKEN_SERVICE_URL",
+            ]
+            .iter()
+            .any(|k| set(k))
                 || truthy("AZURE_STORAGE_USE_EMULATOR")
                 || truthy("AZURE_USE_AZURE_CLI")
                 || truthy("AZURE_SKIP_SIGNATURE")
