@@ -1,5 +1,5 @@
 //! Publishing to object storage: `--out s3://bucket/prefix` (also `gs://`, `az://`,
-//! `file:///dir`).
+//! `file:///dir`). URL parsing, the store and the credentials check come from `quarry-objects`.
 //!
 //! The build writes and verifies its file in a local staging directory exactly as a local
 //! build does, then:

@@ -18,7 +18,8 @@
 //! Messages name the objects by URL: the copies keep their key's path below the folder the
 //! URL lists, and [`crate::cli::ReadArgs::origins`] maps them back.
 //!
-//! Credentials as for `--out` (see `remote.rs`): each service's standard environment.
+//! Credentials as for `--out`: each service's standard environment, checked by
+//! `quarry_objects::missing_credentials` before any request.
 
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
