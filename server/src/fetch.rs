@@ -52,6 +52,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
+use quarry_objects::{classify, describe, first_line, ObjectUrl};
+
 use crate::catalog::Catalog;
 use crate::fetch_sink::Sink;
 
@@ -65,10 +67,6 @@ const BATCH: u64 = 1 << 20;
 const RANGE_ATTEMPTS: u32 = 5;
 /// Nice value of the fetcher thread.
 const NICE: i32 = 10;
-/// Schemes `--source` accepts.
-pub const SCHEMES: &[&str] = &[
-    "s3", "s3a", "gs", "az", "abfs", "abfss", "file", "http", "https",
-];
 /// The manifest's name inside the prefix.
 const MANIFEST: &str = "MANIFEST.json";
 
@@ -226,131 +224,54 @@ struct Entry {
     sha256: String,
 }
 
-/// `--source` resolved: the store and the prefix inside it.
+/// `--source` resolved: the store and the prefix inside it (URL parsing, the store and its
+/// credentials: `quarry-objects`).
 pub struct Source {
+    /// `--source` without trailing `/`s.
     pub url: String,
-    scheme: String,
+    loc: ObjectUrl,
     store: Arc<dyn ObjectStore>,
     prefix: Path,
 }
 
 impl Source {
     /// Parses `--source` and configures its store from the service's standard environment.
+    /// Missing credentials are not an error here: every poll reports them (`credentials`).
     pub fn parse(url: &str) -> anyhow::Result<Source> {
-        let Some((scheme, rest)) = url.split_once("://") else {
-            bail!("--source {url}: not a URL (e.g. s3://bucket/prefix, https://host/prefix, file:///dir)");
+        let loc = match ObjectUrl::parse(url, quarry_objects::ALL) {
+            Ok(Some(loc)) => loc,
+            Ok(None) => bail!(
+                "--source {url}: not a URL (e.g. s3://bucket/prefix, https://host/prefix, \
+                 file:///dir)"
+            ),
+            Err(e) => bail!("--source {url}: {e}"),
         };
-        let scheme = scheme.to_ascii_lowercase();
-        if !SCHEMES.contains(&scheme.as_str()) {
-            bail!(
-                "--source {url}: unsupported URL scheme {scheme:?}; use one of {}",
-                SCHEMES.join(", ")
-            );
-        }
-        let rest = rest.trim_end_matches('/');
-        let clean = format!("{scheme}://{rest}");
-        let bad_path = |e: object_store::path::Error| {
-            anyhow::anyhow!("--source {url}: invalid path: {e} (no empty, `.` or `..` segments)")
-        };
-        let (store, prefix): (Arc<dyn ObjectStore>, Path) = match scheme.as_str() {
-            "file" => {
-                if !rest.starts_with('/') {
-                    bail!("--source {url}: a file:// URL takes an absolute path (file:///dir)");
-                }
-                (
-                    Arc::new(object_store::local::LocalFileSystem::new()),
-                    Path::parse(rest).map_err(bad_path)?,
-                )
-            }
-            "http" | "https" => {
-                let options = object_store::ClientOptions::new().with_allow_http(true);
-                let store = object_store::http::HttpBuilder::new()
-                    .with_url(clean.clone())
-                    .with_client_options(options)
-                    .build()
-                    .with_context(|| format!("--source {url}: configuring the HTTP origin"))?;
-                (Arc::new(store), Path::default())
-            }
-            _ => {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    bail!("--source {url}: the URL names no bucket ({scheme}://BUCKET/prefix)");
-                }
-                let bucket_url = format!("{scheme}://{bucket}");
-                let store: Arc<dyn ObjectStore> = match scheme.as_str() {
-                    "s3" | "s3a" => Arc::new(
-                        object_store::aws::AmazonS3Builder::from_env()
-                            .with_url(bucket_url)
-                            .build()
-                            .with_context(|| format!("--source {url}: configuring S3"))?,
-                    ),
-                    "gs" => Arc::new(
-                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                            .with_url(bucket_url)
-                            .build()
-                            .with_context(|| {
-                                format!("--source {url}: configuring Google Cloud Storage")
-                            })?,
-                    ),
-                    _ => Arc::new(
-                        object_store::azure::MicrosoftAzureBuilder::from_env()
-                            .with_url(bucket_url)
-                            .build()
-                            .with_context(|| {
-                                format!("--source {url}: configuring Azure Blob Storage")
-                            })?,
-                    ),
-                };
-                (store, Path::parse(prefix).map_err(bad_path)?)
-            }
-        };
+        let prefix = loc
+            .prefix()
+            .map_err(|e| anyhow::anyhow!("--source {url}: {e}"))?;
+        let store = loc
+            .store()
+            .map_err(|e| anyhow::anyhow!("--source {url}: {e}"))?;
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
         Ok(Source {
-            url: clean,
-            scheme,
+            url: format!("{}://{}", loc.scheme, rest.trim_end_matches('/')),
+            loc,
             store,
             prefix,
         })
     }
 
     fn key(&self, rel: &str) -> anyhow::Result<Path> {
-        let mut key = self.prefix.clone();
-        for part in rel.split('/') {
-            if part.is_empty() || part == "." || part == ".." {
-                bail!("path {rel:?} has an empty, `.` or `..` segment");
-            }
-            key = key.child(part);
-        }
-        Ok(key)
+        quarry_objects::join(&self.prefix, rel).map_err(anyhow::Error::msg)
     }
 
     fn url_of(&self, rel: &str) -> String {
         format!("{}/{rel}", self.url)
     }
 
-    /// Why S3 would fall back to the EC2 metadata service (minutes of retries outside EC2).
+    /// Why the store has no credentials (reported by every poll, no request made).
     fn missing_credentials(&self) -> Option<String> {
-        if !matches!(self.scheme.as_str(), "s3" | "s3a") {
-            return None;
-        }
-        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-        let truthy = |k: &str| {
-            std::env::var(k).is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"))
-        };
-        if (set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY"))
-            || set("AWS_WEB_IDENTITY_TOKEN_FILE")
-            || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
-            || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
-            || truthy("AWS_SKIP_SIGNATURE")
-            || truthy("QUARRY_S3_INSTANCE_METADATA")
-        {
-            return None;
-        }
-        Some(
-            "no S3 credentials in the environment: set AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN (EKS), or \
-             AWS_SKIP_SIGNATURE=true for a public bucket, or QUARRY_S3_INSTANCE_METADATA=true"
-                .to_string(),
-        )
+        quarry_objects::missing_credentials(self.loc.service)
     }
 }
 
@@ -482,34 +403,6 @@ fn failure(reason: &'static str, message: impl Into<String>) -> Failure {
         reason,
         message: message.into(),
     }
-}
-
-/// The reason label of an object store error.
-fn classify(e: &object_store::Error) -> &'static str {
-    if matches!(e, object_store::Error::NotFound { .. }) {
-        return "missing_object";
-    }
-    let t = e.to_string();
-    if [
-        "403",
-        "401",
-        "Forbidden",
-        "AccessDenied",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "Unauthorized",
-    ]
-    .iter()
-    .any(|w| t.contains(w))
-    {
-        "credentials"
-    } else {
-        "origin"
-    }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).to_string()
 }
 
 fn valid_name(n: &str) -> bool {
@@ -712,7 +605,7 @@ impl Fetcher {
                     "missing_object" => "missing_manifest",
                     r => r,
                 };
-                return Err(failure(reason, first_line(&e.to_string())));
+                return Err(failure(reason, describe(&e)));
             }
         };
         let modified_secs = got.meta.last_modified.timestamp();
@@ -727,7 +620,7 @@ impl Fetcher {
         let bytes = got
             .bytes()
             .await
-            .map_err(|e| failure(classify(&e), first_line(&e.to_string())))?;
+            .map_err(|e| failure(classify(&e), describe(&e)))?;
         let m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| failure("malformed_manifest", format!("not a manifest: {e}")))?;
         if m.format != 1 {

