@@ -7,11 +7,12 @@ on 127.0.0.1, then, RUNS times each, alternating:
   - curl: `curl -s -o FILE URL` of the data object (no checksum, no fsync);
   - fetcher: a fresh `quarry-server --source http://127.0.0.1:PORT/pub --cache-dir EMPTY`,
     timed from spawn until `<cache>/<name>.qry` exists (downloaded, SHA-256 checked against
-    the manifest, fsynced, renamed), and until `/healthz` is 200 (mapped and verified:
-    `--verify full` checks every chunk checksum).
+    the manifest, renamed; the fsync follows the swap), and until `/healthz` is 200 (mapped
+    and verified: `--verify full` checks every chunk checksum); also its CPU seconds;
+  - with `--baseline BIN`, the same for another quarry-server build (an A/B in one run).
 Prints the medians, the fetcher/curl rate ratio, and the load average.
 
-Usage: python3 bench/fetch.py [--mib 1024] [--runs 3]
+Usage: python3 bench/fetch.py [--mib 1024] [--runs 3] [--baseline path/to/quarry-server]
 Needs target/release/quarry-server and quarry-etl (cargo build --release), nginx and curl.
 """
 

@@ -52,7 +52,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
-use quarry_objects::{classify, describe, first_line, ObjectUrl};
+use quarry_objects::{classify, describe, ObjectUrl};
 
 use crate::catalog::Catalog;
 use crate::fetch_sink::Sink;
@@ -669,7 +669,7 @@ impl Fetcher {
                     entry.version
                 )
             } else {
-                first_line(&e.to_string())
+                describe(&e)
             };
             failure(reason, msg)
         })?;
@@ -865,7 +865,7 @@ impl Fetcher {
             loop {
                 let piece = match body.recv().await {
                     Some(Ok(b)) => Some(b),
-                    Some(Err(e)) => return Err(failure(classify(&e), first_line(&e.to_string()))),
+                    Some(Err(e)) => return Err(failure(classify(&e), describe(&e))),
                     None => None,
                 };
                 let last = piece.is_none();
