@@ -69,6 +69,8 @@ const RANGE_ATTEMPTS: u32 = 5;
 const NICE: i32 = 10;
 /// The manifest's name inside the prefix.
 const MANIFEST: &str = "MANIFEST.json";
+/// The largest manifest read (tens of thousands of datasets fit in a few MiB).
+const MAX_MANIFEST: u64 = 64 << 20;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FetchReason {
@@ -617,10 +619,26 @@ impl Fetcher {
         } else {
             None
         };
-        let bytes = got
-            .bytes()
-            .await
-            .map_err(|e| failure(classify(&e), describe(&e)))?;
+        // Read at most MAX_MANIFEST bytes, whatever the origin says the length is: a wrong
+        // URL or a hostile origin must not make the fetcher allocate without bound.
+        let too_big = |n: u64| {
+            failure(
+                "malformed_manifest",
+                format!("{n} bytes or more, more than the {MAX_MANIFEST} a manifest may have"),
+            )
+        };
+        if got.meta.size > MAX_MANIFEST {
+            return Err(too_big(got.meta.size));
+        }
+        let mut bytes = Vec::new();
+        let mut body = got.into_stream();
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| failure(classify(&e), describe(&e)))?;
+            if (bytes.len() + piece.len()) as u64 > MAX_MANIFEST {
+                return Err(too_big((bytes.len() + piece.len()) as u64));
+            }
+            bytes.extend_from_slice(&piece);
+        }
         let m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| failure("malformed_manifest", format!("not a manifest: {e}")))?;
         if m.format != 1 {

@@ -552,6 +552,34 @@ fn a_restart_hashes_an_unflushed_cache_file_before_serving_it() {
     assert_eq!(server.health().0, 200);
 }
 
+/// A manifest larger than any real one (a wrong URL, a hostile origin) is refused before it is
+/// read into memory, with its size in the reason.
+#[test]
+fn an_oversized_manifest_is_refused_unread() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("pub");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = std::fs::File::create(dir.join("MANIFEST.json")).unwrap();
+    f.set_len((64 << 20) + 1).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve(
+        &format!("file://{}/pub", root.path().display()),
+        cache.path(),
+        &[],
+        &[],
+    );
+    wait_long("the manifest is refused", || {
+        server.failures("malformed_manifest") > 0
+    });
+    let (status, body) = server.health();
+    assert_eq!(status, 503);
+    let reason = body["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("67108865 bytes or more, more than the 67108864 a manifest may have"),
+        "{body}"
+    );
+}
+
 /// An origin whose validators cannot tell two manifests apart (nginx's e-tag is the file's
 /// modification second and size: two publishes within one second, equal lengths) must not
 /// hide the newer manifest forever behind 304s.
