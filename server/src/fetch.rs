@@ -285,39 +285,27 @@ pub fn default_cache_max(dir: &FsPath) -> anyhow::Result<u64> {
     Ok(st
         .f_bavail
         .saturating_mul(st.f_frsize)
-        .saturating_add(cached_bytes(dir, None))
+        .saturating_add(cached_bytes(dir))
         .saturating_add(partial_bytes(dir)))
 }
 
 /// Bytes of the `.part` files of the cache.
 fn partial_bytes(dir: &FsPath) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(Result::ok)
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.starts_with('.') && n.ends_with(".part")
-        })
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
+    bytes_of(dir, |n| n.starts_with('.') && n.ends_with(".part"))
 }
 
-/// Bytes of the `*.qry` files of the cache, except `except`'s.
-fn cached_bytes(dir: &FsPath, except: Option<&str>) -> u64 {
+/// Bytes of the `<name>.qry` files of the cache.
+fn cached_bytes(dir: &FsPath) -> u64 {
+    bytes_of(dir, |n| !n.starts_with('.') && n.ends_with(".qry"))
+}
+
+/// Bytes of the files of `dir` whose names `pick` accepts.
+fn bytes_of(dir: &FsPath, pick: impl Fn(&str) -> bool) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
     rd.filter_map(Result::ok)
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            !n.starts_with('.')
-                && n.ends_with(".qry")
-                && except.is_none_or(|x| n.strip_suffix(".qry") != Some(x))
-        })
+        .filter(|e| pick(&e.file_name().to_string_lossy()))
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum()
@@ -457,7 +445,7 @@ impl Fetcher {
     }
 
     fn update_cache_gauge(&self) {
-        let b = cached_bytes(&self.dir, None);
+        let b = cached_bytes(&self.dir);
         self.status
             .cache_bytes
             .set(i64::try_from(b).unwrap_or(i64::MAX));
@@ -700,7 +688,7 @@ impl Fetcher {
                 ),
             ));
         }
-        let others = cached_bytes(&self.dir, None);
+        let others = cached_bytes(&self.dir);
         if others.saturating_add(entry.size) > self.max_bytes {
             return Err(failure(
                 "cache_full",
