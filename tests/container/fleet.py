@@ -1074,9 +1074,11 @@ class Gate:
         return f"http://{self.host}:{self.port}"
 
     def hold(self, offset):
+        """Holds ranged GETs from `offset` on; forgets the ranges asked for so far."""
         with self.lock:
             self.hold_from = offset
             self.held = 0
+            self.starts = []
             self.open.clear()
 
     def release(self):
@@ -1250,6 +1252,9 @@ def objstore(work):
               f"{v1['size']} + {v2['size']}")
         status, h = s.get_json("/healthz")
         check(status == 200 and not h["fetch"]["errors"], f"{s.name} after v2: {status} {h}")
+        info = s.get_json("/v1/datasets/orders")[1]
+        check(info.get("version") == v2["version"],
+              f"{s.name} serves version {info.get('version')}, the manifest names {v2['version']}")
     report["publish"] = (f"ETL published v2 under load: all 3 replicas served it {all_in:.1f} s "
                          f"later; {load.ok} requests, 0 failed ({load.reuse_retries} client "
                          f"retries on reuse), 0 mixed, 0 backwards")
@@ -1382,7 +1387,7 @@ def resume_after_kill(work, net, moto, gate, etl_env, inp, report):
           f"after the kill the cache should hold one {chunk}-byte .part: "
           f"{[(f, os.path.getsize(os.path.join(cache, f))) for f in os.listdir(cache)]}")
     with gate.lock:
-        gate.starts.clear()
+        gate.starts = []
     gate.release()
     k2 = source_server("k2", net, gate, "big", mount)
     k2.wait_ready(120)
