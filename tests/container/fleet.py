@@ -737,6 +737,13 @@ http {{
         _procs.append(self.proc)
         wait_until("nginx to listen", lambda: self._listening(), 10)
 
+    def error_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log"), errors="replace") as f:
+                return f.read()
+        except OSError as e:
+            return repr(e)
+
     def _listening(self):
         if self.proc.poll() is not None:
             raise Failure(f"nginx exited: {self.proc.stderr.read().decode()}")
@@ -778,6 +785,7 @@ class Controller:
         self.nginx = nginx
         self.replicas = {}  # name -> Server
         self.ready = []  # names in the upstreams, in join order
+        self.events = []  # (time, "joined" | "left", name): shown when a check fails
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -820,9 +828,11 @@ class Controller:
                         continue
                     if ok and name not in self.ready:
                         self.ready.append(name)
+                        self.events.append((time.strftime("%H:%M:%S"), "joined", name))
                         self._apply()
                     elif not ok and name in self.ready:
                         self.ready.remove(name)
+                        self.events.append((time.strftime("%H:%M:%S"), "left", name))
                         self._apply()
             time.sleep(0.2)
 
@@ -991,20 +1001,26 @@ class Moto:
     """moto's standalone S3 server (the `moto` of tests/requirements.txt, as the server's and
     ETL's object-storage tests run it), listening on `host` only."""
 
-    def __init__(self, host):
+    def __init__(self, work, host):
         self.host = host
         with socket.socket() as s:
             s.bind((host, 0))
             self.port = s.getsockname()[1]
         py = os.environ.get("QUARRY_TEST_PYTHON", sys.executable)
-        self.proc = subprocess.Popen([py, "-m", "moto.server", "-H", host, "-p", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its log (a line per request) goes to a file: a pipe nobody reads would fill and block it.
+        self.log = os.path.join(work, "moto.log")
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [py, "-m", "moto.server", "-H", host, "-p", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT)
         _procs.append(self.proc)
 
         def listening():
             if self.proc.poll() is not None:
+                with open(self.log, errors="replace") as f:
+                    err = f.read()[-2000:]
                 raise Failure(f"moto.server exited {self.proc.returncode} (scripts/"
-                              f"container-test.sh installs moto): {self.proc.stderr.read()[-2000:]}")
+                              f"container-test.sh installs moto): {err}")
             with socket.socket() as s:
                 return s.connect_ex((host, self.port)) == 0
         wait_until("moto.server to listen", listening, 30)
@@ -1177,7 +1193,7 @@ def objstore(work):
     docker("network", "create", net)
     _networks.append(net)
     gw = gateway_of(net)
-    moto = Moto(gw)
+    moto = Moto(work, gw)
     gate = Gate(gw, (gw, moto.port))
     etl_env = {**S3_CREDS, "AWS_ENDPOINT": moto.endpoint()}
     log(f"moto's S3 server on {moto.endpoint()} (the gateway of {net}), the gate on "
@@ -1212,6 +1228,15 @@ def objstore(work):
     gate.release()
     for s in replicas:
         ctl.wait_joined(s, 60)
+    # nginx applies an upstream change by a reload, which takes effect a moment after SIGHUP.
+    seen = set()
+
+    def routed():
+        status, h, _ = get("127.0.0.1", nginx.port, "/v1/datasets/orders/rows/42", timeout=2)
+        if status == 200:
+            seen.add(h.get("x-upstream"))
+        return len(seen) == 3
+    wait_until("nginx to route to all three replicas", routed, 30)
     took = time.monotonic() - t0
     for s in replicas:
         status, row = s.get_json("/v1/datasets/orders/rows/42")
@@ -1240,7 +1265,8 @@ def objstore(work):
     all_in = time.monotonic() - published
     time.sleep(1)
     load.stop()
-    check(load.failed == 0, f"publish under load: {load.failed} failed: {load.errors}")
+    check(load.failed == 0, f"publish under load: {load.failed} failed: {load.errors[:3]}; "
+          f"upstream changes {ctl.events}; nginx: {nginx.error_log().splitlines()[:4]}")
     check(not load.mixed, f"responses mixing versions: {load.mixed[:5]}")
     check(not load.backwards, f"versions went backwards: {load.backwards[:5]}")
     ups = {u: sorted(g) for u, g in load.seen.items()}
