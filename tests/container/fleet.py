@@ -1244,8 +1244,8 @@ def objstore(work):
         got = metric(s, "quarry_fetch_downloaded_bytes_total")
         check(got == v1["size"], f"{s.name} downloaded {got} bytes, the object has {v1['size']}")
     report["ready"] = (f"3 replicas, --source s3://{BUCKET}/fleet, tmpfs caches: /healthz 503 "
-                       f"'fetching datasets ... 0 of {v1['size']} bytes' while held, all in the "
-                       f"upstreams {took:.1f} s after the origin answered")
+                       f"'fetching datasets ... 0 of {v1['size']} bytes' while held; nginx "
+                       f"routed to all three {took:.1f} s after the origin answered")
     log(report["ready"])
 
     # 3. publish v2 under load through nginx: every replica swaps, nothing fails or mixes
