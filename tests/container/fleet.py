@@ -1344,8 +1344,9 @@ def cache_full(work, net, moto, gate, etl_env, inp, report):
     status, h, enospc = wait_until("/healthz to report the write's ENOSPC",
                                    lambda: fetch_error(s, "No space left on device"),
                                    RELOAD_INTERVAL_S + 20)
-    check(status == 200 and h["datasets"]["orders"]["state"] != "failed",
-          f"after ENOSPC: {status} {h}")
+    obj = f"s3://{BUCKET}/small/{b['path']}"
+    check(status == 200 and h["datasets"]["orders"]["state"] != "failed"
+          and enospc.startswith(obj), f"after ENOSPC (the error should name {obj}): {status} {h}")
     status, h, statvfs_err = wait_until("the retry to meet the free-space check",
                                         lambda: fetch_error(s, "the cache volume has"),
                                         RELOAD_INTERVAL_S + 20)
@@ -1357,7 +1358,6 @@ def cache_full(work, net, moto, gate, etl_env, inp, report):
     fails = metric(s, "quarry_fetch_failures_total", 'reason="cache_full"')
     check(fails is not None and fails >= 2, f"quarry_fetch_failures_total cache_full: {fails}")
     lines = [l for l in s.log_lines() if l.get("message") == "dataset version not fetched"]
-    obj = f"s3://{BUCKET}/small/{b['path']}"
     named = [l for l in lines if l.get("reason") == "cache_full" and l.get("object") == obj]
     check(any("No space left on device" in l.get("error", "") for l in named)
           and any("the cache volume has" in l.get("error", "") for l in named)
