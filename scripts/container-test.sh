@@ -2,22 +2,26 @@
 # The container and fleet tests (tests/container/fleet.py): builds quarry:dev with
 # scripts/image.sh, then runs the pod contract (one container at a time, the pod's limits, bad
 # inputs), three replicas behind Debian's nginx (rolling replacement, ETL publish, docker kill,
-# corrupt version), and the hostile wide group-bys under the pod's 1 GiB (no OOM kill; this part
-# needs the server's memory budget). Every part runs even if one fails. Bounded: every wait has
-# a deadline, `timeout` caps each part. scripts/test.sh calls it.
+# corrupt version), the object-store fleet (moto's S3 server on this run's Docker network, the
+# ETL container publishing to s3://, three `--source` replicas with tmpfs caches behind nginx: a
+# publish under load, a cache tmpfs filled for real (ENOSPC, then the free-space check), a
+# `.part` resumed after `docker kill`), and the hostile wide group-bys under the pod's 1 GiB (no
+# OOM kill; this part needs the server's memory budget). Every part runs even if one fails.
+# Bounded: every wait has a deadline, `timeout` caps each part. scripts/test.sh calls it.
 #
 # Without a reachable Docker Engine: with CI=true this FAILS (CI machines have one); elsewhere it
 # prints that the container tests were skipped and exits 0. nginx is installed from Debian when
-# missing (apt-get, as root or through sudo).
+# missing (apt-get, as root or through sudo); moto (objstore) from PyPI into scripts/test.sh's
+# virtual environment when the Python that runs the tests cannot import it.
 #
-#   scripts/container-test.sh            # contract, fleet, hostile
+#   scripts/container-test.sh            # contract, fleet, objstore, hostile
 #   scripts/container-test.sh contract   # one part
 #   scripts/container-test.sh bench      # throughput through nginx, 1/2/3 replicas (needs wrk)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(contract fleet hostile)
+[ ${#parts[@]} -gt 0 ] || parts=(contract fleet objstore hostile)
 
 if ! command -v docker >/dev/null 2>&1 || ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
   if [ "${CI:-}" = true ]; then
@@ -47,13 +51,14 @@ apt_install() {
   [ -z "$policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
   return $rc
 }
-need_fleet=""; need_bench=""
+need_fleet=""; need_bench=""; need_moto=""
 for p in "${parts[@]}"; do
   case "$p" in
     contract | hostile) ;;
     fleet) need_fleet=1 ;;
+    objstore) need_fleet=1; need_moto=1 ;;
     bench) need_fleet=1; need_bench=1 ;;
-    *) echo "container-test: unknown part '$p' (contract, fleet, hostile, bench)" >&2; exit 2 ;;
+    *) echo "container-test: unknown part '$p' (contract, fleet, objstore, hostile, bench)" >&2; exit 2 ;;
   esac
 done
 if [ -n "$need_fleet" ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
@@ -62,6 +67,21 @@ fi
 if [ -n "$need_bench" ] && ! command -v wrk >/dev/null 2>&1; then
   apt_install wrk
 fi
+
+# moto's S3 server (objstore): the Python of scripts/test.sh (QUARRY_TEST_PYTHON, its venv) or
+# python3 when either imports it; else the same venv scripts/test.sh makes (PEP 668: no global pip).
+py=${QUARRY_TEST_PYTHON:-python3}
+if [ -n "$need_moto" ] && ! "$py" -c 'import moto.server' 2>/dev/null; then
+  req_hash=$(sha256sum tests/requirements.txt | cut -c1-12)
+  venv="${QUARRY_TEST_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/quarry/test-venv-$req_hash}"
+  if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
+    echo "== installing the Python test dependencies (moto) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  fi
+  py="$venv/bin/python"
+fi
+export QUARRY_TEST_PYTHON="$py"
 
 echo "== Docker Engine $(docker version --format '{{.Server.Version}}')"
 scripts/image.sh

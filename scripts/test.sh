@@ -8,8 +8,9 @@
 #   3. schemathesis against a live server (responses match server/openapi.json, no 5xx),
 #   4. the Kubernetes manifest validation and policy tests,
 #   5. the container and fleet tests (scripts/container-test.sh: the image built from the
-#      Dockerfile, the pod contract under the pod's limits, three replicas behind nginx). They
-#      need a Docker Engine: with CI=true a missing engine is a failure, elsewhere a clear skip.
+#      Dockerfile, the pod contract under the pod's limits, three replicas behind nginx, three
+#      `--source` replicas fetching from moto's S3 server). They need a Docker Engine: with
+#      CI=true a missing engine is a failure, elsewhere a clear skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,22 +4,31 @@
     fleet.py contract   the pod contract, one container at a time, with bad inputs
     fleet.py fleet      three replicas behind nginx and a small endpoints controller: rolling
                         replacement, ETL publish, docker kill, corrupt version
+    fleet.py objstore   the object-store path: moto's S3 server on this run's network gateway,
+                        the ETL container publishing to s3://, three `--source` replicas with
+                        tmpfs caches behind nginx (progress while fetching, a publish under
+                        load), a cache tmpfs filled for real (ENOSPC, then the free-space
+                        check), a `.part` resumed after `docker kill`
     fleet.py hostile    the robustness issue's wide group-bys under the pod's 1 GiB: no OOM kill
     fleet.py bench      throughput through nginx with 1, 2, 3 replicas (wrk; not in CI)
 
 Every container runs as Kubernetes runs the pod (POD_FLAGS: one CPU, 1 GiB and no swap,
 read-only root, uid 65532, no capabilities, no-new-privileges, the engine's default seccomp
-profile) with its data on a read-only bind mount at /data. Load goes only to 127.0.0.1 (nginx,
-published ports) or to the containers' addresses on this run's own Docker network. Every wait
-has a deadline; every container, network and nginx this run starts is removed at exit, also on
-failure. A failed check raises with what was expected and what was seen.
+profile) with its data on a read-only bind mount at /data, or (objstore) `--source` and its
+cache on a tmpfs (an emptyDir) or a host directory. Load goes only to 127.0.0.1 (nginx,
+published ports) or to the containers' addresses on this run's own Docker network; moto and its
+gate listen on that network's gateway address only. Every wait has a deadline; every container,
+network, nginx, moto and gate this run starts is removed at exit, also on failure. A failed
+check raises with what was expected and what was seen.
 
-Run by scripts/container-test.sh (which builds the image and installs nginx).
+Run by scripts/container-test.sh (which builds the image and installs nginx and moto).
 """
 
 import argparse
 import atexit
+import hashlib
 import http.client
+import http.server
 import json
 import os
 import random
@@ -57,6 +66,7 @@ _containers = []
 _networks = []
 _volumes = []
 _procs = []
+_httpds = []
 
 
 def log(msg):
@@ -84,6 +94,10 @@ def docker(*args, timeout=300, check_rc=True):
 
 
 def cleanup():
+    for h in _httpds:
+        h.shutdown()
+        h.server_close()
+    _httpds.clear()
     for p in _procs:
         if p.poll() is None:
             p.terminate()
@@ -202,7 +216,10 @@ class Server:
             args += ["--mount", mount]
         elif data_dir is not None:
             args += ["--mount", f"type=bind,source={data_dir},target=/data,readonly"]
-        for k, v in {**SERVER_ENV, **(env or {})}.items():
+        data_env = {}
+        if (mount is not None or data_dir) and "QUARRY_SOURCE" not in (env or {}):
+            data_env["QUARRY_DATA_DIR"] = "/data"
+        for k, v in {**SERVER_ENV, **data_env, **(env or {})}.items():
             args += ["-e", f"{k}={v}"]
         args += extra or []
         args.append(IMAGE)
@@ -268,11 +285,14 @@ class Server:
                 out.append({"message": line})
         return out
 
+    def check_running(self):
+        st = self.inspect()["State"]
+        if not st["Running"]:
+            raise Failure(f"{self.name} exited {st['ExitCode']} before ready:\n{self.logs()}")
+
     def wait_ready(self, timeout=60):
         def ready():
-            st = self.inspect()["State"]
-            if not st["Running"]:
-                raise Failure(f"{self.name} exited {st['ExitCode']} before ready:\n{self.logs()}")
+            self.check_running()
             status, _, _ = self.get("/healthz", timeout=2)
             return status == 200
         wait_until(f"{self.name} /healthz 200", ready, timeout)
@@ -299,7 +319,10 @@ def image_checks():
     c = cfg["Config"]
     check(c["User"] == "65532:65532", f"image user {c['User']!r}")
     check(c["Entrypoint"] == ["/usr/local/bin/quarry-server"], f"entrypoint {c['Entrypoint']}")
-    check("QUARRY_DATA_DIR=/data" in c["Env"] and "8080/tcp" in c["ExposedPorts"],
+    # No data directory in the image's env: it would conflict with every --source deployment
+    # (an image ENV cannot be unset by docker run or a pod spec).
+    check(not any(e.startswith("QUARRY_DATA_DIR=") for e in c["Env"])
+          and "QUARRY_LISTEN=0.0.0.0:8080" in c["Env"] and "8080/tcp" in c["ExposedPorts"],
           f"env {c['Env']}, ports {c['ExposedPorts']}")
     for b in ("quarry-server", "quarry-etl"):
         name = f"{RUN_ID}-version-{b}"
@@ -714,6 +737,13 @@ http {{
         _procs.append(self.proc)
         wait_until("nginx to listen", lambda: self._listening(), 10)
 
+    def error_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log"), errors="replace") as f:
+                return f.read()
+        except OSError as e:
+            return repr(e)
+
     def _listening(self):
         if self.proc.poll() is not None:
             raise Failure(f"nginx exited: {self.proc.stderr.read().decode()}")
@@ -755,6 +785,7 @@ class Controller:
         self.nginx = nginx
         self.replicas = {}  # name -> Server
         self.ready = []  # names in the upstreams, in join order
+        self.events = []  # (time, "joined" | "left", name): shown when a check fails
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -797,9 +828,11 @@ class Controller:
                         continue
                     if ok and name not in self.ready:
                         self.ready.append(name)
+                        self.events.append((time.strftime("%H:%M:%S"), "joined", name))
                         self._apply()
                     elif not ok and name in self.ready:
                         self.ready.remove(name)
+                        self.events.append((time.strftime("%H:%M:%S"), "left", name))
                         self._apply()
             time.sleep(0.2)
 
@@ -944,6 +977,473 @@ def fleet(work):
     print(json.dumps(report, indent=2))
 
 
+# ---- the object-store fleet: --source s3://... from moto on this run's network ---------------
+
+BUCKET = "quarry"
+S3_CREDS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_ALLOW_HTTP": "true",
+}
+
+
+def gateway_of(net):
+    """The host's address on the Docker network `net` (its bridge's gateway): reachable from
+    the containers on it and from this host, from nowhere else."""
+    cfg = json.loads(docker("network", "inspect", net).stdout)[0]["IPAM"]["Config"]
+    gws = [c["Gateway"] for c in cfg if c.get("Gateway") and ":" not in c["Gateway"]]
+    check(gws, f"network {net} has no IPv4 gateway: {cfg}")
+    return gws[0]
+
+
+class Moto:
+    """moto's standalone S3 server (the `moto` of tests/requirements.txt, as the server's and
+    ETL's object-storage tests run it), listening on `host` only."""
+
+    def __init__(self, work, host):
+        self.host = host
+        with socket.socket() as s:
+            s.bind((host, 0))
+            self.port = s.getsockname()[1]
+        py = os.environ.get("QUARRY_TEST_PYTHON", sys.executable)
+        # Its log (a line per request) goes to a file: a pipe nobody reads would fill and block it.
+        self.log = os.path.join(work, "moto.log")
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [py, "-m", "moto.server", "-H", host, "-p", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT)
+        _procs.append(self.proc)
+
+        def listening():
+            if self.proc.poll() is not None:
+                with open(self.log, errors="replace") as f:
+                    err = f.read()[-2000:]
+                raise Failure(f"moto.server exited {self.proc.returncode} (scripts/"
+                              f"container-test.sh installs moto): {err}")
+            with socket.socket() as s:
+                return s.connect_ex((host, self.port)) == 0
+        wait_until("moto.server to listen", listening, 30)
+        c = http.client.HTTPConnection(host, self.port, timeout=10)
+        c.request("PUT", f"/{BUCKET}", headers={"Content-Length": "0"})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        check(r.status == 200, f"creating bucket {BUCKET} in moto: {r.status}")
+
+    def endpoint(self):
+        return f"http://{self.host}:{self.port}"
+
+    def manifest(self, prefix):
+        """The prefix's MANIFEST.json as published. moto refuses anonymous reads of a private
+        bucket but does not verify signatures: an Authorization header of the right shape is
+        enough."""
+        auth = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/"
+                "aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+                "x-amz-date": "20260101T000000Z", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+        status, _, body = get(self.host, self.port, f"/{BUCKET}/{prefix}/MANIFEST.json",
+                              headers=auth)
+        check(status == 200, f"MANIFEST.json of {prefix}: {status} {body[:200]!r}")
+        return json.loads(body)["datasets"]
+
+
+class Gate:
+    """An HTTP proxy in front of moto that can hold ranged GETs (the fetcher's data downloads):
+    `hold(offset)` makes every ranged GET starting at or past `offset` wait until `release()`,
+    so a test can act at a known point of a download (before any byte is written, or after the
+    first range is written). Records every range start it is asked for. Manifest reads and HEADs
+    always pass. SigV4 signs the Host header the client used; moto does not verify signatures,
+    so forwarding the request unchanged is enough."""
+
+    HOP = ("connection", "keep-alive", "transfer-encoding", "content-length")
+
+    def __init__(self, host, upstream):
+        self.upstream = upstream
+        self.lock = threading.Lock()
+        self.open = threading.Event()
+        self.open.set()
+        self.hold_from = None
+        self.held = 0
+        self.starts = []
+        gate = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                gate._forward(self)
+
+            def do_HEAD(self):
+                gate._forward(self)
+
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.host = host
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        _httpds.append(self.httpd)
+
+    def endpoint(self):
+        return f"http://{self.host}:{self.port}"
+
+    def hold(self, offset):
+        """Holds ranged GETs from `offset` on; forgets the ranges asked for so far."""
+        with self.lock:
+            self.hold_from = offset
+            self.held = 0
+            self.starts = []
+            self.open.clear()
+
+    def release(self):
+        with self.lock:
+            self.hold_from = None
+            self.open.set()
+
+    def _forward(self, h):
+        rng = h.headers.get("Range")
+        if h.command == "GET" and rng:
+            m = re.match(r"bytes=(\d+)-", rng)
+            start = int(m.group(1)) if m else 0
+            with self.lock:
+                self.starts.append(start)
+                hold = self.hold_from is not None and start >= self.hold_from
+                if hold:
+                    self.held += 1
+            if hold:
+                self.open.wait(120)  # bounded: a forgotten release does not hang the run
+        try:
+            c = http.client.HTTPConnection(*self.upstream, timeout=60)
+            c.putrequest(h.command, h.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in h.headers.items():
+                if k.lower() not in ("connection", "keep-alive"):
+                    c.putheader(k, v)
+            c.endheaders()
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            h.send_response_only(r.status, r.reason)
+            for k, v in r.getheaders():
+                if k.lower() not in self.HOP:
+                    h.send_header(k, v)
+            length = r.getheader("content-length", "0") if h.command == "HEAD" else len(body)
+            h.send_header("Content-Length", str(length))
+            h.end_headers()
+            if h.command != "HEAD":
+                h.wfile.write(body)
+        except OSError:
+            h.close_connection = True  # the client is gone (docker kill) or moto failed
+
+
+def etl_publish(net, env, inp, csv_name, name, url, key="id"):
+    """quarry-etl in its own container on `net`, publishing to `url` (s3://...)."""
+    cname = f"{RUN_ID}-etl-{len(_containers)}"
+    _containers.append(cname)
+    args = ["run", "--name", cname, "--network", net, "--cpus", "2", "--memory", "2g",
+            "--memory-swap", "2g", "--read-only", "--user", "65532:65532", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges",
+            # The build stages its file locally before the upload (TMPDIR).
+            "--tmpfs", "/tmp:rw,size=512m,uid=65532,gid=65532",
+            "--mount", f"type=bind,source={inp},target=/input,readonly"]
+    for k, v in env.items():
+        args += ["-e", f"{k}={v}"]
+    args += ["--entrypoint", "/usr/local/bin/quarry-etl", IMAGE,
+             "build", f"/input/{csv_name}", "--out", url, "--name", name, "--key", key]
+    p = docker(*args, timeout=600, check_rc=False)
+    docker("rm", cname, check_rc=False)
+    check(p.returncode == 0, f"ETL publish of {name} to {url}: {p.stderr[-2000:]}")
+
+
+def metric(server, name, labels=""):
+    """The value of one sample of the server's /metrics (`name{labels}`), or None."""
+    _, _, body = server.get_admin("/metrics")
+    pat = rf"^{re.escape(name)}{re.escape('{' + labels + '}') if labels else ''} (\S+)$"
+    m = re.search(pat, body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def source_server(name, net, gate, url_path, cache_mount, extra_env=None):
+    """A server container with --source through `gate`, its cache at /cache."""
+    env = {**S3_CREDS, "AWS_ENDPOINT": gate.endpoint(),
+           "QUARRY_SOURCE": f"s3://{BUCKET}/{url_path}", "QUARRY_CACHE_DIR": "/cache",
+           **(extra_env or {})}
+    if cache_mount.startswith("tmpfs:"):
+        return Server(name, network=net, publish=False, env=env,
+                      extra=["--tmpfs", f"/cache:rw,{cache_mount[6:]},uid=65532,gid=65532"])
+    return Server(name, network=net, publish=False, env=env, mount=cache_mount)
+
+
+def write_big_csv(path, gen, rows):
+    """Like orders, plus a column of random hex (incompressible past its alphabet) so the
+    dataset is larger than one ranged GET of the fetcher."""
+    rng = random.Random(gen)
+    with open(path, "w") as f:
+        f.write("id,gen,name,val,blob\n")
+        blob = os.urandom(rows * 20).hex()
+        for i in range(1, rows + 1):
+            f.write(f"{i},{gen},name-{i}-{rng.randrange(1000)},{i * 0.25},"
+                    f"{blob[(i - 1) * 40:i * 40]}\n")
+    return blob
+
+
+def objstore(work):
+    net = f"{RUN_ID}-net"
+    docker("network", "create", net)
+    _networks.append(net)
+    gw = gateway_of(net)
+    moto = Moto(work, gw)
+    gate = Gate(gw, (gw, moto.port))
+    etl_env = {**S3_CREDS, "AWS_ENDPOINT": moto.endpoint()}
+    log(f"moto's S3 server on {moto.endpoint()} (the gateway of {net}), the gate on "
+        f"{gate.endpoint()}")
+    inp = make_dir(os.path.join(work, "in"))
+    report = {}
+
+    # 1-2. publish v1; three replicas fetch it into their tmpfs caches
+    write_orders_csv(os.path.join(inp, "orders.csv"), gen=1)
+    etl_publish(net, etl_env, inp, "orders.csv", "orders", f"s3://{BUCKET}/fleet")
+    v1 = moto.manifest("fleet")["orders"]
+    gate.hold(0)  # every download waits: the replicas must report progress, not ready
+    nginx = Nginx(work)
+    ctl = Controller(nginx)
+    replicas = [source_server(f"o{i}", net, gate, "fleet", "tmpfs:size=64m") for i in range(3)]
+    for s in replicas:
+        ctl.add(s)
+
+    def fetching(s):
+        s.check_running()
+        status, h = s.get_json("/healthz", timeout=2)
+        f = h.get("fetch") or {}
+        return (status, h) if f.get("bytes_total") == v1["size"] else None
+    for s in replicas:
+        status, h = wait_until(f"{s.name} /healthz to report the download", lambda s=s: fetching(s),
+                               60)
+        check(status == 503 and "fetching datasets from s3://" in (h.get("reason") or ""),
+              f"{s.name} while its download is held: {status} {h}")
+    wait_until("the three downloads to reach the origin", lambda: gate.held >= 3, 30)
+    check(not ctl.ready, f"replicas joined before their data was fetched: {ctl.ready}")
+    t0 = time.monotonic()
+    gate.release()
+    for s in replicas:
+        ctl.wait_joined(s, 60)
+    # nginx applies an upstream change by a reload, which takes effect a moment after SIGHUP.
+    seen = set()
+
+    def routed():
+        status, h, _ = get("127.0.0.1", nginx.port, "/v1/datasets/orders/rows/42", timeout=2)
+        if status == 200:
+            seen.add(h.get("x-upstream"))
+        return len(seen) == 3
+    wait_until("nginx to route to all three replicas", routed, 30)
+    took = time.monotonic() - t0
+    for s in replicas:
+        status, row = s.get_json("/v1/datasets/orders/rows/42")
+        check(status == 200 and row["gen"] == 1, f"{s.name} lookup 42: {status} {row}")
+        got = metric(s, "quarry_fetch_downloaded_bytes_total")
+        check(got == v1["size"], f"{s.name} downloaded {got} bytes, the object has {v1['size']}")
+    report["ready"] = (f"3 replicas, --source s3://{BUCKET}/fleet, tmpfs caches: /healthz 503 "
+                       f"'fetching datasets ... 0 of {v1['size']} bytes' while held; nginx "
+                       f"routed to all three {took:.1f} s after the origin answered")
+    log(report["ready"])
+
+    # 3. publish v2 under load through nginx: every replica swaps, nothing fails or mixes
+    front = [("127.0.0.1", nginx.port)]
+    load = Load(front, "/v1/datasets/orders/rows?id=gte.{k}&limit=5", clients=4)
+    load.start()
+    time.sleep(1)
+    write_orders_csv(os.path.join(inp, "orders.csv"), gen=2)
+    etl_publish(net, etl_env, inp, "orders.csv", "orders", f"s3://{BUCKET}/fleet")
+    published = time.monotonic()
+    v2 = moto.manifest("fleet")["orders"]
+    check(v2["version"] != v1["version"], f"the manifest still names {v1['version']}")
+    for s in replicas:
+        wait_until(f"{s.name} to serve v2",
+                   lambda s=s: s.get_json("/v1/datasets/orders/rows/1")[1]["gen"] == 2,
+                   RELOAD_INTERVAL_S + 20)
+    all_in = time.monotonic() - published
+    time.sleep(1)
+    load.stop()
+    check(load.failed == 0, f"publish under load: {load.failed} failed: {load.errors[:3]}; "
+          f"upstream changes {ctl.events}; nginx: {nginx.error_log().splitlines()[:4]}")
+    check(not load.mixed, f"responses mixing versions: {load.mixed[:5]}")
+    check(not load.backwards, f"versions went backwards: {load.backwards[:5]}")
+    ups = {u: sorted(g) for u, g in load.seen.items()}
+    check(len(ups) == 3 and all(2 in g for g in ups.values()),
+          f"every replica should have answered gen 2 through nginx: {ups}")
+    for s in replicas:
+        got = metric(s, "quarry_fetch_downloaded_bytes_total")
+        check(got == v1["size"] + v2["size"], f"{s.name} downloaded {got} bytes, expected "
+              f"{v1['size']} + {v2['size']}")
+        status, h = s.get_json("/healthz")
+        check(status == 200 and not h["fetch"]["errors"], f"{s.name} after v2: {status} {h}")
+        info = s.get_json("/v1/datasets/orders")[1]
+        check(info.get("version") == v2["version"],
+              f"{s.name} serves version {info.get('version')}, the manifest names {v2['version']}")
+    report["publish"] = (f"ETL published v2 under load: all 3 replicas served it {all_in:.1f} s "
+                         f"later; {load.ok} requests, 0 failed ({load.reuse_retries} client "
+                         f"retries on reuse), 0 mixed, 0 backwards")
+    log(report["publish"])
+    ctl.stop()
+    for s in replicas:
+        docker("rm", "-f", s.name)
+
+    cache_full(work, net, moto, gate, etl_env, inp, report)
+    resume_after_kill(work, net, moto, gate, etl_env, inp, report)
+    print(json.dumps(report, indent=2))
+
+
+def in_container(server, path):
+    """`path` inside the running container's mount namespace, as this host (root) sees it."""
+    pid = server.inspect()["State"]["Pid"]
+    return f"/proc/{pid}/root{path}"
+
+
+def fetch_error(server, *needles):
+    status, h = server.get_json("/healthz", timeout=2)
+    e = h["fetch"]["errors"].get("orders", "")
+    return (status, h, e) if all(n in e for n in needles) else None
+
+
+def cache_full(work, net, moto, gate, etl_env, inp, report):
+    """A full cache volume for real. The server's tmpfs cache fits v1 and, when the fetcher
+    checks the volume's free space, v2 too; while v2's download is held at the gate, this host
+    fills the tmpfs (another writer on the same emptyDir), so the download's write fails with
+    ENOSPC. The retry at the next poll meets the statvfs free-space check. Both say cache_full;
+    the old version serves throughout. --cache-max-bytes is far above both versions, so it is
+    never what refuses."""
+    small = make_dir(os.path.join(work, "small-in"))
+    write_orders_csv(os.path.join(small, "orders.csv"), gen=1)
+    etl_publish(net, etl_env, small, "orders.csv", "orders", f"s3://{BUCKET}/small")
+    a = moto.manifest("small")["orders"]
+    s = source_server("full", net, gate, "small", "tmpfs:size=16m",
+                      extra_env={"QUARRY_CACHE_MAX_BYTES": "1GiB"})
+    s.wait_ready(60)
+    cache = in_container(s, "/cache")
+    check(os.path.exists(os.path.join(cache, "orders.qry")),
+          f"cannot see the container's cache as {cache} (this test needs the Docker Engine on "
+          "this host and root)")
+    write_orders_csv(os.path.join(small, "orders.csv"), gen=2, rows=ROWS * 3)
+    gate.hold(0)
+    etl_publish(net, etl_env, small, "orders.csv", "orders", f"s3://{BUCKET}/small")
+    b = moto.manifest("small")["orders"]
+    # A ranged GET arrives only after the fetcher's size and free-space checks passed.
+    wait_until("the v2 download to reach the origin", lambda: gate.held >= 1,
+               RELOAD_INTERVAL_S + 20)
+    st = os.statvfs(cache)
+    free = st.f_bavail * st.f_frsize
+    check(free >= b["size"], f"v2 ({b['size']} bytes) should have fitted at the check: {free} free")
+    filler = os.path.join(cache, ".filler")  # a dot-file: the loader and fetcher ignore it
+    with open(filler, "wb") as f:
+        f.write(bytes(free - b["size"] // 2))
+    st = os.statvfs(cache)
+    left = st.f_bavail * st.f_frsize
+    check(left < b["size"], f"after filling, {left} bytes free for v2's {b['size']}")
+    gate.release()
+    status, h, enospc = wait_until("/healthz to report the write's ENOSPC",
+                                   lambda: fetch_error(s, "No space left on device"),
+                                   RELOAD_INTERVAL_S + 20)
+    obj = f"s3://{BUCKET}/small/{b['path']}"
+    check(status == 200 and h["datasets"]["orders"]["state"] != "failed"
+          and enospc.startswith(obj), f"after ENOSPC (the error should name {obj}): {status} {h}")
+    status, h, statvfs_err = wait_until("the retry to meet the free-space check",
+                                        lambda: fetch_error(s, "the cache volume has"),
+                                        RELOAD_INTERVAL_S + 20)
+    check(status == 200, f"after the free-space check: {status} {h}")
+    status, row = s.get_json("/v1/datasets/orders/rows/7")
+    check(status == 200 and row["gen"] == 1, f"the old version should serve: {status} {row}")
+    status, info = s.get_json("/v1/datasets/orders")
+    check(info.get("rows") == ROWS, f"the old version should serve: {info}")
+    fails = metric(s, "quarry_fetch_failures_total", 'reason="cache_full"')
+    check(fails is not None and fails >= 2, f"quarry_fetch_failures_total cache_full: {fails}")
+    lines = [l for l in s.log_lines() if l.get("message") == "dataset version not fetched"]
+    named = [l for l in lines if l.get("reason") == "cache_full" and l.get("object") == obj]
+    check(any("No space left on device" in l.get("error", "") for l in named)
+          and any("the cache volume has" in l.get("error", "") for l in named)
+          and all(l.get("old_version_serving") is True for l in named),
+          f"log lines should name {obj} with reason cache_full: {lines[:4]}")
+    st = s.inspect()["State"]
+    check(st["Running"] and not st["OOMKilled"], f"the server should run on: {st}")
+    # Space back: the next poll fetches v2 (from the bytes already written).
+    os.remove(filler)
+    wait_until("v2 once the space is back",
+               lambda: s.get_json("/v1/datasets/orders/rows/7")[1]["gen"] == 2,
+               RELOAD_INTERVAL_S + 20)
+    report["cache_full"] = (f"tmpfs size=16m holding v1 ({a['size']} bytes); v2 ({b['size']} "
+                            f"bytes) fitted at the check, then the volume was filled: write "
+                            f"'{enospc.split(': ', 1)[-1][:160]}', then the free-space check "
+                            f"'{statvfs_err.split(': ', 1)[-1][:160]}'; v1 served, /healthz 200, "
+                            f"cache_full failures {fails:.0f}; v2 fetched once space was freed")
+    log(report["cache_full"])
+    docker("rm", "-f", s.name)
+
+
+def resume_after_kill(work, net, moto, gate, etl_env, inp, report):
+    """`docker kill` with one range of a download written, a new container on the same cache
+    (a host directory: what survives a container restart in a pod, an emptyDir, survives here):
+    it resumes from the `.part` instead of downloading it again."""
+    rows = int(os.environ.get("QUARRY_RESUME_ROWS", "240000"))
+    big = make_dir(os.path.join(work, "big-in"))
+    blob = write_big_csv(os.path.join(big, "big.csv"), gen=1, rows=rows)
+    etl_publish(net, etl_env, big, "big.csv", "big", f"s3://{BUCKET}/big")
+    os.remove(os.path.join(big, "big.csv"))
+    e = moto.manifest("big")["big"]
+    cache = make_dir(os.path.join(work, "cache-resume"))
+    mount = f"type=bind,source={cache},target=/cache"
+    # The range at offset 0 passes, every later one waits: the `.part` holds exactly the first
+    # range, whose length (the fetcher's range size) is the start of the second.
+    gate.hold(1)
+    k1 = source_server("k1", net, gate, "big", mount)
+
+    def first_range():
+        k1.check_running()
+        with gate.lock:
+            later = [s for s in gate.starts if s > 0]
+        if not later:
+            return None
+        chunk = min(later)
+        got = metric(k1, "quarry_fetch_downloaded_bytes_total") or 0
+        return chunk if got >= chunk else None
+    chunk = wait_until(f"k1 to write the first range of {e['size']} bytes (the object must span "
+                       "more than one of the fetcher's ranges)", first_range, 60)
+    docker("kill", k1.name)
+    parts = [f for f in os.listdir(cache) if f.endswith(".part")]
+    check(len(parts) == 1 and os.path.getsize(os.path.join(cache, parts[0])) == chunk,
+          f"after the kill the cache should hold one {chunk}-byte .part: "
+          f"{[(f, os.path.getsize(os.path.join(cache, f))) for f in os.listdir(cache)]}")
+    with gate.lock:
+        gate.starts = []
+    gate.release()
+    k2 = source_server("k2", net, gate, "big", mount)
+    k2.wait_ready(120)
+    resumed = [l for l in k2.log_lines() if l.get("message") == "resuming a partial download"]
+    check(resumed and resumed[0].get("bytes") == chunk and resumed[0].get("dataset") == "big",
+          f"k2 should log 'resuming a partial download' with bytes {chunk}:\n"
+          f"{k2.logs()[-3000:]}")
+    got = metric(k2, "quarry_fetch_downloaded_bytes_total")
+    check(got == e["size"] - chunk,
+          f"k2 downloaded {got} bytes; resuming needs {e['size'] - chunk} of {e['size']}")
+    with gate.lock:
+        starts = sorted(gate.starts)
+    check(starts and starts[0] == chunk, f"k2's ranged GETs started at {starts}")
+    with open(os.path.join(cache, "big.qry"), "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    check(digest == e["sha256"], f"cached big.qry SHA-256 {digest}, published {e['sha256']}")
+    status, info = k2.get_json("/v1/datasets/big")
+    check(status == 200 and info.get("rows") == rows, f"/v1/datasets/big: {status} {info}")
+    for k in (1, rows // 2, rows):
+        status, row = k2.get_json(f"/v1/datasets/big/rows/{k}")
+        check(status == 200 and row["blob"] == blob[(k - 1) * 40:k * 40] and row["gen"] == 1,
+              f"big row {k}: {status} {row}")
+    report["resume"] = (f"docker kill with {chunk} of {e['size']} bytes written; the new "
+                        f"container on the same cache logged 'resuming a partial download' "
+                        f"(bytes {chunk}), fetched {got:.0f} bytes from offset "
+                        f"{starts[0]}, verified and served the dataset")
+    log(report["resume"])
+    docker("rm", "-f", k1.name, k2.name)
+
+
 # ---- throughput through the proxy (not in CI) -----------------------------------------------
 
 def proc_cpu(pids):
@@ -1014,13 +1514,14 @@ def bench(work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("what", choices=["contract", "fleet", "hostile", "bench"])
+    ap.add_argument("what", choices=["contract", "fleet", "objstore", "hostile", "bench"])
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix=f"{RUN_ID}-{a.what}-")
     os.chmod(work, 0o755)
     t0 = time.monotonic()
     try:
-        {"contract": contract, "fleet": fleet, "hostile": hostile, "bench": bench}[a.what](work)
+        {"contract": contract, "fleet": fleet, "objstore": objstore, "hostile": hostile,
+         "bench": bench}[a.what](work)
     except Failure as e:
         log(f"FAILED ({a.what}): {e}")
         return 1
