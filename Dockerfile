@@ -9,7 +9,7 @@
 # CI (scripts/test.sh -> scripts/container-test.sh) and in scripts/k8s-kind-demo.sh, so the
 # stage users get is the stage that is tested.
 #
-#   docker run --rm -p 8080:8080 -v "$PWD/data:/data:ro" -e QUARRY_DATA_DIR=/data quarry:dev
+#   docker run --rm -p 8080:8080 -v "$PWD/data:/data:ro" quarry:dev
 #   docker run --rm -p 8080:8080 --tmpfs /cache:uid=65532 -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY \
 #       -e AWS_REGION quarry:dev --source s3://bucket/prefix --cache-dir /cache
 #   docker run --rm -v "$PWD/in:/input:ro" -v "$PWD/data:/data" --entrypoint /usr/local/bin/quarry-etl \
@@ -20,11 +20,11 @@
 FROM scratch
 COPY quarry-server quarry-etl /usr/local/bin/
 USER 65532:65532
-# No QUARRY_DATA_DIR here: the server refuses --data-dir together with --source, and an image
-# ENV cannot be unset by `docker run -e` or by a pod spec (removing the variable from the pod's
-# env list leaves the image's value), so a default here would break every --source deployment.
-# The data directory is the deployment's choice (k8s/base sets QUARRY_DATA_DIR=/data).
-ENV QUARRY_LISTEN=0.0.0.0:8080 \
+# QUARRY_DATA_DIR is a default that --source (flag or QUARRY_SOURCE) overrides: an image ENV
+# cannot be unset by `docker run -e` or a pod spec, so the server lets a data directory from
+# the environment give way to --source (a --data-dir flag beside --source is still an error).
+ENV QUARRY_DATA_DIR=/data \
+    QUARRY_LISTEN=0.0.0.0:8080 \
     QUARRY_ADMIN_LISTEN=0.0.0.0:9090 \
     QUARRY_LOG_FORMAT=json
 # 8080: the API; 9090: the admin port (/metrics, probes), never published to clients.

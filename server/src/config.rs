@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 /// How much of each dataset file is checked before the server reports ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -40,7 +41,8 @@ pub enum LogFormat {
     Text,
 }
 
-/// The server's configuration. Tests build it with `Config::parse_from`.
+/// The server's configuration. `main` builds it with [`Config::load`]; tests with
+/// `Config::parse_from`.
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "quarry-server",
@@ -49,12 +51,9 @@ pub enum LogFormat {
 )]
 pub struct Config {
     /// Directory of dataset files: DIR/<name>.qry (other files and dot-files are ignored).
-    #[arg(
-        long,
-        env = "QUARRY_DATA_DIR",
-        required_unless_present = "source",
-        conflicts_with = "source"
-    )]
+    /// Not with --source on the command line; from the environment it gives way to --source
+    /// (an image's default data directory does not block a --source deployment).
+    #[arg(long, env = "QUARRY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Object storage prefix or HTTP(S) origin to fetch datasets from (s3://bucket/prefix,
     /// gs://, az://, abfs(s)://, file:///dir, https://host/prefix): its MANIFEST.json is polled
@@ -201,6 +200,46 @@ pub struct Config {
 }
 
 impl Config {
+    /// Parses the command line and the environment; a usage error exits 2 with clap's message.
+    pub fn load() -> Config {
+        Self::try_load_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`Config::load`] from `args`: clap's parse plus the rule between `--data-dir` and
+    /// `--source` (one of them; a `QUARRY_DATA_DIR` from the environment gives way to
+    /// `--source`, a `--data-dir` on the command line conflicts with it).
+    pub fn try_load_from<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cmd = Config::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        let mut config = Config::from_arg_matches(&matches)?;
+        let data_dir_source = matches.value_source("data_dir");
+        match (&config.source, &config.data_dir) {
+            (Some(_), Some(_)) if data_dir_source == Some(ValueSource::EnvVariable) => {
+                config.data_dir = None;
+            }
+            (Some(_), Some(_)) => {
+                return Err(cmd.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "the argument '--data-dir' cannot be used with '--source' (--source \
+                     serves what it downloads into --cache-dir)",
+                ));
+            }
+            (None, None) => {
+                return Err(cmd.error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "one of '--data-dir <DATA_DIR>' (QUARRY_DATA_DIR) or '--source <SOURCE>' \
+                     (QUARRY_SOURCE) is required",
+                ));
+            }
+            _ => {}
+        }
+        Ok(config)
+    }
+
     /// The directory the loader maps datasets from: `--data-dir`, or `--cache-dir` with
     /// `--source`.
     pub fn dataset_dir(&self) -> &std::path::Path {
@@ -323,6 +362,20 @@ mod tests {
         assert_eq!(c.dataset_dir(), std::path::Path::new("/c"));
         assert!(c.data_dir.is_none());
         // --source needs --cache-dir, excludes --data-dir; one of them is required.
+        let err = |args: &[&str]| Config::try_load_from(args).err().map(|e| e.to_string());
+        assert!(err(&["quarry-server", "--source", "s3://b/p", "--cache-dir", "/c"]).is_none());
+        assert!(err(&["quarry-server", "--data-dir", "/d"]).is_none());
+        assert!(err(&[
+            "quarry-server",
+            "--source",
+            "s3://b/p",
+            "--cache-dir",
+            "/c",
+            "--data-dir",
+            "/d"
+        ])
+        .is_some_and(|e| e.contains("'--data-dir' cannot be used with '--source'")));
+        assert!(err(&["quarry-server"]).is_some_and(|e| e.contains("'--source <SOURCE>'")));
         for args in [
             &["quarry-server", "--source", "s3://b/p"][..],
             &[
@@ -336,7 +389,7 @@ mod tests {
             ],
             &["quarry-server"],
         ] {
-            assert!(Config::try_parse_from(args).is_err(), "{args:?}");
+            assert!(Config::try_load_from(args).is_err(), "{args:?}");
         }
     }
 }

@@ -4,8 +4,6 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     if std::env::args_os()
         .nth(1)
@@ -14,7 +12,7 @@ fn main() -> ExitCode {
         return hash_token();
     }
     // clap exits with 2 on usage errors.
-    let config = quarry_server::Config::parse();
+    let config = quarry_server::Config::load();
     quarry_server::logging::init(config.log_format);
     match quarry_server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

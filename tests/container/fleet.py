@@ -216,10 +216,7 @@ class Server:
             args += ["--mount", mount]
         elif data_dir is not None:
             args += ["--mount", f"type=bind,source={data_dir},target=/data,readonly"]
-        data_env = {}
-        if (mount is not None or data_dir) and "QUARRY_SOURCE" not in (env or {}):
-            data_env["QUARRY_DATA_DIR"] = "/data"
-        for k, v in {**SERVER_ENV, **data_env, **(env or {})}.items():
+        for k, v in {**SERVER_ENV, **(env or {})}.items():
             args += ["-e", f"{k}={v}"]
         args += extra or []
         args.append(IMAGE)
@@ -319,9 +316,9 @@ def image_checks():
     c = cfg["Config"]
     check(c["User"] == "65532:65532", f"image user {c['User']!r}")
     check(c["Entrypoint"] == ["/usr/local/bin/quarry-server"], f"entrypoint {c['Entrypoint']}")
-    # No data directory in the image's env: it would conflict with every --source deployment
-    # (an image ENV cannot be unset by docker run or a pod spec).
-    check(not any(e.startswith("QUARRY_DATA_DIR=") for e in c["Env"])
+    # The image's data directory default; the objstore part's --source replicas run with it in
+    # their environment (an image ENV cannot be unset), so --source must override it.
+    check("QUARRY_DATA_DIR=/data" in c["Env"]
           and "QUARRY_LISTEN=0.0.0.0:8080" in c["Env"] and "8080/tcp" in c["ExposedPorts"],
           f"env {c['Env']}, ports {c['ExposedPorts']}")
     for b in ("quarry-server", "quarry-etl"):

@@ -552,6 +552,22 @@ fn a_restart_hashes_an_unflushed_cache_file_before_serving_it() {
     assert_eq!(server.health().0, 200);
 }
 
+/// An image's `QUARRY_DATA_DIR` (which no pod spec can unset) gives way to `--source`.
+#[test]
+fn a_data_dir_from_the_environment_gives_way_to_source() {
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    publish(&local_store(), &out, 40, "v1");
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve(
+        &out,
+        cache.path(),
+        &[("QUARRY_DATA_DIR", "/data-of-the-image".into())],
+        &[],
+    );
+    server.wait_rows(40);
+}
+
 /// A manifest larger than any real one (a wrong URL, a hostile origin) is refused before it is
 /// read into memory, with its size in the reason.
 #[test]
