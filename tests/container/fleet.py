@@ -1400,8 +1400,11 @@ def resume_after_kill(work, net, moto, gate, etl_env, inp, report):
         if not later:
             return None
         chunk = min(later)
-        got = metric(k1, "quarry_fetch_downloaded_bytes_total") or 0
-        return chunk if got >= chunk else None
+        # Received bytes reach the `.part` a moment later (the fetcher's disk thread writes
+        # them): wait for the file itself.
+        on_disk = [os.path.getsize(os.path.join(cache, f))
+                   for f in os.listdir(cache) if f.endswith(".part")]
+        return chunk if on_disk == [chunk] else None
     chunk = wait_until(f"k1 to write the first range of {e['size']} bytes (the object must span "
                        "more than one of the fetcher's ranges)", first_range, 60)
     docker("kill", k1.name)
