@@ -817,6 +817,7 @@ impl Fetcher {
         let mut sink = Sink::start(file, hasher, have).map_err(sink_err)?;
         let mut pushed = have;
         let mut attempt = 0;
+        let mut failed = None;
         while pushed < entry.size {
             match self.download(key, &mut sink, &mut pushed, entry.size).await {
                 Ok(()) => {}
@@ -828,12 +829,19 @@ impl Fetcher {
                     tokio::time::sleep(Duration::from_millis(ms + jitter)).await;
                 }
                 Err(f) if f.reason == SINK_STOPPED => break,
-                Err(f) => return Err(f),
+                Err(f) => {
+                    failed = Some(f);
+                    break;
+                }
             }
         }
+        // Joined on every path: the next attempt reads the `.part` this thread writes.
         let end = sink.finish().map_err(sink_err)?;
         if let Some(e) = end.error {
             return Err(sink_err(e));
+        }
+        if let Some(f) = failed {
+            return Err(f);
         }
         if end.written != entry.size {
             return Err(failure(

@@ -111,8 +111,8 @@ fn write_all(file: &mut File, batch: &[Bytes]) -> io::Result<()> {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        // Dropped without `finish` (an abandoned download): the sender closes here and the
-        // thread ends after its current range; nothing waits for it.
+        // Dropped without `finish` (only when the fetcher itself unwinds): the sender closes
+        // here and the thread ends after the batches already queued; nothing waits for it.
         self.tx = None;
     }
 }
