@@ -870,14 +870,14 @@ impl Fetcher {
                 ranges.push_back(self.request_range(key, requested..end));
                 requested = end;
             }
-            let Some((range, mut body)) = ranges.pop_front() else {
+            let Some(mut head) = ranges.pop_front() else {
                 return Ok(());
             };
             let mut got = 0u64;
             let mut batch = Vec::new();
             let mut batched = 0u64;
             loop {
-                let piece = match body.recv().await {
+                let piece = match head.body.recv().await {
                     Some(Ok(b)) => Some(b),
                     Some(Err(e)) => return Err(failure(classify(&e), describe(&e))),
                     None => None,
@@ -885,7 +885,7 @@ impl Fetcher {
                 let last = piece.is_none();
                 if let Some(b) = piece {
                     got += b.len() as u64;
-                    if got > range.end - range.start {
+                    if got > head.range.end - head.range.start {
                         break;
                     }
                     batched += b.len() as u64;
@@ -903,12 +903,19 @@ impl Fetcher {
                     break;
                 }
             }
-            if got != range.end - range.start {
+            if got != head.range.end - head.range.start {
                 return Err(failure(
                     "size_mismatch",
                     format!(
-                        "the range {}..{} came back with {got} bytes (truncated object)",
-                        range.start, range.end
+                        "the range {}..{} came back with {}{got} bytes (truncated or \
+                         replaced object)",
+                        head.range.start,
+                        head.range.end,
+                        if got > head.range.end - head.range.start {
+                            "at least "
+                        } else {
+                            ""
+                        }
                     ),
                 ));
             }
@@ -917,14 +924,7 @@ impl Fetcher {
 
     /// Starts one ranged GET on the runtime; its body arrives on the returned channel, an
     /// error as its last item. The channel holds at most the range's bytes.
-    fn request_range(
-        &self,
-        key: &Path,
-        range: std::ops::Range<u64>,
-    ) -> (
-        std::ops::Range<u64>,
-        tokio::sync::mpsc::UnboundedReceiver<object_store::Result<bytes::Bytes>>,
-    ) {
+    fn request_range(&self, key: &Path, range: std::ops::Range<u64>) -> RangeGet {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let store = self.source.store.clone();
         let key = key.clone();
@@ -932,7 +932,7 @@ impl Fetcher {
             range: Some(range.clone().into()),
             ..Default::default()
         };
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let got = match store.get_opts(&key, opts).await {
                 Ok(got) => got,
                 Err(e) => {
@@ -954,7 +954,11 @@ impl Fetcher {
                 }
             }
         });
-        (range, rx)
+        RangeGet {
+            range,
+            body: rx,
+            task,
+        }
     }
 
     fn progress(&self, bytes: u64) {
@@ -1015,6 +1019,20 @@ impl Fetcher {
                 let _ = d.sync_all();
             }
         }
+    }
+}
+
+/// One ranged GET in flight: its body's channel, and its task, aborted when this is dropped
+/// (a download that failed or ended leaves no request waiting on the origin).
+struct RangeGet {
+    range: std::ops::Range<u64>,
+    body: tokio::sync::mpsc::UnboundedReceiver<object_store::Result<bytes::Bytes>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RangeGet {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
