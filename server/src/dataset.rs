@@ -10,6 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use quarry_format::{MappedFile, QuarryFile};
 use quarry_query::RowJson;
+
+use crate::reaper::Reaped;
 use serde_json::{json, Value as Json};
 
 /// What identifies a file on disk: a rename over `<name>.qry` changes the inode.
@@ -85,7 +87,9 @@ pub struct Dataset {
     pub name: String,
     pub path: PathBuf,
     pub identity: FileIdentity,
-    pub file: QuarryFile<MappedFile>,
+    /// Dropped on the reaper thread: unmapping, and closing a file renamed over by its next
+    /// version, frees the whole mapping and inode inside the call.
+    pub file: Reaped<QuarryFile<MappedFile>>,
     pub version_hex: String,
     /// `{name, rows, key, version, columns, row_groups, bytes}` serialized once (no trailing
     /// newline): the detail body and a list entry.
@@ -140,7 +144,7 @@ impl Dataset {
             name,
             path,
             identity,
-            file,
+            file: Reaped::new(file),
             version_hex,
             info_json,
             leased,

@@ -19,6 +19,7 @@ mod memory;
 mod metrics;
 mod panic;
 mod progress;
+mod reaper;
 pub mod routes;
 mod server;
 mod state;
