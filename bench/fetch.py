@@ -53,6 +53,31 @@ def wait_port(port, proc, what):
             time.sleep(0.02)
 
 
+def start_nginx(work, root, cpu=None):
+    """Debian's nginx serving `root` on a free 127.0.0.1 port (optionally pinned to core `cpu`);
+    returns the process and the port once it listens."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(
+            f"daemon off; master_process off; pid {work}/nginx.pid; error_log stderr;\n"
+            f"events {{}}\nhttp {{ access_log off; sendfile on;\n"
+            f"client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};\n"
+            f"uwsgi_temp_path {work}; scgi_temp_path {work};\n"
+            f"server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n"
+        )
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    ng = subprocess.Popen(pin + [nginx, "-e", "stderr", "-p", work, "-c", conf],
+                          stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, ng, "nginx")
+    except BaseException:
+        ng.kill()
+        raise
+    return ng, port
+
+
 def make_csv(path, mib):
     """Rows of mixed columns until the file has `mib` MiB (random-ish text compresses little)."""
     target = mib << 20
@@ -128,7 +153,6 @@ def main():
     for b in (server, etl):
         if not os.access(b, os.X_OK):
             sys.exit(f"{b} is missing: cargo build --release -p quarry-server -p quarry-etl")
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     work = tempfile.mkdtemp(prefix="quarry-fetch-bench-", dir=os.path.join(ROOT, "target"))
     procs = []
     try:
@@ -144,20 +168,8 @@ def main():
         manifest = json.load(open(os.path.join(store, "pub", "MANIFEST.json")))
         entry = manifest["datasets"]["big"]
         size = entry["size"]
-        port = free_port()
-        conf = os.path.join(work, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(
-                f"daemon off; master_process off; pid {work}/nginx.pid; error_log stderr;\n"
-                f"events {{}}\nhttp {{ access_log off; sendfile on;\n"
-                f"client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};\n"
-                f"uwsgi_temp_path {work}; scgi_temp_path {work};\n"
-                f"server {{ listen 127.0.0.1:{port}; root {store}; }} }}\n"
-            )
-        ng = subprocess.Popen([nginx, "-e", "stderr", "-p", work, "-c", conf],
-                              stderr=subprocess.DEVNULL)
+        ng, port = start_nginx(work, store)
         procs.append(ng)
-        wait_port(port, ng, "nginx")
         url = f"http://127.0.0.1:{port}/pub"
         servers = [("fetcher", server)]
         if args.baseline:

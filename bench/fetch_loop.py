@@ -32,7 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fetch import REL, ROOT, free_port, make_csv, wait_port  # noqa: E402
+from fetch import REL, ROOT, free_port, make_csv, start_nginx, wait_port  # noqa: E402
 
 
 def pct(xs, p):
@@ -128,7 +128,6 @@ def main():
     for b in (server, etl):
         if not os.access(b, os.X_OK):
             sys.exit(f"{b} is missing: cargo build --release -p quarry-server -p quarry-etl")
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     os.sched_setaffinity(0, {1})
     work = tempfile.mkdtemp(prefix="quarry-fetch-loop-", dir=os.path.join(ROOT, "target"))
     ng = None
@@ -144,19 +143,7 @@ def main():
         v2 = json.load(open(v2_manifest))["datasets"]["big"]
         shutil.copyfile(os.path.join(stage, "pub", v2["path"]),
                         os.path.join(store, "pub", v2["path"]))
-        port = free_port()
-        conf = os.path.join(work, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(
-                f"daemon off; master_process off; pid {work}/nginx.pid; error_log stderr;\n"
-                f"events {{}}\nhttp {{ access_log off; sendfile on;\n"
-                f"client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};\n"
-                f"uwsgi_temp_path {work}; scgi_temp_path {work};\n"
-                f"server {{ listen 127.0.0.1:{port}; root {store}; }} }}\n"
-            )
-        ng = subprocess.Popen(["taskset", "-c", "1", nginx, "-e", "stderr", "-p", work, "-c", conf],
-                              stderr=subprocess.DEVNULL)
-        wait_port(port, ng, "nginx")
+        ng, port = start_nginx(work, store, cpu=1)
         url = f"http://127.0.0.1:{port}/pub"
         print(f"v2 object: {v2['size']} bytes; server pinned to core 0, nginx and client to core 1")
         windows = {"before": [], "download+swap": [], "after": []}

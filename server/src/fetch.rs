@@ -319,6 +319,7 @@ pub fn spawn(
     interval: Duration,
     status: Arc<FetchStatus>,
     wake: StdUnixStream,
+    cached: Cached,
 ) -> anyhow::Result<()> {
     status.active.store(true, Ordering::Relaxed);
     status.lock().source = source.url.clone();
@@ -343,12 +344,12 @@ pub fn spawn(
                 max_bytes,
                 status,
                 wake,
-                installed: BTreeMap::new(),
+                installed: cached.0,
                 unsynced: Vec::new(),
                 manifest: None,
                 conditional_reads: 0,
             };
-            f.scan_cache();
+            f.update_cache_gauge();
             runtime.block_on(f.run(interval));
         })
         .context("spawning the fetcher thread")?;
@@ -417,31 +418,6 @@ impl Fetcher {
 
     fn file_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.qry"))
-    }
-
-    /// What a previous run left: `<name>.qry` files whose `.meta.json` matches their size.
-    fn scan_cache(&mut self) {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in rd.filter_map(Result::ok) {
-            let file_name = e.file_name();
-            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".qry")) else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let meta: Option<CacheMeta> = std::fs::read(self.meta_path(name))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            if let (Some(meta), Ok(m)) = (meta, e.metadata()) {
-                if meta.synced && m.len() == meta.entry.size {
-                    self.installed.insert(name.to_string(), meta.entry);
-                }
-            }
-        }
-        self.update_cache_gauge();
     }
 
     fn update_cache_gauge(&self) {
@@ -711,14 +687,7 @@ impl Fetcher {
                 }
             }
         }
-        let io_err = |what: &str, e: std::io::Error| {
-            let reason = if e.raw_os_error() == Some(libc_enospc()) {
-                "cache_full"
-            } else {
-                "cache_io"
-            };
-            failure(reason, format!("{what} {}: {e}", part.display()))
-        };
+        let io_err = |what: &str, e| cache_failure(format!("{what} {}", part.display()), e);
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -806,14 +775,7 @@ impl Fetcher {
         hasher: Sha256,
         have: u64,
     ) -> Result<(std::fs::File, String), Failure> {
-        let sink_err = |e: std::io::Error| {
-            let reason = if e.raw_os_error() == Some(libc_enospc()) {
-                "cache_full"
-            } else {
-                "cache_io"
-            };
-            failure(reason, format!("writing the cache: {e}"))
-        };
+        let sink_err = |e| cache_failure("writing the cache".to_string(), e);
         let mut sink = Sink::start(file, hasher, have).map_err(sink_err)?;
         let mut pushed = have;
         let mut attempt = 0;
@@ -1046,11 +1008,16 @@ fn part_path(dir: &FsPath, name: &str, version: &str) -> PathBuf {
     dir.join(format!(".{name}.{version}.part"))
 }
 
+/// The dataset versions a previous run left in `--cache-dir`, flushed and trusted.
+pub struct Cached(BTreeMap<String, Entry>);
+
 /// Readies `--cache-dir` before any loader looks at it: a `<name>.qry` whose meta says it was
-/// flushed stays; one that was renamed into place but never confirmed flushed (a crash or a
-/// kill soon after its download) becomes the `.part` of its version again, so the fetcher
-/// hashes it against the manifest before it serves; one without a readable meta is deleted.
-pub fn prepare_cache(dir: &FsPath) -> anyhow::Result<()> {
+/// flushed stays (and is returned); one that was renamed into place but never confirmed flushed
+/// (a crash or a kill soon after its download) becomes the `.part` of its version again, so the
+/// fetcher hashes it against the manifest before it serves; one without a readable meta is
+/// deleted.
+pub fn prepare_cache(dir: &FsPath) -> anyhow::Result<Cached> {
+    let mut kept = BTreeMap::new();
     let rd = std::fs::read_dir(dir)
         .with_context(|| format!("reading the cache directory {}", dir.display()))?;
     for e in rd.filter_map(Result::ok) {
@@ -1067,7 +1034,9 @@ pub fn prepare_cache(dir: &FsPath) -> anyhow::Result<()> {
             .and_then(|b| serde_json::from_slice(&b).ok());
         let size = e.metadata().map(|m| m.len()).ok();
         match meta {
-            Some(m) if m.synced && Some(m.entry.size) == size => {}
+            Some(m) if m.synced && Some(m.entry.size) == size => {
+                kept.insert(name.to_string(), m.entry);
+            }
             Some(m) if valid_name(name) && valid_version(&m.entry.version) => {
                 let part = part_path(dir, name, &m.entry.version);
                 info!(dataset = %name, version = %m.entry.version, "cached file not known to be flushed: hashed again before it serves");
@@ -1084,7 +1053,7 @@ pub fn prepare_cache(dir: &FsPath) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(Cached(kept))
 }
 
 /// `.<name>.meta.json`: the manifest entry a cached `<name>.qry` holds.
@@ -1097,8 +1066,14 @@ struct CacheMeta {
     synced: bool,
 }
 
-fn libc_enospc() -> i32 {
-    rustix::io::Errno::NOSPC.raw_os_error()
+/// A failed cache read or write: `cache_full` when the volume is out of space.
+fn cache_failure(what: String, e: std::io::Error) -> Failure {
+    let reason = if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+        "cache_full"
+    } else {
+        "cache_io"
+    };
+    failure(reason, format!("{what}: {e}"))
 }
 
 /// Hashes what a previous attempt left in `file` and positions it at its end; a `.part`

@@ -8,12 +8,12 @@
 
 use std::ops::Deref;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 type Garbage = Box<dyn Send>;
 
-fn reaper() -> Option<Sender<Garbage>> {
-    static REAPER: OnceLock<Option<Mutex<Sender<Garbage>>>> = OnceLock::new();
+fn reaper() -> Option<&'static Sender<Garbage>> {
+    static REAPER: OnceLock<Option<Sender<Garbage>>> = OnceLock::new();
     let slot = REAPER.get_or_init(|| {
         let (tx, rx) = channel::<Garbage>();
         std::thread::Builder::new()
@@ -24,10 +24,9 @@ fn reaper() -> Option<Sender<Garbage>> {
                 }
             })
             .ok()
-            .map(|_| Mutex::new(tx))
+            .map(|_| tx)
     });
     slot.as_ref()
-        .map(|tx| tx.lock().unwrap_or_else(|p| p.into_inner()).clone())
 }
 
 /// `T`, dropped on the reaper thread. Derefs to `T`.

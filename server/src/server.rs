@@ -154,8 +154,8 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
                 )
             })?;
             let source = crate::fetch::Source::parse(url)?;
-            crate::fetch::prepare_cache(dir)?;
-            Some(source)
+            let cached = crate::fetch::prepare_cache(dir)?;
+            Some((source, cached))
         }
         None => None,
     };
@@ -241,7 +241,7 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
     if config.plumbing() != quarry_runtime::Plumbing::FULL {
         warn!(plumbing = ?config.plumbing(), "--plain-runtime: benchmark mode, runtime glue off");
     }
-    if let Some(source) = source {
+    if let Some((source, cached)) = source {
         let dir = config.dataset_dir().to_path_buf();
         let (max, why) = match config.cache_max_bytes {
             Some(m) => (m, "--cache-max-bytes"),
@@ -263,6 +263,7 @@ pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
             config.reload_interval,
             metrics.fetch.clone(),
             wake,
+            cached,
         )?;
     }
     info!(%addr, %admin_addr, threads = config.threads, "listening");
