@@ -229,6 +229,15 @@ impl ObjectUrl {
     /// `https://` trusts the system's roots, or instead the PEM certificates of
     /// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set (rustls-native-certs).
     pub fn store(&self) -> Result<Arc<dyn ObjectStore>, StoreError> {
+        self.store_with_retry(object_store::RetryConfig::default())
+    }
+
+    /// [`ObjectUrl::store`] with `retry` as the client's budget of retries per request
+    /// (object_store's default: 10 retries within 3 minutes).
+    pub fn store_with_retry(
+        &self,
+        retry: object_store::RetryConfig,
+    ) -> Result<Arc<dyn ObjectStore>, StoreError> {
         let config = |source| StoreError {
             service: self.service,
             source,
@@ -242,24 +251,28 @@ impl ObjectUrl {
                     .with_client_options(
                         object_store::ClientOptions::new().with_allow_http(self.scheme == "http"),
                     )
+                    .with_retry(retry)
                     .build()
                     .map_err(config)?,
             ),
             Service::S3 => Arc::new(
                 object_store::aws::AmazonS3Builder::from_env()
                     .with_url(url)
+                    .with_retry(retry.clone())
                     .build()
                     .map_err(config)?,
             ),
             Service::Gcs => Arc::new(
                 object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_url(url)
+                    .with_retry(retry.clone())
                     .build()
                     .map_err(config)?,
             ),
             Service::Azure => Arc::new(
                 object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_url(url)
+                    .with_retry(retry.clone())
                     .build()
                     .map_err(config)?,
             ),

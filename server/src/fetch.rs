@@ -65,6 +65,21 @@ pub const IN_FLIGHT: usize = 4;
 const BATCH: u64 = 1 << 20;
 /// Restarts of a download from its written bytes within one poll.
 const RANGE_ATTEMPTS: u32 = 5;
+/// The object store client's retries of one request: a few, quickly. A failure that
+/// outlasts them (an untrusted certificate, a long outage) is reported at once, and the
+/// fetcher retries on its own terms: the interrupted range from the bytes received
+/// ([`RANGE_ATTEMPTS`]), the manifest at the next poll.
+fn request_retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(10),
+    }
+}
 /// Nice value of the fetcher thread.
 const NICE: i32 = 10;
 /// The manifest's name inside the prefix.
@@ -252,7 +267,7 @@ impl Source {
             .prefix()
             .map_err(|e| anyhow::anyhow!("--source {url}: {e}"))?;
         let store = loc
-            .store()
+            .store_with_retry(request_retry())
             .map_err(|e| anyhow::anyhow!("--source {url}: {e}"))?;
         let rest = url.split_once("://").map_or("", |(_, r)| r);
         Ok(Source {
