@@ -535,8 +535,7 @@ impl Fetcher {
             self.installed.remove(&name);
             self.wake_loader();
         }
-        self.sync_installed();
-        self.update_cache_gauge();
+        // Readiness does not wait for the flush: the loader already serves these files.
         if !self.status.first_sync_done.swap(true, Ordering::AcqRel) {
             info!(
                 datasets = manifest.datasets.len(),
@@ -545,6 +544,8 @@ impl Fetcher {
             );
             self.wake_loader();
         }
+        self.sync_installed();
+        self.update_cache_gauge();
         clean
     }
 

@@ -549,7 +549,7 @@ fn a_restart_hashes_an_unflushed_cache_file_before_serving_it() {
         std::fs::read(&cached).unwrap() == published,
         "the cache does not hold the published bytes"
     );
-    assert_eq!(server.health().0, 200);
+    wait_long("/healthz is 200", || server.health().0 == 200);
 }
 
 /// An image's `QUARRY_DATA_DIR` (which no pod spec can unset) gives way to `--source`.
