@@ -473,8 +473,9 @@ impl Fetcher {
             }
             Err(f) => {
                 error!(source = %self.source.url, object = %self.source.url_of(MANIFEST), reason = f.reason, error = %f.message, "cannot use the manifest; the cached datasets keep serving");
-                self.status.fail(f.reason);
+                // The reason before the count: whoever sees the count can read why.
                 self.status.lock().manifest_error = Some(f.message);
+                self.status.fail(f.reason);
                 return false;
             }
         };
@@ -513,11 +514,11 @@ impl Fetcher {
                     let object = self.source.url_of(&entry.path);
                     let serving = self.installed.contains_key(name);
                     error!(dataset = %name, version = %entry.version, object = %object, reason = f.reason, error = %f.message, old_version_serving = serving, "dataset version not fetched");
-                    self.status.fail(f.reason);
                     self.status
                         .lock()
                         .errors
                         .insert(name.clone(), format!("{object}: {}", f.message));
+                    self.status.fail(f.reason);
                 }
             }
         }

@@ -466,8 +466,8 @@ def bad_inputs(work, inp, data):
           and "ermission denied" in json.dumps(h), f"unreadable file: {status} {h}")
     status, _, _ = s.get("/livez")
     check(status == 200 and s.inspect()["State"]["Running"], "unreadable file: not alive")
-    check(any("ermission denied" in json.dumps(l) for l in s.log_lines()),
-          f"no log line names the permission error:\n{s.logs()}")
+    wait_until("a log line naming the permission error",
+               lambda: any("ermission denied" in json.dumps(l) for l in s.log_lines()), 20)
     docker("rm", "-f", s.name)
 
     log("bad input: the data directory mounted read-write -> warning, still serving")
@@ -1354,12 +1354,18 @@ def cache_full(work, net, moto, gate, etl_env, inp, report):
     check(info.get("rows") == ROWS, f"the old version should serve: {info}")
     fails = metric(s, "quarry_fetch_failures_total", 'reason="cache_full"')
     check(fails is not None and fails >= 2, f"quarry_fetch_failures_total cache_full: {fails}")
-    lines = [l for l in s.log_lines() if l.get("message") == "dataset version not fetched"]
-    named = [l for l in lines if l.get("reason") == "cache_full" and l.get("object") == obj]
-    check(any("No space left on device" in l.get("error", "") for l in named)
-          and any("the cache volume has" in l.get("error", "") for l in named)
-          and all(l.get("old_version_serving") is True for l in named),
-          f"log lines should name {obj} with reason cache_full: {lines[:4]}")
+    # `docker logs` may lag the server's stdout behind /healthz: wait for both lines.
+    def cache_full_lines():
+        lines = [l for l in s.log_lines() if l.get("message") == "dataset version not fetched"]
+        named = [l for l in lines if l.get("reason") == "cache_full" and l.get("object") == obj]
+        if (any("No space left on device" in l.get("error", "") for l in named)
+                and any("the cache volume has" in l.get("error", "") for l in named)):
+            return named
+        return None
+    named = wait_until(f"log lines naming {obj} with reason cache_full and either error",
+                       cache_full_lines, 20)
+    check(all(l.get("old_version_serving") is True for l in named),
+          f"log lines should say the old version serves: {named[:4]}")
     st = s.inspect()["State"]
     check(st["Running"] and not st["OOMKilled"], f"the server should run on: {st}")
     # Space back: the next poll fetches v2 (from the bytes already written).
