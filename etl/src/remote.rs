@@ -328,16 +328,16 @@ async fn update_manifest(
                     }
                 }
             }
+            // No manifest (deleted, expired, or a prefix published before there was one):
+            // it starts from every pointer, never from this dataset alone, which would make
+            // every server drop the other datasets.
             Err(object_store::Error::NotFound { .. }) => (
-                Manifest {
-                    format: 1,
-                    datasets: Default::default(),
-                },
+                manifest_from_pointers(store, target).await?,
                 PutMode::Create,
             ),
             Err(e) => return Err(e.into()),
         };
-        if manifest.datasets.get(name) == Some(&entry) {
+        if matches!(mode, PutMode::Update(_)) && manifest.datasets.get(name) == Some(&entry) {
             return Ok(());
         }
         manifest.datasets.insert(name.to_string(), entry.clone());

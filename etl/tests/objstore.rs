@@ -507,3 +507,42 @@ fn the_prefix_manifest_names_every_dataset_published_concurrently() {
         assert_eq!(data.len() as u64, e.size);
     }
 }
+
+/// A prefix whose manifest is gone (deleted, expired by a lifecycle rule, or published before
+/// there was one) gets it back from every pointer on the next publish, never from the one
+/// dataset published: servers drop every dataset the manifest does not name.
+#[test]
+fn a_missing_manifest_is_rebuilt_with_every_dataset() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("store");
+    let out = format!("file://{}/pre", root.display());
+    let publish = |name: &str, rows: usize| {
+        let input = csv(dir.path(), &format!("{name}-{rows}.csv"), rows);
+        let mut cmd = Command::new(BIN);
+        clear_env(&mut cmd);
+        let o = cmd
+            .args(["build", &input, "--out", &out, "--name", name])
+            .args(["--progress", "none"])
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    publish("a", 3);
+    publish("b", 4);
+    let manifest = root.join("pre/MANIFEST.json");
+    std::fs::remove_file(&manifest).expect("remove the manifest");
+    publish("a", 5);
+    let m: remote::Manifest =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("json");
+    assert_eq!(
+        m.datasets.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    for name in ["a", "b"] {
+        let p: Pointer = serde_json::from_slice(
+            &std::fs::read(root.join(format!("pre/{name}/CURRENT"))).expect("pointer"),
+        )
+        .expect("json");
+        assert_eq!(m.datasets[name].version, p.version, "{name}");
+    }
+}
