@@ -4,20 +4,24 @@
 //! tokio current-thread runtime for the object store's async calls; the event loops never run
 //! tokio and never wait for it. Each poll (`--reload-interval`) is one conditional GET of
 //! `<prefix>/MANIFEST.json` (written by `quarry-etl build --out URL` after each dataset's
-//! pointer), whatever the number of datasets. For every dataset whose version differs from the
-//! cached one it:
+//! pointer), whatever the number of datasets. A bad entry (name, version, SHA-256, path) is
+//! refused for its dataset alone. One scan of the cache deletes the `.part` files no pending
+//! version needs. Then, for every dataset whose version differs from the cached one, it:
 //! 1. HEADs the data object (missing object and size mismatch are refused before any download);
 //! 2. checks that the new version fits under `--cache-max-bytes` beside every cached file
-//!    (the old version stays on disk, served, until the swap) and in the volume's free space;
+//!    (the old version stays on disk, served, until the swap) and every other partial
+//!    download, and in the volume's free space;
 //! 3. downloads it into `<cache-dir>/.<name>.<version>.part` with ranged GETs of [`CHUNK`]
 //!    bytes, [`IN_FLIGHT`] at once; a second thread (`fetch_sink`) appends and hashes them in
 //!    order while the next ranges arrive (memory: at most `CHUNK * (IN_FLIGHT + DEPTH + 1)`);
 //!    a failed range restarts from the bytes already received, and a `.part` left by a failed
 //!    poll or a restart is resumed (its bytes are hashed again);
-//! 4. refuses it unless size and SHA-256 match the manifest (the `.part` is deleted);
-//! 5. renames it to `<cache-dir>/<name>.qry`, writes `.<name>.meta.json` (version, size,
-//!    sha256, `synced: false`: how a restart knows what is cached), and wakes the loader (the
-//!    SIGHUP channel), which maps the new file and swaps versions exactly as for `--data-dir`;
+//! 4. refuses it unless size and SHA-256 match the manifest (the `.part` is deleted, and that
+//!    version is not downloaded again before a pause that doubles each time);
+//! 5. closes its writable descriptor, writes `.<name>.meta.json` (version, size, sha256,
+//!    `synced: false`: how a restart knows what is cached), renames the `.part` to
+//!    `<cache-dir>/<name>.qry` and wakes the loader (the SIGHUP channel), which maps the new
+//!    file and swaps versions exactly as for `--data-dir`;
 //! 6. at the end of the poll, fsyncs the installed files and rewrites their meta with
 //!    `synced: true`. The flush is off the path to serving: until it is confirmed, a restart
 //!    ([`prepare_cache`], before any loader runs) turns the file back into a `.part` whose
@@ -231,6 +235,10 @@ impl FetchStatus {
 struct Manifest {
     format: u32,
     datasets: BTreeMap<String, Entry>,
+    /// Entries that cannot be fetched, and why: reported for their datasets alone, so one
+    /// bad entry stops no other dataset's updates.
+    #[serde(skip)]
+    invalid: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -363,6 +371,10 @@ pub fn spawn(
                 unsynced: Vec::new(),
                 manifest: None,
                 conditional_reads: 0,
+                refused: BTreeMap::new(),
+                reported_invalid: BTreeMap::new(),
+                cached_total: 0,
+                parts: BTreeMap::new(),
             };
             f.update_cache_gauge();
             runtime.block_on(f.run(interval));
@@ -379,13 +391,33 @@ struct Fetcher {
     wake: StdUnixStream,
     /// What `<name>.qry` in the cache holds, by dataset.
     installed: BTreeMap<String, Entry>,
-    /// Files installed by this poll and not yet fsynced (see `sync_installed`).
-    unsynced: Vec<(String, Entry, std::fs::File)>,
+    /// Versions installed by this poll and not yet fsynced (see `sync_installed`).
+    unsynced: Vec<(String, Entry)>,
     /// The last manifest read and its e-tag (`None`: not trusted as a validator).
     manifest: Option<(Option<String>, Manifest)>,
     /// Conditional manifest reads since the last unconditional one.
     conditional_reads: u32,
+    /// Versions whose bytes were refused (size or checksum), by dataset: not downloaded
+    /// again before `retry_at`.
+    refused: BTreeMap<String, Refused>,
+    /// The bad manifest entries already logged and counted, with their messages.
+    reported_invalid: BTreeMap<String, String>,
+    /// Bytes of the `<name>.qry` files, as of this poll's cache scan and the installs since.
+    cached_total: u64,
+    /// Bytes of each pending dataset's `.part`, as of this poll's cache scan.
+    parts: BTreeMap<String, u64>,
 }
+
+/// A version refused for its bytes, and when it may be downloaded again.
+struct Refused {
+    entry: Entry,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+/// The pause before a refused version is downloaded again, doubling up to `REFUSED_MAX`.
+const REFUSED_FIRST: Duration = Duration::from_secs(30);
+const REFUSED_MAX: Duration = Duration::from_secs(30 * 60);
 
 /// Every this many polls the manifest is read without `If-None-Match`. An origin's e-tag may
 /// be derived from the modification second and the length (nginx, the local file store), so
@@ -411,22 +443,106 @@ fn failure(reason: &'static str, message: impl Into<String>) -> Failure {
     }
 }
 
+/// The longest dataset name: what quarry-etl publishes (its `MAX_NAME_BYTES`).
+const MAX_NAME: usize = 187;
+/// The longest version: `.<name>.<version>.part` must fit a file name's 255 bytes.
+const MAX_VERSION: usize = 255 - MAX_NAME - ".".len() - ".".len() - ".part".len();
+
+/// The dataset names quarry-etl publishes: one plain, visible file name.
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
-        && n.len() <= 200
+        && n.len() <= MAX_NAME
         && !n.starts_with('.')
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !n.chars().any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
+/// Letters, digits, `_` and `-`: never a `.`, so `.<name>.<version>.part` parses back.
 fn valid_version(v: &str) -> bool {
     !v.is_empty()
-        && v.len() <= 128
+        && v.len() <= MAX_VERSION
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
+/// Why a manifest entry cannot be fetched (its name and version become file names here).
+fn invalid_entry(name: &str, e: &Entry) -> Option<String> {
+    if !valid_name(name) {
+        Some(format!(
+            "dataset name {name:?}: not a file name of 1 to {MAX_NAME} bytes without '/', '\\', \
+             control characters or a leading '.'"
+        ))
+    } else if !valid_version(&e.version) {
+        Some(format!(
+            "version {:?}: not 1 to {MAX_VERSION} letters, digits, '_' or '-'",
+            e.version
+        ))
+    } else if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some(format!("sha256 {:?} is not 64 hex digits", e.sha256))
+    } else {
+        None
+    }
+}
+
+/// `(name, version)` of a `.<name>.<version>.part` file name.
+fn parse_part(file_name: &str) -> Option<(&str, &str)> {
+    let (name, version) = file_name
+        .strip_prefix('.')?
+        .strip_suffix(".part")?
+        .rsplit_once('.')?;
+    (valid_name(name) && valid_version(version)).then_some((name, version))
+}
+
 impl Fetcher {
+    /// Notes that `entry`'s bytes were refused; returns the pause before the next download.
+    fn refuse(&mut self, name: &str, entry: &Entry) -> Duration {
+        let backoff = match self.refused.get(name) {
+            Some(r) if r.entry == *entry => (r.backoff * 2).min(REFUSED_MAX),
+            _ => REFUSED_FIRST,
+        };
+        self.refused.insert(
+            name.to_string(),
+            Refused {
+                entry: entry.clone(),
+                retry_at: Instant::now() + backoff,
+                backoff,
+            },
+        );
+        backoff
+    }
+
+    /// One pass over the cache per poll: deletes every `.part` that is not of a pending
+    /// version (a dataset gone from the manifest, a version replaced or rolled back) and
+    /// notes the bytes of the others and of the cached files, for the cache limit.
+    fn scan_cache(&mut self, pending: &BTreeMap<String, Entry>) {
+        self.parts.clear();
+        self.cached_total = 0;
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let file_name = e.file_name();
+            let Some(n) = file_name.to_str() else {
+                continue;
+            };
+            let len = || e.metadata().map_or(0, |m| m.len());
+            if !n.starts_with('.') && n.ends_with(".qry") {
+                self.cached_total += len();
+            } else if n.starts_with('.') && n.ends_with(".part") {
+                match parse_part(n) {
+                    Some((name, version))
+                        if pending.get(name).is_some_and(|p| p.version == version) =>
+                    {
+                        self.parts.insert(name.to_string(), len());
+                    }
+                    _ => {
+                        info!(file = %e.path().display(), "deleting a partial download no pending version needs");
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+    }
+
     fn meta_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!(".{name}.meta.json"))
     }
@@ -484,36 +600,70 @@ impl Fetcher {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         self.status.last_poll.set(now);
-        let todo: Vec<(String, Entry)> = manifest
+        // What the cache lacks: the manifest's versions not installed (bad entries aside).
+        let pending: BTreeMap<String, Entry> = manifest
             .datasets
             .iter()
-            .filter(|(n, e)| self.installed.get(n.as_str()) != Some(e))
+            .filter(|(n, e)| {
+                !manifest.invalid.contains_key(n.as_str())
+                    && self.installed.get(n.as_str()) != Some(e)
+            })
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect();
+        self.scan_cache(&pending);
+        self.refused.retain(|n, r| pending.get(n) == Some(&r.entry));
+        let started = Instant::now();
+        let todo: Vec<(String, Entry)> = pending
+            .iter()
+            .filter(|(n, _)| self.refused.get(*n).is_none_or(|r| started >= r.retry_at))
             .map(|(n, e)| (n.clone(), e.clone()))
             .collect();
         {
             let mut inner = self.status.lock();
             inner.expected = manifest.datasets.keys().cloned().collect();
+            // A dataset served at the manifest's version has no error (after a rollback to
+            // the cached version too); a refused one keeps its error until it is retried.
             inner
                 .errors
-                .retain(|n, _| manifest.datasets.contains_key(n));
-            inner.started = Some(Instant::now());
+                .retain(|n, _| pending.contains_key(n) || manifest.invalid.contains_key(n));
+            inner.started = Some(started);
             inner.rate_bytes_per_s = 0.0;
         }
+        let mut clean = todo.len() == pending.len() && manifest.invalid.is_empty();
+        for (name, why) in &manifest.invalid {
+            let message = format!("{}: {why}", self.source.url_of(MANIFEST));
+            // Reported once per change, not once per poll.
+            if self.reported_invalid.get(name) != Some(&message) {
+                error!(dataset = %name, object = %self.source.url_of(MANIFEST), reason = "malformed_manifest", error = %why, old_version_serving = self.installed.contains_key(name), "manifest entry refused; the other datasets are fetched");
+                self.status
+                    .lock()
+                    .errors
+                    .insert(name.clone(), message.clone());
+                self.status.fail("malformed_manifest");
+                self.reported_invalid.insert(name.clone(), message);
+            }
+        }
+        self.reported_invalid
+            .retain(|n, _| manifest.invalid.contains_key(n));
         self.status
             .bytes_total
             .store(todo.iter().map(|(_, e)| e.size).sum(), Ordering::Relaxed);
         self.status.bytes_done.store(0, Ordering::Relaxed);
-        let mut clean = true;
         for (name, entry) in &todo {
             match self.fetch(name, entry).await {
                 Ok(()) => {
                     self.status.lock().errors.remove(name);
+                    self.refused.remove(name);
                 }
                 Err(f) => {
                     clean = false;
                     let object = self.source.url_of(&entry.path);
                     let serving = self.installed.contains_key(name);
-                    error!(dataset = %name, version = %entry.version, object = %object, reason = f.reason, error = %f.message, old_version_serving = serving, "dataset version not fetched");
+                    // An object refused for its bytes is downloaded again only after a
+                    // growing pause (unless the manifest names another): never in a loop.
+                    let retry_in = matches!(f.reason, "checksum_mismatch" | "size_mismatch")
+                        .then(|| self.refuse(name, entry));
+                    error!(dataset = %name, version = %entry.version, object = %object, reason = f.reason, error = %f.message, old_version_serving = serving, retry_in_s = retry_in.map(|d| d.as_secs()), "dataset version not fetched");
                     self.status
                         .lock()
                         .errors
@@ -620,7 +770,7 @@ impl Fetcher {
             }
             bytes.extend_from_slice(&piece);
         }
-        let m: Manifest = serde_json::from_slice(&bytes)
+        let mut m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| failure("malformed_manifest", format!("not a manifest: {e}")))?;
         if m.format != 1 {
             return Err(failure(
@@ -628,26 +778,13 @@ impl Fetcher {
                 format!("format {} (this server reads format 1)", m.format),
             ));
         }
-        for (name, e) in &m.datasets {
-            let bad = if !valid_name(name) {
-                Some(format!(
-                    "dataset name {name:?} (letters, digits, _ - . only, not starting with .)"
-                ))
-            } else if !valid_version(&e.version) {
-                Some(format!("{name}: version {:?}", e.version))
-            } else if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                Some(format!(
-                    "{name}: sha256 {:?} is not 64 hex digits",
-                    e.sha256
-                ))
-            } else {
-                self.source
-                    .key(&e.path)
-                    .err()
-                    .map(|err| format!("{name}: {err}"))
-            };
+        for (name, e) in &mut m.datasets {
+            // SHA-256 is compared as the lowercase hex this fetcher computes.
+            e.sha256.make_ascii_lowercase();
+            let bad = invalid_entry(name, e)
+                .or_else(|| self.source.key(&e.path).err().map(|err| err.to_string()));
             if let Some(bad) = bad {
-                return Err(failure("malformed_manifest", bad));
+                m.invalid.insert(name.clone(), bad);
             }
         }
         self.manifest = Some((etag, m.clone()));
@@ -681,29 +818,23 @@ impl Fetcher {
                 ),
             ));
         }
-        let others = cached_bytes(&self.dir);
+        // Every cached file and every other dataset's partial download counts (the scan at
+        // the start of the poll deleted the partial downloads nothing needs).
+        let own_part = self.parts.get(name).copied().unwrap_or(0);
+        let others_parts = self.parts.values().sum::<u64>() - own_part;
+        let others = self.cached_total.saturating_add(others_parts);
         if others.saturating_add(entry.size) > self.max_bytes {
             return Err(failure(
                 "cache_full",
                 format!(
                     "version {} ({} bytes) does not fit in the cache beside the {others} bytes \
-                     cached (--cache-max-bytes {}); the cached version keeps serving",
+                     cached or partly downloaded (--cache-max-bytes {}); the cached version \
+                     keeps serving",
                     entry.version, entry.size, self.max_bytes
                 ),
             ));
         }
         let part = part_path(&self.dir, name, &entry.version);
-        // A `.part` of another version of this dataset is of no use.
-        if let Ok(rd) = std::fs::read_dir(&self.dir) {
-            let stem = format!(".{name}.");
-            for e in rd.filter_map(Result::ok) {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                if n.starts_with(&stem) && n.ends_with(".part") && e.path() != part {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
         let io_err = |what: &str, e| cache_failure(format!("{what} {}", part.display()), e);
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -766,18 +897,27 @@ impl Fetcher {
         // No fsync before the rename: the loader maps the file from the page cache, and the
         // meta file marks it unsynced until `sync_installed` has flushed it, so a crash before
         // that leaves a file that `prepare_cache` hashes again instead of trusting.
+        // The writable descriptor is closed before the loader maps the file: a read lease
+        // cannot be taken on a file open for writing.
+        drop(file);
+        // The meta names the new version before the rename: a crash in between leaves the
+        // old file under an unsynced record of the new version, hashed (and refused) before
+        // it serves, never the old record trusted for the new file.
         let dest = self.file_path(name);
+        self.write_meta(name, entry, false);
         std::fs::rename(&part, &dest).map_err(|e| {
             failure(
                 "cache_io",
                 format!("renaming {} to {}: {e}", part.display(), dest.display()),
             )
         })?;
-        self.write_meta(name, entry, false);
-        self.installed.insert(name.to_string(), entry.clone());
+        let replaced = self.installed.insert(name.to_string(), entry.clone());
+        self.cached_total =
+            (self.cached_total + entry.size).saturating_sub(replaced.map_or(0, |e| e.size));
+        self.parts.remove(name);
         info!(dataset = %name, version = %entry.version, bytes = entry.size, object = %self.source.url_of(&entry.path), "dataset version fetched and verified");
         self.wake_loader();
-        self.unsynced.push((name.to_string(), entry.clone(), file));
+        self.unsynced.push((name.to_string(), entry.clone()));
         Ok(())
     }
 
@@ -902,7 +1042,8 @@ impl Fetcher {
     }
 
     /// Starts one ranged GET on the runtime; its body arrives on the returned channel, an
-    /// error as its last item. The channel holds at most the range's bytes.
+    /// error as its last item. The channel holds at most the range's bytes and one piece: a
+    /// body longer than its range ends there (the reader reports the excess).
     fn request_range(&self, key: &Path, range: std::ops::Range<u64>) -> RangeGet {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let store = self.source.store.clone();
@@ -911,6 +1052,7 @@ impl Fetcher {
             range: Some(range.clone().into()),
             ..Default::default()
         };
+        let len = range.end - range.start;
         let task = tokio::spawn(async move {
             let got = match store.get_opts(&key, opts).await {
                 Ok(got) => got,
@@ -924,11 +1066,13 @@ impl Fetcher {
                 let _ = tx.send(got.bytes().await);
                 return;
             }
+            let mut received = 0u64;
             let mut body = got.into_stream();
             while let Some(piece) = body.next().await {
                 let failed = piece.is_err();
+                received += piece.as_ref().map_or(0, |b| b.len() as u64);
                 // A closed channel: the download was abandoned.
-                if tx.send(piece).is_err() || failed {
+                if tx.send(piece).is_err() || failed || received > len {
                     return;
                 }
             }
@@ -959,15 +1103,18 @@ impl Fetcher {
             synced,
         };
         let path = self.meta_path(name);
+        // Written whole under a temporary name and renamed: a crash leaves the old record or
+        // the new one, never an empty one.
+        let tmp = self.dir.join(format!(".{name}.meta.json.tmp"));
         let written = serde_json::to_vec(&meta)
             .map_err(std::io::Error::other)
             .and_then(|b| {
-                let mut f = std::fs::File::create(&path)?;
+                let mut f = std::fs::File::create(&tmp)?;
                 f.write_all(&b)?;
                 if synced {
                     f.sync_all()?;
                 }
-                Ok(())
+                std::fs::rename(&tmp, &path)
             });
         if let Err(e) = written {
             warn!(dataset = %name, error = %e, "cannot record the cached version (a restart checks or downloads it again)");
@@ -979,11 +1126,13 @@ impl Fetcher {
     /// hashing it again.
     fn sync_installed(&mut self) {
         let mut any = false;
-        for (name, entry, file) in std::mem::take(&mut self.unsynced) {
+        for (name, entry) in std::mem::take(&mut self.unsynced) {
             if self.installed.get(&name) != Some(&entry) {
                 continue;
             }
-            match file.sync_all() {
+            // Read-only: fsync needs no write access, and a writer would break the loader's
+            // read lease.
+            match std::fs::File::open(self.file_path(&name)).and_then(|f| f.sync_all()) {
                 Ok(()) => {
                     self.write_meta(&name, &entry, true);
                     any = true;
@@ -1119,4 +1268,33 @@ fn resume(file: &mut std::fs::File, hasher: &mut Sha256, size: u64) -> std::io::
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_parse_back_to_their_dataset_and_version() {
+        assert_eq!(parse_part(".a.v1.part"), Some(("a", "v1")));
+        assert_eq!(parse_part(".a.b.v1.part"), Some(("a.b", "v1")));
+        assert_eq!(
+            parse_part(".Orders 2024.0af3.part"),
+            Some(("Orders 2024", "0af3"))
+        );
+        assert_eq!(parse_part(".a.part"), None);
+        assert_eq!(parse_part("a.v1.part"), None);
+        assert_eq!(parse_part(".a.v1.part.tmp"), None);
+        assert_eq!(parse_part("..v1.part"), None);
+    }
+
+    #[test]
+    fn the_longest_name_and_version_still_make_a_file_name() {
+        let part = part_path(
+            FsPath::new("/"),
+            &"n".repeat(MAX_NAME),
+            &"v".repeat(MAX_VERSION),
+        );
+        assert_eq!(part.file_name().map(|n| n.len()), Some(255));
+    }
 }

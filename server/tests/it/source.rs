@@ -264,6 +264,16 @@ fn s3_source_serves_swaps_and_refuses_bad_objects() {
     // A new version is fetched beside the old one and swapped in.
     publish(&store, "s3://pub/data", 450, "v2");
     server.wait_rows(450);
+    let v2_manifest = rt()
+        .block_on(async {
+            store
+                .get(&Path::from("data/MANIFEST.json"))
+                .await?
+                .bytes()
+                .await
+        })
+        .expect("the v2 manifest")
+        .to_vec();
 
     let good = std::fs::read(&first).unwrap();
     let sha = sha_hex(&good);
@@ -285,6 +295,16 @@ fn s3_source_serves_swaps_and_refuses_bad_objects() {
         .to_string();
     assert!(err.contains("SHA-256") && err.contains("junk.qry"), "{err}");
     assert_eq!(server.rows(), Some(450));
+    // A refused object is not downloaded again at every poll (200 ms here), only after a
+    // pause: a few seconds see no download and no new refusal.
+    let (mismatches, bytes) = (server.failures("checksum_mismatch"), downloaded(&server));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        (server.failures("checksum_mismatch"), downloaded(&server)),
+        (mismatches, bytes),
+        "the refused object was downloaded again"
+    );
+    assert!(server.health().1["fetch"]["errors"]["people"].is_string());
 
     // A truncated object: refused by size.
     put(
@@ -331,6 +351,14 @@ fn s3_source_serves_swaps_and_refuses_bad_objects() {
     });
     assert_eq!(server.rows(), Some(450));
 
+    // Rolled back to the version it serves: nothing to fetch, and no error left over.
+    put(&store, "data/MANIFEST.json", v2_manifest);
+    wait_long("the errors are cleared", || {
+        let h = server.health().1;
+        h["fetch"]["errors"] == serde_json::json!({}) && h["fetch"]["manifest_error"].is_null()
+    });
+    assert_eq!(server.rows(), Some(450));
+
     // Nothing partial was ever left where the loader looks.
     let names: Vec<String> = std::fs::read_dir(cache.path())
         .unwrap()
@@ -344,6 +372,80 @@ fn s3_source_serves_swaps_and_refuses_bad_objects() {
         "{text}"
     );
     assert!(text.contains("quarry_fetch_last_successful_poll_timestamp_seconds"));
+}
+
+/// One bad manifest entry is refused alone: the other datasets are fetched and updated, the bad
+/// ones are named in `/healthz` and counted once (a new pod stays unready, as for a dataset that
+/// fails to load), and what quarry-etl publishes (spaces and non-ASCII in names) and an
+/// uppercase SHA-256 are served.
+#[test]
+fn a_bad_manifest_entry_is_refused_alone() {
+    use serde_json::json;
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    publish(&local_store(), &out, 300, "v1");
+    let path = root.path().join("pub/MANIFEST.json");
+    let published: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let people = published["datasets"]["people"].clone();
+    let mut upper = people.clone();
+    upper["sha256"] = people["sha256"].as_str().unwrap().to_uppercase().into();
+    let mut not_hex = people.clone();
+    not_hex["sha256"] = "not hex".into();
+    let write = |datasets: serde_json::Value| {
+        let m = json!({"format": 1, "datasets": datasets});
+        std::fs::write(&path, m.to_string()).unwrap();
+    };
+    write(json!({
+        "people": people,
+        "Orders 2024 \u{e9}": upper,
+        "../escape": people,
+        "evil": not_hex,
+    }));
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve(&out, cache.path(), &[], &[]);
+    server.wait_rows(300);
+    wait_long("the dataset with a space and an accent serves", || {
+        get(server.addr, "/v1/datasets/Orders%202024%20%C3%A9").status == 200
+    });
+    wait_long("both bad entries are named", || {
+        let h = server.health().1;
+        h["fetch"]["errors"]["../escape"].is_string() && h["fetch"]["errors"]["evil"].is_string()
+    });
+    let (status, h) = server.health();
+    assert_eq!(status, 503, "{h}");
+    let errors = &h["fetch"]["errors"];
+    assert!(
+        errors["evil"]
+            .as_str()
+            .unwrap()
+            .contains("sha256 \"not hex\""),
+        "{h}"
+    );
+    assert!(
+        errors["../escape"]
+            .as_str()
+            .unwrap()
+            .contains("dataset name"),
+        "{h}"
+    );
+    assert!(!cache.path().join("../escape.qry").exists());
+    // Counted once each, not at every poll.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(server.failures("malformed_manifest"), 2);
+
+    // Another version of a good dataset is fetched beside the bad entries.
+    publish(&local_store(), &out, 360, "v2");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["datasets"]["evil"] = not_hex.clone();
+    std::fs::write(&path, m.to_string()).unwrap();
+    server.wait_rows(360);
+
+    // Without the bad entries: ready, and no error left.
+    m["datasets"].as_object_mut().unwrap().remove("evil");
+    std::fs::write(&path, m.to_string()).unwrap();
+    wait_long("/healthz is 200", || server.health().0 == 200);
+    assert_eq!(server.health().1["fetch"]["errors"], json!({}));
 }
 
 #[test]
@@ -467,16 +569,22 @@ fn http_origin_through_nginx_serves_and_swaps() {
     publish(&store, &out, 200, "v1");
     let (_nginx, port) = nginx(root.path());
     let cache = tempfile::tempdir().unwrap();
-    let server = serve(
+    let log_path = root.path().join("server.log");
+    let server = serve_logging(
         &format!("http://127.0.0.1:{port}/pub"),
         cache.path(),
         &[],
         &[],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
     );
     wait_long("/healthz is 200", || server.health().0 == 200);
     server.wait_rows(200);
     publish(&store, &out, 260, "v2");
     server.wait_rows(260);
+    // The fetcher closed its writable descriptor before the loader mapped each version, so
+    // the loader holds a read lease on it (none can be taken on a file open for writing).
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains("no read lease"), "{log}");
 }
 
 fn downloaded(server: &Server) -> u64 {
