@@ -106,6 +106,8 @@ pub struct FetchStatus {
     first_sync_done: AtomicBool,
     /// Every dataset of the first synced manifest has been served once (stays set).
     opened: AtomicBool,
+    /// The fetcher thread has stopped (a panic): `/livez` fails (why: `Inner::stopped`).
+    stopped: AtomicBool,
     bytes_total: AtomicU64,
     bytes_done: AtomicU64,
     inner: Mutex<Inner>,
@@ -127,6 +129,8 @@ struct Inner {
     errors: BTreeMap<String, String>,
     started: Option<Instant>,
     rate_bytes_per_s: f64,
+    /// Why the fetcher thread stopped.
+    stopped: Option<String>,
 }
 
 impl FetchStatus {
@@ -160,6 +164,19 @@ impl FetchStatus {
 
     pub fn active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// Why the fetcher thread stopped, once it has (`/livez` fails from then on).
+    pub fn stopped(&self) -> Option<String> {
+        if !self.stopped.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lock().stopped.clone()
+    }
+
+    fn stop(&self, why: String) {
+        self.lock().stopped = Some(why);
+        self.stopped.store(true, Ordering::Release);
     }
 
     /// `None`: the fetcher does not hold readiness back. `Some(failed)`: unready, and whether
@@ -353,6 +370,7 @@ pub fn spawn(
         .enable_all()
         .build()
         .context("starting the fetcher's tokio runtime")?;
+    let watch = status.clone();
     std::thread::Builder::new()
         .name("quarry-fetch".to_string())
         .spawn(move || {
@@ -377,7 +395,17 @@ pub fn spawn(
                 parts: BTreeMap::new(),
             };
             f.update_cache_gauge();
-            runtime.block_on(f.run(interval));
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(f.run(interval))
+            }));
+            if let Err(payload) = ran {
+                let why = format!(
+                    "the fetcher thread panicked ({}): the source is no longer followed",
+                    crate::panic::payload_text(&*payload)
+                );
+                error!(error = %why, "the fetcher stopped; /livez fails so that the pod is restarted, and the cached datasets serve until then");
+                watch.stop(why);
+            }
         })
         .context("spawning the fetcher thread")?;
     Ok(())
@@ -582,6 +610,13 @@ impl Fetcher {
 
     /// One poll; `true` when everything in the manifest is cached.
     async fn poll(&mut self) -> bool {
+        // Test builds: `QUARRY_FAULT_FETCHER=1` panics the poll after the first sync.
+        #[cfg(feature = "fault-injection")]
+        if std::env::var_os("QUARRY_FAULT_FETCHER").is_some()
+            && self.status.first_sync_done.load(Ordering::Acquire)
+        {
+            panic!("injected fault in the fetcher");
+        }
         let manifest = match self.read_manifest().await {
             Ok(m) => {
                 self.status.lock().manifest_error = None;

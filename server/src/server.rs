@@ -412,9 +412,11 @@ async fn run_loop(ctx: Rc<LoopCtx>, listener: TcpListener, control: Control) -> 
     Ok(())
 }
 
-/// Completes when a byte arrives (or the other end is gone).
+/// Completes when a byte arrives (or the other end is gone). Every byte already waiting is
+/// read with it: one loader pass answers them all (the fetcher writes one per dataset it
+/// installs, thousands at a first sync).
 async fn wait_for_byte(mut s: UnixStream) -> UnixStream {
-    let buf = vec![0u8; 16];
+    let buf = vec![0u8; 4096];
     let (r, _) = s.read(buf).await;
     if let Err(e) = r {
         error!(error = %e, "control socket failed");

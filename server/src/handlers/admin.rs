@@ -23,7 +23,7 @@ pub fn serve_admin(ctx: Rc<LoopCtx>, conn: Rc<ConnActivity>, req: Request<Incomi
                 Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
             } else {
                 Ok(match route {
-                    Route::Livez => probes::livez(),
+                    Route::Livez => probes::livez(&ctx),
                     Route::Healthz => probes::healthz(&ctx, true),
                     _ => probes::metrics(&ctx),
                 })

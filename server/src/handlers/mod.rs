@@ -202,7 +202,7 @@ fn route_and_handle(ctx: &LoopCtx, req: &Request<Incoming>, guard: &mut RequestG
     };
     guard.set_access(&access);
     let result = match route {
-        Route::Livez => Ok(probes::livez()),
+        Route::Livez => Ok(probes::livez(ctx)),
         Route::Healthz => Ok(probes::healthz(ctx, !ctx.auth.enabled())),
         // Served on the admin port only (--admin-listen).
         Route::Metrics => Err(ApiError::RouteNotFound {

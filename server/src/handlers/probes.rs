@@ -13,7 +13,16 @@ use crate::state::{LoopCtx, Phase};
 /// The OpenAPI document, kept in the repository next to Cargo.toml.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
-pub fn livez() -> Response<Body> {
+/// Alive unless the fetcher thread (`--source`) has stopped: a pod that can no longer follow
+/// its source is restarted rather than left serving stale versions as if nothing were wrong.
+pub fn livez(ctx: &LoopCtx) -> Response<Body> {
+    if let Some(why) = ctx.metrics.fetch.stopped() {
+        let mut body = json!({"status": "failed", "reason": why})
+            .to_string()
+            .into_bytes();
+        body.push(b'\n');
+        return full(StatusCode::SERVICE_UNAVAILABLE, "application/json", body);
+    }
     full(
         StatusCode::OK,
         "application/json",

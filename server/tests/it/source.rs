@@ -448,6 +448,33 @@ fn a_bad_manifest_entry_is_refused_alone() {
     assert_eq!(server.health().1["fetch"]["errors"], json!({}));
 }
 
+/// A fetcher that stops (a panic, injected here) fails `/livez`, so the pod is restarted instead
+/// of serving versions it no longer follows as if nothing were wrong; the cached versions serve
+/// until then.
+#[test]
+fn a_stopped_fetcher_fails_liveness() {
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    publish(&local_store(), &out, 40, "v1");
+    let cache = tempfile::tempdir().unwrap();
+    let server = serve(
+        &out,
+        cache.path(),
+        &[("QUARRY_FAULT_FETCHER", "1".into())],
+        &[],
+    );
+    server.wait_rows(40);
+    wait_long("/livez fails", || get(server.admin, "/livez").status == 503);
+    let live = get(server.addr, "/livez");
+    assert_eq!(live.status, 503);
+    let reason = live.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("fetcher thread panicked"), "{reason}");
+    assert_eq!(server.rows(), Some(40));
+}
+
 #[test]
 fn unready_with_the_reason_until_the_source_can_be_served() {
     let moto = Moto::start();
