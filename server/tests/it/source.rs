@@ -381,9 +381,7 @@ fn s3_source_serves_swaps_and_refuses_bad_objects() {
 #[test]
 fn a_bad_manifest_entry_is_refused_alone() {
     use serde_json::json;
-    let root = tempfile::tempdir().unwrap();
-    let out = format!("file://{}/pub", root.path().display());
-    publish(&local_store(), &out, 300, "v1");
+    let (root, out) = local_prefix(300);
     let path = root.path().join("pub/MANIFEST.json");
     let published: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -453,9 +451,7 @@ fn a_bad_manifest_entry_is_refused_alone() {
 /// until then.
 #[test]
 fn a_stopped_fetcher_fails_liveness() {
-    let root = tempfile::tempdir().unwrap();
-    let out = format!("file://{}/pub", root.path().display());
-    publish(&local_store(), &out, 40, "v1");
+    let (_root, out) = local_prefix(40);
     let cache = tempfile::tempdir().unwrap();
     let server = serve(
         &out,
@@ -584,6 +580,14 @@ fn nginx_listening(root: &FsPath, listen: &str) -> (Proc, u16) {
     (p, port)
 }
 
+/// A `file://` prefix (in the returned directory) with `people` published: `rows` rows, v1.
+fn local_prefix(rows: usize) -> (tempfile::TempDir, String) {
+    let root = tempfile::tempdir().unwrap();
+    let out = format!("file://{}/pub", root.path().display());
+    publish(&local_store(), &out, rows, "v1");
+    (root, out)
+}
+
 fn local_store() -> Arc<dyn ObjectStore> {
     Arc::new(object_store::local::LocalFileSystem::new())
 }
@@ -698,9 +702,7 @@ fn a_restart_hashes_an_unflushed_cache_file_before_serving_it() {
 /// An image's `QUARRY_DATA_DIR` (which no pod spec can unset) gives way to `--source`.
 #[test]
 fn a_data_dir_from_the_environment_gives_way_to_source() {
-    let root = tempfile::tempdir().unwrap();
-    let out = format!("file://{}/pub", root.path().display());
-    publish(&local_store(), &out, 40, "v1");
+    let (_root, out) = local_prefix(40);
     let cache = tempfile::tempdir().unwrap();
     let server = serve(
         &out,
@@ -1022,9 +1024,7 @@ fn https_origin_with_a_private_ca_serves_and_swaps() {
 #[test]
 fn an_untrusted_origin_certificate_is_refused_clearly() {
     let tls = tls_files();
-    let root = tempfile::tempdir().unwrap();
-    let out = format!("file://{}/pub", root.path().display());
-    publish(&local_store(), &out, 50, "v1");
+    let (root, _out) = local_prefix(50);
     let (_nginx, port) = nginx_tls(root.path(), &tls);
     let cache = tempfile::tempdir().unwrap();
     let log_path = cache.path().join(".log");
