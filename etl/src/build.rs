@@ -156,6 +156,9 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
         ));
     }
     publish::validate_name(&args.name)?;
+    if let Some(why) = quarry_objects::unpublishable_name(&args.name) {
+        return Err(usage(why));
+    }
     // Configure the store (and check credentials) before the work of the build.
     let store = target.store()?;
     remote::preflight(&store, &target, &args.name)?;

@@ -546,3 +546,32 @@ fn a_missing_manifest_is_rebuilt_with_every_dataset() {
         assert_eq!(m.datasets[name].version, p.version, "{name}");
     }
 }
+
+/// A name that object keys would percent-encode is refused before the build when `--out` is a
+/// URL (servers would look for keys that do not exist); a local directory takes it.
+#[test]
+fn a_name_object_keys_would_encode_is_refused_for_urls() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = csv(dir.path(), "in.csv", 3);
+    let out = format!("file://{}/pre", dir.path().join("store").display());
+    let run = |out: &str| {
+        let mut cmd = Command::new(BIN);
+        clear_env(&mut cmd);
+        cmd.args(["build", &input, "--out", out, "--name", "caf\u{e9}"])
+            .args(["--progress", "none"])
+            .output()
+            .expect("run")
+    };
+    let o = run(&out);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("becomes \"caf%C3%A9\" in object keys"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.path().join("store").exists(), "nothing is published");
+    let local = dir.path().join("local");
+    let o = run(local.to_str().expect("utf8"));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(local.join("caf\u{e9}.qry").exists());
+}

@@ -312,6 +312,21 @@ impl StdError for StoreError {
     }
 }
 
+/// Why `name` cannot name a dataset in object storage: object paths percent-encode some
+/// characters (non-ASCII ones, `%`, `#`, `?`, `[`, `]` and others), so its keys would not read
+/// back as the name, and servers would look for objects that do not exist.
+pub fn unpublishable_name(name: &str) -> Option<String> {
+    let encoded = object_store::path::PathPart::from(name);
+    (encoded.as_ref() != name).then(|| {
+        format!(
+            "dataset name {name:?} becomes {:?} in object keys, which percent-encode non-ASCII \
+             characters and % # ? [ ] {{ }} | < > ^ ` \" \\ ~ *; use ASCII letters, digits, \
+             spaces and - _ . + , ; = @ ! $ & ' ( ) :",
+            encoded.as_ref()
+        )
+    })
+}
+
 /// `prefix/rel` for a relative path `rel` (a manifest's entry): refused when a segment is
 /// empty, `.` or `..`, so that no key leaves the prefix. Other characters are kept (encoded
 /// as object paths encode them).
@@ -489,6 +504,26 @@ pub fn missing_bucket(e: &object_store::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_object_keys_would_encode_are_unpublishable() {
+        for name in ["orders", "Orders 2024", "a.b-c_d+e,f;g=h@i!j$k&l'm(n)o:p"] {
+            assert_eq!(unpublishable_name(name), None, "{name}");
+        }
+        for name in [
+            "caf\u{e9}",
+            "100%",
+            "a#b",
+            "what?",
+            "[x]",
+            "a~b",
+            "a*b",
+            "a|b",
+        ] {
+            let why = unpublishable_name(name).unwrap_or_else(|| panic!("{name} accepted"));
+            assert!(why.contains("becomes"), "{why}");
+        }
+    }
 
     fn ok(s: &str, accepted: &[Service]) -> ObjectUrl {
         ObjectUrl::parse(s, accepted)

@@ -9,8 +9,7 @@
 //! version needs. Then, for every dataset whose version differs from the cached one, it:
 //! 1. HEADs the data object (missing object and size mismatch are refused before any download);
 //! 2. checks that the new version fits under `--cache-max-bytes` beside every cached file
-//!    (the old version stays on disk, served, until the swap) and every other partial
-//!    download, and in the volume's free space;
+//!    (the old version stays on disk, served, until the swap) and in the volume's free space;
 //! 3. downloads it into `<cache-dir>/.<name>.<version>.part` with ranged GETs of [`CHUNK`]
 //!    bytes, [`IN_FLIGHT`] at once; a second thread (`fetch_sink`) appends and hashes them in
 //!    order while the next ranges arrive (memory: at most `CHUNK * (IN_FLIGHT + DEPTH + 1)`);
@@ -392,7 +391,6 @@ pub fn spawn(
                 refused: BTreeMap::new(),
                 reported_invalid: BTreeMap::new(),
                 cached_total: 0,
-                parts: BTreeMap::new(),
             };
             f.update_cache_gauge();
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -432,8 +430,6 @@ struct Fetcher {
     reported_invalid: BTreeMap<String, String>,
     /// Bytes of the `<name>.qry` files, as of this poll's cache scan and the installs since.
     cached_total: u64,
-    /// Bytes of each pending dataset's `.part`, as of this poll's cache scan.
-    parts: BTreeMap<String, u64>,
 }
 
 /// A version refused for its bytes, and when it may be downloaded again.
@@ -476,12 +472,14 @@ const MAX_NAME: usize = 187;
 /// The longest version: `.<name>.<version>.part` must fit a file name's 255 bytes.
 const MAX_VERSION: usize = 255 - MAX_NAME - ".".len() - ".".len() - ".part".len();
 
-/// The dataset names quarry-etl publishes: one plain, visible file name.
+/// The dataset names quarry-etl publishes: one plain, visible file name, unchanged as an
+/// object key.
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= MAX_NAME
         && !n.starts_with('.')
         && !n.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+        && quarry_objects::unpublishable_name(n).is_none()
 }
 
 /// Letters, digits, `_` and `-`: never a `.`, so `.<name>.<version>.part` parses back.
@@ -494,7 +492,9 @@ fn valid_version(v: &str) -> bool {
 
 /// Why a manifest entry cannot be fetched (its name and version become file names here).
 fn invalid_entry(name: &str, e: &Entry) -> Option<String> {
-    if !valid_name(name) {
+    if let Some(why) = quarry_objects::unpublishable_name(name) {
+        Some(why)
+    } else if !valid_name(name) {
         Some(format!(
             "dataset name {name:?}: not a file name of 1 to {MAX_NAME} bytes without '/', '\\', \
              control characters or a leading '.'"
@@ -539,10 +539,9 @@ impl Fetcher {
     }
 
     /// One pass over the cache per poll: deletes every `.part` that is not of a pending
-    /// version (a dataset gone from the manifest, a version replaced or rolled back) and
-    /// notes the bytes of the others and of the cached files, for the cache limit.
+    /// version (a dataset gone from the manifest, a version replaced or rolled back) and every
+    /// meta left half-written by a crash, and sums the cached files for the cache limit.
     fn scan_cache(&mut self, pending: &BTreeMap<String, Entry>) {
-        self.parts.clear();
         self.cached_total = 0;
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return;
@@ -552,16 +551,14 @@ impl Fetcher {
             let Some(n) = file_name.to_str() else {
                 continue;
             };
-            let len = || e.metadata().map_or(0, |m| m.len());
             if !n.starts_with('.') && n.ends_with(".qry") {
-                self.cached_total += len();
+                self.cached_total += e.metadata().map_or(0, |m| m.len());
+            } else if n.starts_with('.') && n.ends_with(".meta.json.tmp") {
+                let _ = std::fs::remove_file(e.path());
             } else if n.starts_with('.') && n.ends_with(".part") {
                 match parse_part(n) {
                     Some((name, version))
-                        if pending.get(name).is_some_and(|p| p.version == version) =>
-                    {
-                        self.parts.insert(name.to_string(), len());
-                    }
+                        if pending.get(name).is_some_and(|p| p.version == version) => {}
                     _ => {
                         info!(file = %e.path().display(), "deleting a partial download no pending version needs");
                         let _ = std::fs::remove_file(e.path());
@@ -853,18 +850,15 @@ impl Fetcher {
                 ),
             ));
         }
-        // Every cached file and every other dataset's partial download counts (the scan at
-        // the start of the poll deleted the partial downloads nothing needs).
-        let own_part = self.parts.get(name).copied().unwrap_or(0);
-        let others_parts = self.parts.values().sum::<u64>() - own_part;
-        let others = self.cached_total.saturating_add(others_parts);
+        // Partial downloads do not count: one that cannot finish would otherwise hold every
+        // other dataset's update back (the volume's free space below still counts them).
+        let others = self.cached_total;
         if others.saturating_add(entry.size) > self.max_bytes {
             return Err(failure(
                 "cache_full",
                 format!(
                     "version {} ({} bytes) does not fit in the cache beside the {others} bytes \
-                     cached or partly downloaded (--cache-max-bytes {}); the cached version \
-                     keeps serving",
+                     cached (--cache-max-bytes {}); the cached version keeps serving",
                     entry.version, entry.size, self.max_bytes
                 ),
             ));
@@ -939,7 +933,11 @@ impl Fetcher {
         // old file under an unsynced record of the new version, hashed (and refused) before
         // it serves, never the old record trusted for the new file.
         let dest = self.file_path(name);
-        self.write_meta(name, entry, false);
+        if !self.write_meta(name, entry, false) {
+            // No record at all rather than the old one, which could vouch for the new file:
+            // a restart deletes an unrecorded file and downloads it again.
+            let _ = std::fs::remove_file(self.meta_path(name));
+        }
         std::fs::rename(&part, &dest).map_err(|e| {
             failure(
                 "cache_io",
@@ -949,7 +947,6 @@ impl Fetcher {
         let replaced = self.installed.insert(name.to_string(), entry.clone());
         self.cached_total =
             (self.cached_total + entry.size).saturating_sub(replaced.map_or(0, |e| e.size));
-        self.parts.remove(name);
         info!(dataset = %name, version = %entry.version, bytes = entry.size, object = %self.source.url_of(&entry.path), "dataset version fetched and verified");
         self.wake_loader();
         self.unsynced.push((name.to_string(), entry.clone()));
@@ -1131,8 +1128,9 @@ impl Fetcher {
         }
     }
 
-    /// Records what `<name>.qry` holds; `synced`: its bytes are known to be on disk.
-    fn write_meta(&self, name: &str, entry: &Entry, synced: bool) {
+    /// Records what `<name>.qry` holds; `synced`: its bytes are known to be on disk. `false`
+    /// when the record could not be written (logged).
+    fn write_meta(&self, name: &str, entry: &Entry, synced: bool) -> bool {
         let meta = CacheMeta {
             entry: entry.clone(),
             synced,
@@ -1153,7 +1151,9 @@ impl Fetcher {
             });
         if let Err(e) = written {
             warn!(dataset = %name, error = %e, "cannot record the cached version (a restart checks or downloads it again)");
+            return false;
         }
+        true
     }
 
     /// Flushes the files installed by this poll, then marks them synced: the loader already
