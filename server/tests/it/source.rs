@@ -31,11 +31,25 @@ impl Drop for Proc {
     }
 }
 
+/// A port for a child process to listen on: distinct within this test process (tests run in
+/// parallel threads), below the kernel's ephemeral range (32768 and up by default, where
+/// `bind(0)` and outgoing connections take theirs), and free when chosen. A port from
+/// `bind(0)` could be handed to a parallel test before the child bound it, and the test would
+/// then talk to the other test's server.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test binaries of one run start at different places (they also run one after another).
+    let start = std::process::id() % SPAN;
+    loop {
+        let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(port).expect("below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn wait_listening(what: &str, p: &mut Proc, port: u16) {
@@ -144,13 +158,7 @@ fn serve_logging(
     extra: &[&str],
     log: Stdio,
 ) -> Server {
-    let (port, admin_port) = loop {
-        // Two calls may return the same port once the first listener is gone.
-        let (a, b) = (free_port(), free_port());
-        if a != b {
-            break (a, b);
-        }
-    };
+    let (port, admin_port) = (free_port(), free_port());
     let mut cmd = Command::new(SERVER);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
