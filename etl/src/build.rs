@@ -157,7 +157,9 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
     }
     publish::validate_name(&args.name)?;
     if let Some(why) = quarry_objects::unpublishable_name(&args.name) {
-        return Err(usage(why));
+        return Err(usage(format!(
+            "--name: {why} (only for a URL --out: a local directory takes it)"
+        )));
     }
     // Configure the store (and check credentials) before the work of the build.
     let store = target.store()?;

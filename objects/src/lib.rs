@@ -117,6 +117,9 @@ pub enum UrlError {
     NoBucket { scheme: String, service: Service },
     /// A key or prefix with an empty, `.` or `..` segment (or otherwise not an object path).
     InvalidPath { path: String, reason: String },
+    /// `s3:/bucket`, `file:/dir`: a known scheme without its `//`, which would otherwise be
+    /// taken for a local folder named `s3:`.
+    MissingSlashes { scheme: String },
 }
 
 impl fmt::Display for UrlError {
@@ -145,6 +148,11 @@ impl fmt::Display for UrlError {
                 f,
                 "invalid path {path:?}: {reason} (no empty, `.` or `..` segments)"
             ),
+            UrlError::MissingSlashes { scheme } => write!(
+                f,
+                "a {scheme}: URL needs // after the scheme ({scheme}://...); a local path \
+                 cannot start with {scheme}:"
+            ),
         }
     }
 }
@@ -171,6 +179,12 @@ impl ObjectUrl {
     /// `accepted` is an error rather than a local path named `scheme:`.
     pub fn parse(s: &str, accepted: &[Service]) -> Result<Option<ObjectUrl>, UrlError> {
         let Some((scheme, rest)) = split_scheme(s) else {
+            if let Some((scheme, _)) = s.split_once(':') {
+                let scheme = scheme.to_ascii_lowercase();
+                if Service::of(&scheme).is_some() {
+                    return Err(UrlError::MissingSlashes { scheme });
+                }
+            }
             return Ok(None);
         };
         let service = Service::of(&scheme)
@@ -321,7 +335,7 @@ pub fn unpublishable_name(name: &str) -> Option<String> {
         format!(
             "dataset name {name:?} becomes {:?} in object keys, which percent-encode non-ASCII \
              characters and % # ? [ ] {{ }} | < > ^ ` \" \\ ~ *; use ASCII letters, digits, \
-             spaces and - _ . + , ; = @ ! $ & ' ( ) :",
+             spaces and punctuation such as - _ . + ( )",
             encoded.as_ref()
         )
     })
@@ -504,6 +518,17 @@ pub fn missing_bucket(e: &object_store::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_known_scheme_without_its_slashes_is_refused_not_taken_for_a_folder() {
+        for s in ["s3:/bucket/x", "file:/tmp/x", "GS:bucket", "https:/host/p"] {
+            let e = bad(s, ALL);
+            assert!(e.contains("needs // after the scheme"), "{s}: {e}");
+        }
+        for local in ["data", "./s3", "backup:2024/x", "/tmp/a:b"] {
+            assert_eq!(ObjectUrl::parse(local, ALL), Ok(None), "{local}");
+        }
+    }
 
     #[test]
     fn names_that_object_keys_would_encode_are_unpublishable() {

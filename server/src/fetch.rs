@@ -113,6 +113,8 @@ pub struct FetchStatus {
     pub downloaded: Counter,
     pub failures: Family<FetchReason, Counter>,
     pub last_poll: Gauge<f64, AtomicU64>,
+    /// Datasets of the manifest not cached at its version after the last poll.
+    pub behind: Gauge,
     pub cache_bytes: Gauge,
     pub cache_max_bytes: Gauge,
 }
@@ -148,6 +150,12 @@ impl FetchStatus {
             "fetch_last_successful_poll_timestamp_seconds",
             "Unix time the manifest was last read successfully",
             self.last_poll.clone(),
+        );
+        registry.register(
+            "fetch_datasets_behind",
+            "Datasets of the manifest not served at its version after the last poll (refused, \
+             failed, or not fetched yet); a dataset stuck behind keeps this above 0",
+            self.behind.clone(),
         );
         registry.register(
             "fetch_cache_bytes",
@@ -242,9 +250,25 @@ impl FetchStatus {
     }
 
     fn fail(&self, reason: &'static str) {
+        debug_assert!(FAILURE_REASONS.contains(&reason), "{reason}");
         self.failures.get_or_create(&FetchReason { reason }).inc();
     }
 }
+
+/// Every `reason` of `quarry_fetch_failures_total`.
+const FAILURE_REASONS: [&str; 11] = [
+    "credentials",
+    "source",
+    "origin",
+    "tls",
+    "missing_manifest",
+    "malformed_manifest",
+    "missing_object",
+    "size_mismatch",
+    "checksum_mismatch",
+    "cache_full",
+    "cache_io",
+];
 
 /// The prefix manifest (see `etl/src/remote.rs`).
 #[derive(Debug, Clone, Deserialize)]
@@ -361,6 +385,10 @@ pub fn spawn(
     cached: Cached,
 ) -> anyhow::Result<()> {
     status.active.store(true, Ordering::Relaxed);
+    // Every reason is exported from the start (at 0), so `increase()` sees the first failure.
+    for reason in FAILURE_REASONS {
+        let _ = status.failures.get_or_create(&FetchReason { reason });
+    }
     status.lock().source = source.url.clone();
     status
         .cache_max_bytes
@@ -620,7 +648,12 @@ impl Fetcher {
                 m
             }
             Err(f) => {
-                error!(source = %self.source.url, object = %self.source.url_of(MANIFEST), reason = f.reason, error = %f.message, "cannot use the manifest; the cached datasets keep serving");
+                let then = if self.installed.is_empty() {
+                    "nothing is served until it can be read"
+                } else {
+                    "the cached datasets keep serving"
+                };
+                error!(source = %self.source.url, object = %self.source.url_of(MANIFEST), reason = f.reason, error = %f.message, "cannot use the manifest; {then}");
                 // The reason before the count: whoever sees the count can read why.
                 self.status.lock().manifest_error = Some(f.message);
                 self.status.fail(f.reason);
@@ -704,6 +737,14 @@ impl Fetcher {
                 }
             }
         }
+        let behind = manifest
+            .datasets
+            .iter()
+            .filter(|(n, e)| self.installed.get(n.as_str()) != Some(e))
+            .count();
+        self.status
+            .behind
+            .set(i64::try_from(behind).unwrap_or(i64::MAX));
         // Datasets no longer published stop serving.
         let gone: Vec<String> = self
             .installed

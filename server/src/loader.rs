@@ -127,7 +127,7 @@ pub async fn run(ctx: Rc<LoopCtx>, hup: UnixStream, sigio: UnixStream) {
         };
         monoio::select! {
             s = &mut hup_wait => {
-                info!(loop_index = ctx.index, "SIGHUP: reloading datasets");
+                info!(loop_index = ctx.index, "reloading datasets (SIGHUP, or the fetcher installed a version)");
                 hup_wait = Box::pin(crate::server::next_control_byte(s));
             },
             s = &mut io_wait => {

@@ -112,6 +112,10 @@ fn spawn_binary(
             dir.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
+            // Not the default 0.0.0.0:9090: parallel tests, and anything else on the machine,
+            // would collide on it.
+            "--admin-listen",
+            "127.0.0.1:0",
             "--log-format",
             "json",
             // No load shedding: a loaded test machine makes the loop late with no load of ours.
@@ -200,6 +204,8 @@ fn binary_exits_1_on_missing_dir_and_2_on_bad_flags() {
             "--data-dir",
             "/definitely/not/here",
             "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
         ])
         .output()
