@@ -53,6 +53,15 @@ def wait_port(port, proc, what):
             time.sleep(0.02)
 
 
+def ready(admin):
+    """Whether the server whose admin port is `admin` answers /healthz 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 def start_nginx(work, root, cpu=None):
     """Debian's nginx serving `root` on a free 127.0.0.1 port (optionally pinned to core `cpu`);
     returns the process and the port once it listens."""
@@ -120,14 +129,9 @@ def time_server(binary, url, work, run, procs):
         now = time.monotonic()
         if fetched is None and os.path.exists(target):
             fetched = now - t
-        if fetched is not None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        ready = now - t
-                        break
-            except OSError:
-                pass
+        if fetched is not None and ready(admin):
+            served = now - t
+            break
         if srv.poll() is not None:
             sys.exit(f"{binary} exited with {srv.returncode}")
         if now > deadline:
@@ -138,7 +142,7 @@ def time_server(binary, url, work, run, procs):
     srv.returncode = -9
     procs.remove(srv)
     shutil.rmtree(cache)
-    return fetched, ready, usage.ru_utime + usage.ru_stime
+    return fetched, served, usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -184,9 +188,9 @@ def main():
             assert os.path.getsize(out) == size
             os.remove(out)
             for label, binary in servers:
-                fetched, ready, cpu = time_server(binary, url, work, run, procs)
+                fetched, served, cpu = time_server(binary, url, work, run, procs)
                 times[label][0].append(fetched)
-                times[label][1].append(ready)
+                times[label][1].append(served)
                 times[label][2].append(cpu)
         mib = size / (1 << 20)
         curl_rate = mib / statistics.median(curl_s)

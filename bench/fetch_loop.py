@@ -32,7 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fetch import REL, ROOT, free_port, make_csv, start_nginx, wait_port  # noqa: E402
+from fetch import REL, ROOT, free_port, make_csv, ready, start_nginx, wait_port  # noqa: E402
 
 
 def pct(xs, p):
@@ -61,14 +61,7 @@ def one_run(server, url, store, v2_manifest, work, before, run):
     try:
         wait_port(port, srv, "quarry-server")
         deadline = time.monotonic() + 600
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", admin, timeout=2)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
+        while not ready(admin):
             if time.monotonic() > deadline:
                 sys.exit("v1 not ready within 10 minutes")
             time.sleep(0.05)

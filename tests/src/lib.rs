@@ -11,6 +11,7 @@ pub mod bins;
 pub mod data;
 pub mod http;
 pub mod oracle;
+pub mod ports;
 pub mod rng;
 pub mod server;
 

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path as FsPath;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -21,26 +21,9 @@ pub fn python() -> String {
     std::env::var("QUARRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// A port for a child process to listen on: distinct within this test process (tests run in
-/// parallel threads), below the kernel's ephemeral range (32768 and up by default, where
-/// `bind(0)` and outgoing connections take theirs), and free when chosen. A port from
-/// `bind(0)` could be handed to a parallel test before the child bound it, and the test would
-/// then talk to the other test's server.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Test binaries of one run start at different places (they also run one after another).
-    let start = std::process::id() % SPAN;
-    loop {
-        let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
-        let port = u16::try_from(port).expect("below 32000");
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+#[path = "../../../tests/src/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// A child process listening on `port`; killed on drop.
 pub struct Server {

@@ -5,7 +5,7 @@
 //! CA made by the openssl CLI; faults injected through the S3 API, the manifest, an untrusted
 //! certificate, and a Python origin that answers 503 and resets mid-body.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path as FsPath, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use object_store::{ObjectStore, PutPayload};
 use quarry_etl::remote::{self, Target};
 use sha2::{Digest, Sha256};
 
+use crate::ports::free_port;
 use crate::support::*;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_quarry-server");
@@ -28,27 +29,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// A port for a child process to listen on: distinct within this test process (tests run in
-/// parallel threads), below the kernel's ephemeral range (32768 and up by default, where
-/// `bind(0)` and outgoing connections take theirs), and free when chosen. A port from
-/// `bind(0)` could be handed to a parallel test before the child bound it, and the test would
-/// then talk to the other test's server.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Test binaries of one run start at different places (they also run one after another).
-    let start = std::process::id() % SPAN;
-    loop {
-        let port = LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
-        let port = u16::try_from(port).expect("below 32000");
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
     }
 }
 
@@ -320,7 +300,7 @@ fn s3_source_serves_swaps_and_refuses_bad_objects() {
         .to_string();
     assert!(err.contains("SHA-256") && err.contains("junk.qry"), "{err}");
     assert_eq!(server.rows(), Some(450));
-    // A refused object is not downloaded again at every poll (200 ms here), only after a
+    // A refused object is not downloaded again at every poll (--reload-interval), only after a
     // pause: a few seconds see no download and no new refusal.
     let (mismatches, bytes) = (server.failures("checksum_mismatch"), downloaded(&server));
     std::thread::sleep(Duration::from_secs(2));
