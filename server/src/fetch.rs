@@ -420,6 +420,7 @@ pub fn spawn(
                 reported_invalid: BTreeMap::new(),
                 cached_total: 0,
             };
+            f.cached_total = cached_bytes(&f.dir);
             f.update_cache_gauge();
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.block_on(f.run(interval))
@@ -456,7 +457,8 @@ struct Fetcher {
     refused: BTreeMap<String, Refused>,
     /// The bad manifest entries already logged and counted, with their messages.
     reported_invalid: BTreeMap<String, String>,
-    /// Bytes of the `<name>.qry` files, as of this poll's cache scan and the installs since.
+    /// Bytes of the `<name>.qry` files: summed at startup and by each poll's cache scan,
+    /// then kept up to date by the installs and removals since.
     cached_total: u64,
 }
 
@@ -605,10 +607,9 @@ impl Fetcher {
     }
 
     fn update_cache_gauge(&self) {
-        let b = cached_bytes(&self.dir);
         self.status
             .cache_bytes
-            .set(i64::try_from(b).unwrap_or(i64::MAX));
+            .set(i64::try_from(self.cached_total).unwrap_or(i64::MAX));
     }
 
     fn wake_loader(&self) {
@@ -756,7 +757,9 @@ impl Fetcher {
             info!(dataset = %name, "dataset no longer in the manifest: removed from the cache");
             let _ = std::fs::remove_file(self.file_path(&name));
             let _ = std::fs::remove_file(self.meta_path(&name));
-            self.installed.remove(&name);
+            if let Some(e) = self.installed.remove(&name) {
+                self.cached_total = self.cached_total.saturating_sub(e.size);
+            }
             self.wake_loader();
         }
         // Readiness does not wait for the flush: the loader already serves these files.

@@ -265,6 +265,14 @@ fn s3_source_serves_swaps_and_refuses_bad_objects() {
         "{text}"
     );
     assert_eq!(server.behind(), 0);
+    let cached = std::fs::metadata(cache.path().join("people.qry"))
+        .unwrap()
+        .len();
+    wait_long("quarry_fetch_cache_bytes is the cached file's size", || {
+        get(server.admin, "/metrics")
+            .text()
+            .contains(&format!("quarry_fetch_cache_bytes {cached}\n"))
+    });
 
     // A new version is fetched beside the old one and swapped in.
     publish(&store, "s3://pub/data", 450, "v2");
